@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian packages h1bkv builds and tests with, then configures and builds it.
+# Usage: scripts/setup.sh [build-dir]   (default: build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pkgs=(build-essential cmake libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev
+      libbenchmark-dev libomp-dev clang libclang-rt-14-dev gnuplot-nox python3)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+build=${1:-build}
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$build" -j"$(nproc)"

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Sets up (packages, model), builds and runs the whole test suite:
+#   1. unit + integration tests (CTest, Release build)
+#   2. the same unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   3. the GGUF reader fuzzer for a bounded time (libFuzzer, clang)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh build
+scripts/get_model.sh
+ctest --test-dir build --output-on-failure -j2
