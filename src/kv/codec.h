@@ -1,0 +1,44 @@
+// Codecs: how one head vector (head_dim values) of keys or values is stored, scored and
+// accumulated. A codec works on runs of consecutive encoded vectors, so kernels can stream a
+// block of tokens. Policies (which tokens are held) are separate: see full_cache.h.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace h1bkv {
+
+class KeyCodec {
+ public:
+  virtual ~KeyCodec() = default;
+  virtual std::string name() const = 0;
+  virtual size_t bytes_per_vector() const = 0;  // exact bytes of one encoded key
+  // k: [head_dim] -> dst: bytes_per_vector() bytes
+  virtual void encode(const float* k, uint8_t* dst) const = 0;
+  // Query preparation done once per query head (e.g. f16 rounding, sketching).
+  // q: [head_dim]; prep: query_prep_floats() floats (a scratch the caller owns).
+  virtual size_t query_prep_floats() const = 0;
+  virtual void prepare_query(const float* q, float* prep) const = 0;
+  // out[t] = q . k_t (unscaled) for n consecutive encoded keys at keys.
+  virtual void score(const float* prep, const uint8_t* keys, int64_t n, float* out) const = 0;
+};
+
+class ValueCodec {
+ public:
+  virtual ~ValueCodec() = default;
+  virtual std::string name() const = 0;
+  virtual size_t bytes_per_vector() const = 0;
+  virtual void encode(const float* v, uint8_t* dst) const = 0;
+  // out[d] += sum_t w[t] * v_t[d] for n consecutive encoded values; out: [head_dim].
+  virtual void accumulate(const float* w, const uint8_t* vals, int64_t n, float* out) const = 0;
+};
+
+// Codecs by name ("f32", "f16"); throws Error listing the valid names.
+std::unique_ptr<KeyCodec> make_key_codec(const std::string& name, int head_dim);
+std::unique_ptr<ValueCodec> make_value_codec(const std::string& name, int head_dim);
+std::vector<std::string> key_codec_names();
+std::vector<std::string> value_codec_names();
+
+}  // namespace h1bkv

@@ -1,0 +1,59 @@
+// A Llama-family model (llama, qwen2) bound to the tensors of a mapped GGUF file, and its
+// forward pass. Weights stay in the mapping in their stored type; nothing is dequantized at load
+// but the small norm vectors and biases.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kv/cache.h"
+#include "model/config.h"
+#include "tensor/matmul.h"
+
+namespace h1bkv {
+
+class GgufFile;
+
+struct LayerWeights {
+  std::vector<float> attn_norm, ffn_norm;  // [n_embd]
+  std::vector<float> bq, bk, bv;           // qwen2 biases: [n_head*hd], [n_kv*hd], [n_kv*hd]
+  WeightView wq, wk, wv, wo;               // [n_head*hd][n_embd], [n_kv*hd][n_embd] x2, [n_embd][n_head*hd]
+  WeightView w_gate, w_up, w_down;         // [n_ff][n_embd] x2, [n_embd][n_ff]
+};
+
+class Model {
+ public:
+  // Opens and validates the file; throws Error naming the file and the problem.
+  static std::unique_ptr<Model> load(const std::string& path);
+  ~Model();
+
+  const ModelConfig& config() const { return cfg_; }
+  const GgufFile& gguf() const { return *gguf_; }
+  CacheGeometry cache_geometry(int64_t n_ctx) const;
+  size_t weight_bytes() const;  // bytes of all tensor data in the file
+
+  // Runs tokens [n] at positions pos0 .. pos0+n-1, appending their K/V to cache.
+  // logits: [n][n_vocab] when all_logits, else [n_vocab] for the last token only.
+  // Throws Error on a token id out of range or when the cache would overflow.
+  void forward(const int32_t* tokens, int64_t n, int32_t pos0, KvCache& cache, float* logits,
+               bool all_logits);
+
+ private:
+  Model() = default;
+  void bind();
+  void ensure_workspace(int64_t n);
+
+  std::unique_ptr<GgufFile> gguf_;
+  ModelConfig cfg_;
+  WeightView tok_embd_, output_;  // [n_vocab][n_embd]
+  std::vector<float> output_norm_;
+  std::vector<LayerWeights> layers_;
+
+  // Workspace for n tokens (grown on demand).
+  int64_t ws_n_ = 0;
+  std::vector<float> x_, xb_, q_, k_, v_, att_, gate_, up_;  // [n][...] row-major
+  std::vector<int32_t> pos_;
+};
+
+}  // namespace h1bkv
