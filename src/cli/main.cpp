@@ -1,6 +1,36 @@
-// h1bkv: one binary, one subcommand per file (cmd_*.cpp).
+// h1bkv: one binary, one subcommand per file (cmd_*.cpp). Errors in input (files, flags, text,
+// context overflow) print one line "error: ..." and exit 1.
 #include <cstdio>
+#include <exception>
+#include <map>
+
+#include "cli/commands.h"
+#include "util/error.h"
+
 int main(int argc, char** argv) {
-  std::puts("h1bkv: not yet");
-  return 0;
+  CLI::App app{"h1bkv: LLM inference with compressed KV caches"};
+  app.require_subcommand(1);
+  std::map<CLI::App*, h1bkv::Action> actions;
+  for (auto reg : {h1bkv::register_run, h1bkv::register_ppl, h1bkv::register_info,
+                   h1bkv::register_bench}) {
+    const size_t before = app.get_subcommands({}).size();
+    h1bkv::Action act = reg(app);
+    actions[app.get_subcommands({})[before]] = act;
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (auto& [sub, act] : actions)
+      if (sub->parsed()) return act();
+  } catch (const h1bkv::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "error: out of memory\n");
+    return 1;
+  }
+  return 1;
 }

@@ -1,0 +1,148 @@
+// h1bkv bench: llama-bench-style throughput table. pp<N>: prefill of N tokens from an empty
+// cache; tg<N> @ d<D>: N single-token decode steps after an untimed prefill of D tokens.
+// Mean +/- sample std over repetitions; peak RSS reported after the table.
+#include <nlohmann/json.hpp>
+#include <sys/resource.h>
+
+#include <cmath>
+#include <cstdio>
+#include <random>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "io/ggml_type.h"
+#include "io/gguf.h"
+#include "model/model.h"
+#include "util/error.h"
+#include "util/timer.h"
+
+namespace h1bkv {
+
+namespace {
+
+struct BenchOptions {
+  ModelOptions m;
+  std::vector<int64_t> pp = {512};
+  std::vector<int64_t> tg = {128};
+  std::vector<int64_t> depths = {0, 512, 2048};
+  int reps = 3;
+  bool json = false;
+
+  void add_to(CLI::App& app) {
+    m.add_to(app, 0);
+    app.add_option("-p,--n-prompt", pp, "prefill sizes")->capture_default_str();
+    app.add_option("-n,--n-gen", tg, "decode lengths")->capture_default_str();
+    app.add_option("-d,--n-depth", depths, "decode depths (tokens already in the cache)")
+        ->capture_default_str();
+    app.add_option("-r,--repetitions", reps, "repetitions per test")->capture_default_str();
+    app.add_flag("--json", json, "print JSON instead of markdown");
+  }
+};
+
+struct Row {
+  std::string test;
+  double mean = 0, sd = 0;
+  std::vector<double> samples;
+};
+
+double peak_rss_bytes() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)ru.ru_maxrss * 1024.0;
+}
+
+int bench(BenchOptions& o) {
+  check(o.reps >= 1, "-r must be >= 1");
+  int64_t need = 1;
+  for (int64_t p : o.pp) need = std::max(need, p);
+  for (int64_t d : o.depths)
+    for (int64_t n : o.tg) need = std::max(need, d + n);
+  if (o.m.n_ctx == 0) o.m.n_ctx = need;
+  const CacheSpec spec = o.m.resolve();
+  check(need <= o.m.n_ctx, "context overflow: the tests need " + std::to_string(need) +
+                               " tokens, -c is " + std::to_string(o.m.n_ctx));
+  const int threads = apply_threads(o.m.threads);
+  auto model = Model::load(o.m.model);
+  const ModelConfig& c = model->config();
+  auto cache = make_cache(spec, model->cache_geometry(o.m.n_ctx));
+  std::mt19937 rng(1234);
+  std::vector<int32_t> toks(need);
+  for (auto& t : toks) t = (int32_t)(rng() % c.n_vocab);
+  std::vector<float> logits(c.n_vocab);
+
+  auto prefill = [&](int64_t n) {  // untimed fill to depth n in 512-token batches
+    for (int64_t b = 0; b < n; b += 512)
+      model->forward(toks.data() + b, std::min<int64_t>(512, n - b), (int32_t)b, *cache,
+                     logits.data(), false);
+  };
+  std::vector<Row> rows;
+  auto finish = [&](Row& r) {
+    double s = 0, s2 = 0;
+    for (double x : r.samples) s += x;
+    r.mean = s / r.samples.size();
+    for (double x : r.samples) s2 += (x - r.mean) * (x - r.mean);
+    r.sd = r.samples.size() > 1 ? std::sqrt(s2 / (r.samples.size() - 1)) : 0;
+    rows.push_back(r);
+  };
+  for (int64_t p : o.pp) {
+    Row r{"pp" + std::to_string(p)};
+    for (int k = 0; k < o.reps + 1; ++k) {  // first run warms up, not counted
+      cache->clear();
+      Timer t;
+      prefill(p);
+      if (k > 0) r.samples.push_back(p / t.seconds());
+    }
+    finish(r);
+  }
+  for (int64_t d : o.depths)
+    for (int64_t n : o.tg) {
+      Row r{"tg" + std::to_string(n) + (d ? " @ d" + std::to_string(d) : "")};
+      for (int k = 0; k < o.reps; ++k) {
+        cache->clear();
+        prefill(d);
+        Timer t;
+        for (int64_t i = 0; i < n; ++i)
+          model->forward(&toks[d + i], 1, (int32_t)(d + i), *cache, logits.data(), false);
+        r.samples.push_back(n / t.seconds());
+      }
+      finish(r);
+    }
+
+  uint64_t params = 0;
+  for (const auto& t : model->gguf().tensors()) params += t.n_elements;
+  const std::string ftype = ggml_type_name(model->gguf().find_tensor("blk.0.attn_q.weight")->type);
+  const double rss = peak_rss_bytes();
+  if (o.json) {
+    nlohmann::json j = {{"model", o.m.model}, {"arch", c.arch}, {"weights_type", ftype},
+                        {"size_bytes", model->weight_bytes()}, {"params", params},
+                        {"cache", cache->spec()}, {"threads", threads},
+                        {"peak_rss_bytes", rss}, {"tests", nlohmann::json::array()}};
+    for (const auto& r : rows)
+      j["tests"].push_back({{"test", r.test}, {"tok_per_s", r.mean}, {"std", r.sd},
+                            {"samples", r.samples}});
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("| model | size | params | cache | threads | test | t/s |\n");
+  std::printf("| --- | ---: | ---: | --- | ---: | --- | ---: |\n");
+  for (const auto& r : rows)
+    std::printf("| %s %s | %s | %.1f M | %s | %d | %s | %.2f ± %.2f |\n", c.arch.c_str(),
+                ftype.c_str(), human_bytes((double)model->weight_bytes()).c_str(), params / 1e6,
+                cache->spec().c_str(), threads, r.test.c_str(), r.mean, r.sd);
+  std::printf("\npeak RSS %s = mapped weights %s + cache %s (at its largest, %.0f bytes/token) "
+              "+ workspace and runtime\n",
+              human_bytes(rss).c_str(), human_bytes((double)model->weight_bytes()).c_str(),
+              human_bytes(cache->bytes_per_token() * need).c_str(), cache->bytes_per_token());
+  return 0;
+}
+
+}  // namespace
+
+Action register_bench(CLI::App& app) {
+  auto* sub = app.add_subcommand("bench", "llama-bench-style prefill/decode throughput table");
+  auto o = std::make_shared<BenchOptions>();
+  o->add_to(*sub);
+  return [o] { return bench(*o); };
+}
+
+}  // namespace h1bkv

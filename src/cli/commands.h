@@ -1,0 +1,14 @@
+// Each subcommand registers its options struct on the app and returns the action to run.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace h1bkv {
+
+using Action = std::function<int()>;
+Action register_run(CLI::App& app);
+Action register_ppl(CLI::App& app);
+Action register_info(CLI::App& app);
+Action register_bench(CLI::App& app);
+
+}  // namespace h1bkv
