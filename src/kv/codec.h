@@ -15,13 +15,15 @@ class KeyCodec {
   virtual ~KeyCodec() = default;
   virtual std::string name() const = 0;
   virtual size_t bytes_per_vector() const = 0;  // exact bytes of one encoded key
-  // k: [head_dim] -> dst: bytes_per_vector() bytes
-  virtual void encode(const float* k, uint8_t* dst) const = 0;
-  // Query preparation done once per query head (e.g. f16 rounding, sketching).
-  // q: [head_dim]; prep: query_prep_floats() floats (a scratch the caller owns).
+  // k: [head_dim] of KV head kv_head -> dst: bytes_per_vector() bytes
+  virtual void encode(const float* k, int kv_head, uint8_t* dst) const = 0;
+  // Query preparation, once per query head (pre-scaling, sketching, ...). q: [head_dim] of query
+  // head `head`; scale: the model's logit scale (1/sqrt(head_dim)); prep: query_prep_floats()
+  // floats of scratch the caller owns.
   virtual size_t query_prep_floats() const = 0;
-  virtual void prepare_query(const float* q, float* prep) const = 0;
-  // out[t] = q . k_t (unscaled) for n consecutive encoded keys at keys.
+  virtual void prepare_query(const float* q, int head, float scale, float* prep) const = 0;
+  // out[t] = attention logit of the query against each of n consecutive encoded keys
+  // (for exact codecs: scale * q . k_t; estimators may use their own scale or temperature).
   virtual void score(const float* prep, const uint8_t* keys, int64_t n, float* out) const = 0;
 };
 

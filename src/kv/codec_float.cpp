@@ -15,9 +15,11 @@ class F32Key : public KeyCodec {
   explicit F32Key(int d) : d_(d) {}
   std::string name() const override { return "f32"; }
   size_t bytes_per_vector() const override { return 4 * (size_t)d_; }
-  void encode(const float* k, uint8_t* dst) const override { std::memcpy(dst, k, 4 * (size_t)d_); }
+  void encode(const float* k, int, uint8_t* dst) const override { std::memcpy(dst, k, 4 * (size_t)d_); }
   size_t query_prep_floats() const override { return d_; }
-  void prepare_query(const float* q, float* prep) const override { std::memcpy(prep, q, 4 * (size_t)d_); }
+  void prepare_query(const float* q, int, float scale, float* prep) const override {
+    for (int i = 0; i < d_; ++i) prep[i] = q[i] * scale;
+  }
   void score(const float* q, const uint8_t* keys, int64_t n, float* out) const override {
     const float* k = reinterpret_cast<const float*>(keys);  // [n][d]
     for (int64_t t = 0; t < n; ++t) out[t] = dot_f32(q, k + t * d_, d_);
@@ -31,12 +33,14 @@ class F16Key : public KeyCodec {
   explicit F16Key(int d) : d_(d) {}
   std::string name() const override { return "f16"; }
   size_t bytes_per_vector() const override { return 2 * (size_t)d_; }
-  void encode(const float* k, uint8_t* dst) const override {
+  void encode(const float* k, int, uint8_t* dst) const override {
     uint16_t* h = reinterpret_cast<uint16_t*>(dst);
     for (int i = 0; i < d_; ++i) h[i] = f32_to_fp16(k[i]);
   }
   size_t query_prep_floats() const override { return d_; }
-  void prepare_query(const float* q, float* prep) const override { std::memcpy(prep, q, 4 * (size_t)d_); }
+  void prepare_query(const float* q, int, float scale, float* prep) const override {
+    for (int i = 0; i < d_; ++i) prep[i] = q[i] * scale;
+  }
   void score(const float* q, const uint8_t* keys, int64_t n, float* out) const override {
     const uint16_t* k = reinterpret_cast<const uint16_t*>(keys);  // [n][d] fp16
     for (int64_t t = 0; t < n; ++t) out[t] = dot_f32_f16(q, k + t * d_, d_);

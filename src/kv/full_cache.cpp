@@ -34,7 +34,7 @@ class FullLayerCache : public LayerCache {
           kblocks_[h].emplace_back(new uint8_t[kBlockTokens * kbytes_]);
           vblocks_[h].emplace_back(new uint8_t[kBlockTokens * vbytes_]);
         }
-        kc_->encode(k + (i * nkv + h) * d, kblocks_[h][b].get() + o * kbytes_);
+        kc_->encode(k + (i * nkv + h) * d, h, kblocks_[h][b].get() + o * kbytes_);
         vc_->encode(v + (i * nkv + h) * d, vblocks_[h][b].get() + o * vbytes_);
       }
       pos_.push_back(pos[i]);
@@ -59,16 +59,13 @@ class FullLayerCache : public LayerCache {
         float* o = out + p * d;
         std::memset(o, 0, sizeof(float) * d);
         if (nvis == 0) continue;
-        kc_->prepare_query(q + p * d, prep.data());
+        kc_->prepare_query(q + p * d, h, scale, prep.data());
         for (int64_t t0 = 0; t0 < nvis; t0 += kBlockTokens) {
           const int64_t cnt = std::min(kBlockTokens, nvis - t0);
           kc_->score(prep.data(), kblocks_[hk][t0 / kBlockTokens].get(), cnt, sc.data() + t0);
         }
         float mx = -INFINITY;
-        for (int64_t t = 0; t < nvis; ++t) {
-          sc[t] *= scale;
-          mx = std::max(mx, sc[t]);
-        }
+        for (int64_t t = 0; t < nvis; ++t) mx = std::max(mx, sc[t]);
         float sum = 0;
         for (int64_t t = 0; t < nvis; ++t) {
           sc[t] = std::exp(sc[t] - mx);
