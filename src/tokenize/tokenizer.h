@@ -25,8 +25,10 @@ class Tokenizer {
   // One token -> its UTF-8 bytes (byte tokens give their raw byte; control tokens give "" unless
   // special is true).
   virtual std::string token_to_piece(int32_t id, bool special = false) const = 0;
-  // Ids -> text, as llama.cpp's detokenize (leading space of SPM text removed when the text starts
-  // with BOS-added encoding).
+  // Ids -> text, as llama.cpp's llama_detokenize(remove_special=false): pieces concatenated, one
+  // leading space of the first text piece dropped when add_space_prefix (SPM), then llama.cpp's
+  // clean_spaces pass where the vocab asks for it. Choice: a leading BOS does not use up that
+  // space removal (llama.cpp lets it), so decode(encode(t, true, ..)) == t for SPM too.
   std::string decode(const std::vector<int32_t>& ids, bool special = false) const;
 
   virtual int32_t n_vocab() const = 0;
@@ -36,6 +38,13 @@ class Tokenizer {
   virtual bool add_bos() const = 0;
   virtual std::string model_name() const = 0;  // "llama" or "gpt2"
   virtual std::string pre_name() const = 0;    // pre-tokenizer, e.g. "smollm"
+
+  // Additions (defaults keep other subclasses compiling).
+  virtual bool add_eos() const { return false; }
+  virtual bool add_space_prefix() const { return false; }  // SPM "▁" prefix
+  virtual bool clean_spaces() const { return false; }      // decode() tidies " ." etc.
+  virtual int32_t token_id(const std::string& text) const { return -1; }  // exact vocab text
+  virtual std::string token_text(int32_t id) const { return {}; }         // raw vocab text
 };
 
 }  // namespace h1bkv
