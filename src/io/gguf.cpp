@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <sstream>
@@ -19,8 +20,17 @@ namespace {
 constexpr uint32_t kMagic = 0x46554747;  // "GGUF" little-endian
 constexpr uint32_t kMaxDims = 4;         // GGML_MAX_DIMS
 constexpr uint64_t kMaxNameLen = 1 << 16;
+// Smallest possible encodings, used to reject counts the rest of the file cannot hold:
+// a metadata pair is key length (8) + type (4) + a 1-byte value; a tensor info is name length (8)
+// + n_dims (4) + one dim (8) + type (4) + offset (8).
+constexpr uint64_t kMinKvBytes = 13;
+constexpr uint64_t kMinTensorInfoBytes = 32;
+// Vectors are reserved up to this many entries from a count in the file; beyond it they grow
+// as entries are actually read, so a lying count cannot cause a huge allocation.
+constexpr uint64_t kMaxReserve = 4096;
 
 // Bounds-checked little-endian cursor over [p, end). Every read checks the remaining length.
+// Errors report the offset of the field being read (or just read), not the cursor position.
 class Cursor {
  public:
   Cursor(const uint8_t* base, size_t size, const std::string& path)
@@ -28,13 +38,14 @@ class Cursor {
   size_t pos() const { return pos_; }
   size_t remaining() const { return size_ - pos_; }
   [[noreturn]] void fail(const std::string& what) const {
-    throw Error(path_ + ": " + what + " (at byte " + std::to_string(pos_) + ")");
+    throw Error(path_ + ": " + what + " (at byte " + std::to_string(field_) + ")");
   }
   void need(uint64_t n, const char* what) const {
     if (n > remaining()) fail(std::string("truncated file reading ") + what);
   }
   template <typename T>
   T read(const char* what) {
+    field_ = pos_;
     need(sizeof(T), what);
     T v;
     std::memcpy(&v, base_ + pos_, sizeof(T));
@@ -42,14 +53,17 @@ class Cursor {
     return v;
   }
   std::string read_string(const char* what, uint64_t max_len = UINT64_MAX) {
-    const uint64_t n = read<uint64_t>(what);
+    const uint64_t n = read<uint64_t>(what);  // field_ stays at the length field
     if (n > max_len) fail(std::string(what) + " length " + std::to_string(n) + " is too long");
-    need(n, what);
+    if (n > remaining())
+      fail(std::string(what) + " length " + std::to_string(n) + " exceeds the " +
+           std::to_string(remaining()) + " bytes left");
     std::string s(reinterpret_cast<const char*>(base_ + pos_), n);
     pos_ += n;
     return s;
   }
   void skip(uint64_t n, const char* what) {
+    field_ = pos_;
     need(n, what);
     pos_ += n;
   }
@@ -58,6 +72,7 @@ class Cursor {
   const uint8_t* base_;
   size_t size_;
   size_t pos_ = 0;
+  size_t field_ = 0;  // where the current field starts
   const std::string& path_;
 };
 
@@ -116,13 +131,14 @@ GgufValue read_value(Cursor& c, GgufType t) {
     if (v.arr_type == GgufType::STRING) {
       // each string takes at least its 8-byte length
       if (n > c.remaining() / 8) c.fail("array of " + std::to_string(n) + " strings exceeds the file");
-      v.arr_str.reserve(n);
+      v.arr_str.reserve(std::min(n, kMaxReserve));
       for (uint64_t k = 0; k < n; ++k) v.arr_str.push_back(c.read_string("array string"));
     } else {
       const size_t es = scalar_size(v.arr_type);
       if (n > c.remaining() / es) c.fail("array of " + std::to_string(n) + " elements exceeds the file");
       const bool fl = v.arr_type == GgufType::F32 || v.arr_type == GgufType::F64;
-      if (fl) v.arr_float.reserve(n); else v.arr_int.reserve(n);
+      if (fl) v.arr_float.reserve(std::min(n, kMaxReserve));
+      else v.arr_int.reserve(std::min(n, kMaxReserve));
       for (uint64_t k = 0; k < n; ++k) {
         int64_t i = 0; uint64_t u = 0; double f = 0;
         read_scalar(c, v.arr_type, i, u, f);
@@ -217,13 +233,17 @@ void GgufFile::parse() {
   Cursor c(base_, size_, path_);
   if (size_ < 4 || c.read<uint32_t>("magic") != kMagic) c.fail("not a GGUF file (bad magic)");
   version_ = c.read<uint32_t>("version");
+  const uint32_t swapped = __builtin_bswap32(version_);
+  if (swapped == 2 || swapped == 3)
+    c.fail("big-endian GGUF (version " + std::to_string(swapped) + ") is not supported");
   if (version_ != 2 && version_ != 3)
     c.fail("unsupported GGUF version " + std::to_string(version_) + " (need 2 or 3)");
   const uint64_t n_tensors = c.read<uint64_t>("tensor count");
   const uint64_t n_kv = c.read<uint64_t>("metadata count");
-  // Each metadata pair takes >= 12 bytes (key length + type), each tensor info >= 24.
-  if (n_kv > c.remaining() / 12) c.fail("metadata count " + std::to_string(n_kv) + " exceeds the file");
-  if (n_tensors > c.remaining() / 24) c.fail("tensor count " + std::to_string(n_tensors) + " exceeds the file");
+  if (n_kv > c.remaining() / kMinKvBytes)
+    c.fail("metadata count " + std::to_string(n_kv) + " exceeds the file");
+  if (n_tensors > c.remaining() / kMinTensorInfoBytes)
+    c.fail("tensor count " + std::to_string(n_tensors) + " exceeds the file");
 
   for (uint64_t k = 0; k < n_kv; ++k) {
     std::string key = c.read_string("metadata key", kMaxNameLen);
@@ -236,12 +256,15 @@ void GgufFile::parse() {
   }
 
   if (const GgufValue* a = find("general.alignment")) {
-    if (!a->is_int() || a->i <= 0 || (a->i & (a->i - 1)) != 0 || a->i > (1 << 20))
+    if (!a->is_int() || a->type == GgufType::BOOL || a->i <= 0 || (a->i & (a->i - 1)) != 0 || a->i > (1 << 20))
       c.fail("general.alignment must be a power of two, got " + a->to_string());
     alignment_ = static_cast<uint64_t>(a->i);
   }
 
-  tensors_.reserve(n_tensors);
+  // Recheck against what is left after the metadata.
+  if (n_tensors > c.remaining() / kMinTensorInfoBytes)
+    c.fail("tensor count " + std::to_string(n_tensors) + " exceeds the file");
+  tensors_.reserve(std::min(n_tensors, kMaxReserve));
   for (uint64_t k = 0; k < n_tensors; ++k) {
     GgufTensor t;
     t.name = c.read_string("tensor name", kMaxNameLen);
@@ -278,7 +301,10 @@ void GgufFile::parse() {
   // The data section starts at the next multiple of the alignment.
   const uint64_t pos = c.pos();
   data_offset_ = (pos + alignment_ - 1) / alignment_ * alignment_;
-  if (!tensors_.empty() && data_offset_ > size_) c.fail("data section starts past end of file");
+  if (!tensors_.empty() && data_offset_ > size_)
+    throw Error(path_ + ": data section starts at byte " + std::to_string(data_offset_) +
+                ", past the end of the file (" + std::to_string(size_) +
+                " bytes); the file is truncated or corrupt");
   for (GgufTensor& t : tensors_) {
     uint64_t begin = 0, end = 0;
     if (__builtin_add_overflow(data_offset_, t.offset, &begin) ||
