@@ -17,8 +17,8 @@ void ModelOptions::add_to(CLI::App& app, int64_t default_ctx) {
   app.add_option("-c,--ctx-size", n_ctx, "context size in tokens")->capture_default_str();
   app.add_option("-t,--threads", threads, "threads (0 = all cores)")->capture_default_str();
   app.add_option("--cache", cache, "KV cache: " + cache_types_help())->capture_default_str();
-  app.add_option("-ctk,--cache-type-k", ctk, "key codec (overrides --cache): f32, f16");
-  app.add_option("-ctv,--cache-type-v", ctv, "value codec (overrides --cache): f32, f16");
+  app.add_option("--cache-type-k", ctk, "key codec (also -ctk; overrides --cache)");
+  app.add_option("--cache-type-v", ctv, "value codec (also -ctv; overrides --cache)");
 }
 
 int apply_threads(int threads) {

@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <exception>
 #include <map>
+#include <string>
+#include <vector>
 
 #include "cli/commands.h"
 #include "util/error.h"
@@ -17,8 +19,16 @@ int main(int argc, char** argv) {
     h1bkv::Action act = reg(app);
     actions[app.get_subcommands({})[before]] = act;
   }
+  // llama.cpp's multi-letter short flags, which CLI11 cannot declare, map to their long names.
+  std::vector<std::string> args;
+  for (int i = argc - 1; i >= 1; --i) {
+    std::string a = argv[i];
+    if (a == "-ctk") a = "--cache-type-k";
+    if (a == "-ctv") a = "--cache-type-v";
+    args.push_back(a);
+  }
   try {
-    app.parse(argc, argv);
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
