@@ -8,3 +8,5 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh build
 scripts/get_model.sh
 ctest --test-dir build --output-on-failure -j2
+scripts/test_sanitize.sh
+FUZZ_SECONDS=${FUZZ_SECONDS:-60} scripts/fuzz.sh
