@@ -1,0 +1,105 @@
+// Dot kernels of the float weight types (F32, F16, BF16) with f32 activations. Weights are
+// widened to f32 (F16C for F16, a 16-bit shift for BF16) and multiplied with x in f32.
+// The AVX2 paths run 16 values per step in two accumulators per token; tails are scalar.
+#include <immintrin.h>
+
+#include "tensor/kernels.h"
+#include "tensor/simd.h"
+#include "util/fp16.h"
+
+namespace h1bkv::detail {
+namespace {
+
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+struct F32W {
+  static ALWAYS_INLINE __m256 load8(const uint8_t* w, int64_t i) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(w) + i);
+  }
+  static ALWAYS_INLINE float one(const uint8_t* w, int64_t i) {
+    return reinterpret_cast<const float*>(w)[i];
+  }
+};
+struct F16W {
+  static ALWAYS_INLINE __m256 load8(const uint8_t* w, int64_t i) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2 * i)));
+  }
+  static ALWAYS_INLINE float one(const uint8_t* w, int64_t i) {
+    return fp16_to_f32(reinterpret_cast<const uint16_t*>(w)[i]);
+  }
+};
+struct BF16W {
+  static ALWAYS_INLINE __m256 load8(const uint8_t* w, int64_t i) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2 * i));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+  static ALWAYS_INLINE float one(const uint8_t* w, int64_t i) {
+    return bf16_to_f32(reinterpret_cast<const uint16_t*>(w)[i]);
+  }
+};
+
+template <class W, int NT>
+void float_tile(const uint8_t* w, const uint8_t* act, size_t st, int64_t cols, float* out) {
+  const float* x[NT];
+  __m256 acc0[NT], acc1[NT];
+  for (int t = 0; t < NT; ++t) {
+    x[t] = reinterpret_cast<const float*>(act + (size_t)t * st);
+    acc0[t] = acc1[t] = _mm256_setzero_ps();
+  }
+  int64_t i = 0;
+  for (; i + 16 <= cols; i += 16) {
+    const __m256 w0 = W::load8(w, i), w1 = W::load8(w, i + 8);
+    for (int t = 0; t < NT; ++t) {
+      acc0[t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[t] + i), acc0[t]);
+      acc1[t] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x[t] + i + 8), acc1[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) {
+    float s = hsum_ps(_mm256_add_ps(acc0[t], acc1[t]));
+    for (int64_t j = i; j < cols; ++j) s += W::one(w, j) * x[t][j];
+    out[t] = s;
+  }
+}
+
+template <class W>
+void float_avx2(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t c, float* o) {
+  switch (nt) {
+    case 1: float_tile<W, 1>(w, a, st, c, o); break;
+    case 2: float_tile<W, 2>(w, a, st, c, o); break;
+    case 3: float_tile<W, 3>(w, a, st, c, o); break;
+    default: float_tile<W, 4>(w, a, st, c, o); break;
+  }
+}
+
+template <class W>
+void float_ref(const uint8_t* w, const uint8_t* act, size_t st, int nt, int64_t cols, float* out) {
+  for (int t = 0; t < nt; ++t) {
+    const float* x = reinterpret_cast<const float*>(act + (size_t)t * st);
+    float s = 0.0f;
+    for (int64_t j = 0; j < cols; ++j) s += W::one(w, j) * x[j];
+    out[t] = s;
+  }
+}
+
+}  // namespace
+
+void dot_f32_avx2(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t c, float* o) {
+  float_avx2<F32W>(w, a, st, nt, c, o);
+}
+void dot_f16_avx2(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t c, float* o) {
+  float_avx2<F16W>(w, a, st, nt, c, o);
+}
+void dot_bf16_avx2(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t c, float* o) {
+  float_avx2<BF16W>(w, a, st, nt, c, o);
+}
+void dot_f32_ref(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t c, float* o) {
+  float_ref<F32W>(w, a, st, nt, c, o);
+}
+void dot_f16_ref(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t c, float* o) {
+  float_ref<F16W>(w, a, st, nt, c, o);
+}
+void dot_bf16_ref(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t c, float* o) {
+  float_ref<BF16W>(w, a, st, nt, c, o);
+}
+
+}  // namespace h1bkv::detail

@@ -1,0 +1,209 @@
+// Dot kernels of the 32-wide block types against 8-bit activation blocks (ggml vec_dot_q*_q8_*):
+// Q4_0, Q5_0, Q8_0 x Q8_0 and Q4_1, Q5_1 x Q8_1. Per block an integer dot of 32 products,
+// scaled by d_w * d_x; the _1 types add m_w * s_x (s_x = d_x * sum(q_x)).
+// AVX2 paths: the weight block is unpacked once and used for every token of the tile.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "tensor/blocks.h"
+#include "tensor/kernels.h"
+#include "tensor/simd.h"
+#include "util/fp16.h"
+
+namespace h1bkv::detail {
+namespace {
+
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+template <class A>
+ALWAYS_INLINE const A* act_block(const uint8_t* act, size_t stride, int t, int64_t i) {
+  return reinterpret_cast<const A*>(act + (size_t)t * stride) + i;
+}
+
+// ---- signed weights (Q4_0, Q5_0, Q8_0) x Q8_0: |q| * sign(y, q) with maddubs, as ggml does.
+template <int NT>
+ALWAYS_INLINE void signed_block(__m256i q, float d, const uint8_t* act, size_t st, int64_t i,
+                                __m256 (&acc)[NT]) {
+  const __m256i aq = _mm256_sign_epi8(q, q);
+  for (int t = 0; t < NT; ++t) {
+    const ActQ8_0* a = act_block<ActQ8_0>(act, st, t, i);
+    const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs));
+    const __m256i p = dot_u8s8(aq, _mm256_sign_epi8(y, q));
+    acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * a->d), acc[t]);
+  }
+}
+
+ALWAYS_INLINE __m256i q4_0_values(const BlockQ4_0& b) {  // -8..7
+  return _mm256_sub_epi8(unpack_nibbles(b.qs), _mm256_set1_epi8(8));
+}
+ALWAYS_INLINE __m256i q5_0_values(const BlockQ5_0& b) {  // -16..15: high nibble F0 where bit 4 = 0
+  const __m256i hi = _mm256_andnot_si256(bits_to_bytes(b.qh), _mm256_set1_epi8((char)0xF0));
+  return _mm256_or_si256(unpack_nibbles(b.qs), hi);
+}
+ALWAYS_INLINE __m256i q8_0_values(const BlockQ8_0& b) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
+}
+
+// Generic driver for signed types: blocks alternate between two accumulator sets (ILP).
+template <class B, __m256i (*Values)(const B&), int NT>
+void signed_tile(const uint8_t* w, const uint8_t* act, size_t st, int64_t cols, float* out) {
+  const B* b = reinterpret_cast<const B*>(w);
+  const int64_t nb = cols / QK;
+  __m256 acc0[NT], acc1[NT];
+  for (int t = 0; t < NT; ++t) acc0[t] = acc1[t] = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 1 < nb; i += 2) {
+    signed_block<NT>(Values(b[i]), fp16_to_f32(b[i].d), act, st, i, acc0);
+    signed_block<NT>(Values(b[i + 1]), fp16_to_f32(b[i + 1].d), act, st, i + 1, acc1);
+  }
+  if (i < nb) signed_block<NT>(Values(b[i]), fp16_to_f32(b[i].d), act, st, i, acc0);
+  for (int t = 0; t < NT; ++t) out[t] = hsum_ps(_mm256_add_ps(acc0[t], acc1[t]));
+}
+
+// ---- unsigned weights with a min (Q4_1, Q5_1) x Q8_1.
+// [d_w, m_w] (two adjacent fp16) * [d_x, s_x] (two adjacent floats) -> lane 0 scales the
+// integer dot, lane 1 (m_w * s_x) is summed in accm.
+template <int NT>
+ALWAYS_INLINE void min_block(__m256i q, const uint16_t* dm_ptr, const uint8_t* act, size_t st,
+                             int64_t i, __m256 (&acc)[NT], __m128 (&accm)[NT]) {
+  uint32_t dm_bits;
+  std::memcpy(&dm_bits, dm_ptr, 4);
+  const __m128 dm = _mm_cvtph_ps(_mm_cvtsi32_si128((int)dm_bits));
+  for (int t = 0; t < NT; ++t) {
+    const ActQ8_1* a = act_block<ActQ8_1>(act, st, t, i);
+    const __m128 ds = _mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(&a->d)));
+    const __m128 prod = _mm_mul_ps(dm, ds);
+    const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs));
+    const __m256i p = dot_u8s8(q, y);
+    acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcastss_ps(prod), acc[t]);
+    accm[t] = _mm_add_ps(accm[t], prod);
+  }
+}
+
+ALWAYS_INLINE __m256i q4_1_values(const BlockQ4_1& b) { return unpack_nibbles(b.qs); }
+ALWAYS_INLINE __m256i q5_1_values(const BlockQ5_1& b) {  // 0..31
+  const __m256i hi = _mm256_and_si256(bits_to_bytes(b.qh), _mm256_set1_epi8(0x10));
+  return _mm256_or_si256(unpack_nibbles(b.qs), hi);
+}
+
+template <class B, __m256i (*Values)(const B&), int NT>
+void min_tile(const uint8_t* w, const uint8_t* act, size_t st, int64_t cols, float* out) {
+  const B* b = reinterpret_cast<const B*>(w);
+  const int64_t nb = cols / QK;
+  __m256 acc0[NT], acc1[NT];
+  __m128 accm[NT];
+  for (int t = 0; t < NT; ++t) {
+    acc0[t] = acc1[t] = _mm256_setzero_ps();
+    accm[t] = _mm_setzero_ps();
+  }
+  int64_t i = 0;
+  for (; i + 1 < nb; i += 2) {
+    min_block<NT>(Values(b[i]), &b[i].d, act, st, i, acc0, accm);
+    min_block<NT>(Values(b[i + 1]), &b[i + 1].d, act, st, i + 1, acc1, accm);
+  }
+  if (i < nb) min_block<NT>(Values(b[i]), &b[i].d, act, st, i, acc0, accm);
+  for (int t = 0; t < NT; ++t) {
+    const float m = _mm_cvtss_f32(_mm_movehdup_ps(accm[t]));  // lane 1
+    out[t] = hsum_ps(_mm256_add_ps(acc0[t], acc1[t])) + m;
+  }
+}
+
+template <void (*T1)(const uint8_t*, const uint8_t*, size_t, int64_t, float*),
+          void (*T2)(const uint8_t*, const uint8_t*, size_t, int64_t, float*),
+          void (*T3)(const uint8_t*, const uint8_t*, size_t, int64_t, float*),
+          void (*T4)(const uint8_t*, const uint8_t*, size_t, int64_t, float*)>
+void dispatch(const uint8_t* w, const uint8_t* act, size_t st, int nt, int64_t cols, float* out) {
+  switch (nt) {
+    case 1: T1(w, act, st, cols, out); break;
+    case 2: T2(w, act, st, cols, out); break;
+    case 3: T3(w, act, st, cols, out); break;
+    default: T4(w, act, st, cols, out); break;
+  }
+}
+
+// ---- scalar references: same integer block dots, float accumulation in block order.
+template <class B, class A, int (*BlockDot)(const B&, const int8_t*)>
+void ref_rows(const uint8_t* w, const uint8_t* act, size_t st, int nt, int64_t cols, float* out) {
+  const B* b = reinterpret_cast<const B*>(w);
+  const int64_t nb = cols / QK;
+  for (int t = 0; t < nt; ++t) {
+    float sum = 0.0f;
+    for (int64_t i = 0; i < nb; ++i) {
+      const A* a = act_block<A>(act, st, t, i);
+      const int sumi = BlockDot(b[i], a->qs);
+      sum += (float)sumi * (fp16_to_f32(b[i].d) * a->d);
+      if constexpr (requires(const A& x, const B& y) { x.s; y.m; }) sum += fp16_to_f32(b[i].m) * a->s;
+    }
+    out[t] = sum;
+  }
+}
+
+int dot_block_q4_0(const BlockQ4_0& b, const int8_t* y) {
+  int s = 0;
+  for (int j = 0; j < 16; ++j) s += ((b.qs[j] & 0x0F) - 8) * y[j] + ((b.qs[j] >> 4) - 8) * y[j + 16];
+  return s;
+}
+int dot_block_q4_1(const BlockQ4_1& b, const int8_t* y) {
+  int s = 0;
+  for (int j = 0; j < 16; ++j) s += (b.qs[j] & 0x0F) * y[j] + (b.qs[j] >> 4) * y[j + 16];
+  return s;
+}
+template <class B>
+int q5_value(const B& b, int j) {  // 5-bit value of element j (0..31)
+  uint32_t qh;
+  std::memcpy(&qh, b.qh, 4);
+  const int lo = j < 16 ? (b.qs[j] & 0x0F) : (b.qs[j - 16] >> 4);
+  return lo | (int)(((qh >> j) & 1) << 4);
+}
+int dot_block_q5_0(const BlockQ5_0& b, const int8_t* y) {
+  int s = 0;
+  for (int j = 0; j < 32; ++j) s += (q5_value(b, j) - 16) * y[j];
+  return s;
+}
+int dot_block_q5_1(const BlockQ5_1& b, const int8_t* y) {
+  int s = 0;
+  for (int j = 0; j < 32; ++j) s += q5_value(b, j) * y[j];
+  return s;
+}
+int dot_block_q8_0(const BlockQ8_0& b, const int8_t* y) {
+  int s = 0;
+  for (int j = 0; j < 32; ++j) s += b.qs[j] * y[j];
+  return s;
+}
+
+}  // namespace
+
+#define SIGNED_KERNEL(name, B, VALUES)                                                       \
+  void name##_avx2(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t c, float* o) { \
+    dispatch<signed_tile<B, VALUES, 1>, signed_tile<B, VALUES, 2>, signed_tile<B, VALUES, 3>,  \
+             signed_tile<B, VALUES, 4>>(w, a, st, nt, c, o);                                  \
+  }
+#define MIN_KERNEL(name, B, VALUES)                                                          \
+  void name##_avx2(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t c, float* o) { \
+    dispatch<min_tile<B, VALUES, 1>, min_tile<B, VALUES, 2>, min_tile<B, VALUES, 3>,          \
+             min_tile<B, VALUES, 4>>(w, a, st, nt, c, o);                                     \
+  }
+SIGNED_KERNEL(dot_q4_0, BlockQ4_0, q4_0_values)
+SIGNED_KERNEL(dot_q5_0, BlockQ5_0, q5_0_values)
+SIGNED_KERNEL(dot_q8_0, BlockQ8_0, q8_0_values)
+MIN_KERNEL(dot_q4_1, BlockQ4_1, q4_1_values)
+MIN_KERNEL(dot_q5_1, BlockQ5_1, q5_1_values)
+
+void dot_q4_0_ref(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t c, float* o) {
+  ref_rows<BlockQ4_0, ActQ8_0, dot_block_q4_0>(w, a, st, nt, c, o);
+}
+void dot_q4_1_ref(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t c, float* o) {
+  ref_rows<BlockQ4_1, ActQ8_1, dot_block_q4_1>(w, a, st, nt, c, o);
+}
+void dot_q5_0_ref(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t c, float* o) {
+  ref_rows<BlockQ5_0, ActQ8_0, dot_block_q5_0>(w, a, st, nt, c, o);
+}
+void dot_q5_1_ref(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t c, float* o) {
+  ref_rows<BlockQ5_1, ActQ8_1, dot_block_q5_1>(w, a, st, nt, c, o);
+}
+void dot_q8_0_ref(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t c, float* o) {
+  ref_rows<BlockQ8_0, ActQ8_0, dot_block_q8_0>(w, a, st, nt, c, o);
+}
+
+}  // namespace h1bkv::detail

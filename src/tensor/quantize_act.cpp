@@ -1,0 +1,130 @@
+// Activation quantizers (ggml quantize_row_q8_0 / q8_1 / q8_K, x86 variants):
+//   Q8_0/Q8_1: per 32 values d = amax/127, q = round_half_even(x * (127/amax)); d is stored
+//              rounded through fp16 as block_q8_0 does; Q8_1 adds s = fp16(d * sum(q)).
+//   Q8_K:      per 256 values iscale = -127/max (max = the value of largest magnitude),
+//              q = min(127, round(iscale * x)), d = 1/iscale (f32), bsums[16] = sums of 16 q.
+// The AVX2 and scalar versions make the same float operations, so their blocks are identical.
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "tensor/blocks.h"
+#include "tensor/kernels.h"
+#include "tensor/simd.h"
+#include "util/fp16.h"
+
+namespace h1bkv::detail {
+namespace {
+
+inline float fp16_round(float v) { return fp16_to_f32(f32_to_fp16(v)); }
+
+// Scalar: one block of 32 -> qs, returns d (unrounded f32) and the sum of qs.
+float q8_block_scalar(const float* x, int8_t* qs, int* sum) {
+  float amax = 0.0f;
+  for (int j = 0; j < QK; ++j) amax = std::fmax(amax, std::fabs(x[j]));
+  const float d = amax / 127.0f;
+  const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+  int s = 0;
+  for (int j = 0; j < QK; ++j) {
+    const int q = (int)std::nearbyint(x[j] * id);  // default rounding mode: half to even
+    qs[j] = (int8_t)q;
+    s += q;
+  }
+  *sum = s;
+  return d;
+}
+
+float q8_block_avx2(const float* x, int8_t* qs, int* sum) {
+  __m256 v[4];
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 mx = _mm256_setzero_ps();
+  for (int k = 0; k < 4; ++k) {
+    v[k] = _mm256_loadu_ps(x + 8 * k);
+    mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, v[k]));
+  }
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  const float amax = _mm_cvtss_f32(m);
+  const float d = amax / 127.0f;
+  const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+  const __m256 mul = _mm256_set1_ps(id);
+  __m256i q[4];
+  for (int k = 0; k < 4; ++k) {
+    const __m256 r = _mm256_round_ps(_mm256_mul_ps(v[k], mul), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    q[k] = _mm256_cvtps_epi32(r);
+  }
+  *sum = hsum_epi32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
+  // packs work per 128-bit lane: fix the order with a dword permute
+  const __m256i p16a = _mm256_packs_epi32(q[0], q[1]), p16b = _mm256_packs_epi32(q[2], q[3]);
+  const __m256i p8 = _mm256_packs_epi16(p16a, p16b);
+  const __m256i out = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs), out);
+  return d;
+}
+
+void quantize_q8_0(const float* x, ActQ8_0* y, int64_t nb, bool simd) {
+  for (int64_t i = 0; i < nb; ++i) {
+    int sum;
+    const float d = simd ? q8_block_avx2(x + QK * i, y[i].qs, &sum) : q8_block_scalar(x + QK * i, y[i].qs, &sum);
+    y[i].d = fp16_round(d);
+  }
+}
+
+void quantize_q8_1(const float* x, ActQ8_1* y, int64_t nb, bool simd) {
+  for (int64_t i = 0; i < nb; ++i) {
+    int sum;
+    const float d = simd ? q8_block_avx2(x + QK * i, y[i].qs, &sum) : q8_block_scalar(x + QK * i, y[i].qs, &sum);
+    y[i].d = fp16_round(d);
+    y[i].s = fp16_round(d * (float)sum);
+  }
+}
+
+void quantize_q8_k(const float* x, ActQ8_K* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, x += QK_K) {
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < QK_K; ++j) {
+      const float ax = std::fabs(x[j]);
+      if (ax > amax) { amax = ax; max = x[j]; }
+    }
+    if (amax == 0.0f) {
+      std::memset(&y[i], 0, sizeof(ActQ8_K));
+      continue;
+    }
+    const float iscale = -127.0f / max;
+    for (int j = 0; j < QK_K; ++j) {
+      const int v = (int)std::nearbyint(iscale * x[j]);
+      y[i].qs[j] = (int8_t)(v < 127 ? v : 127);
+    }
+    for (int j = 0; j < QK_K / 16; ++j) {
+      int s = 0;
+      for (int l = 0; l < 16; ++l) s += y[i].qs[16 * j + l];
+      y[i].bsums[j] = (int16_t)s;
+    }
+    y[i].d = 1.0f / iscale;
+  }
+}
+
+}  // namespace
+
+size_t act_row_bytes(ActKind kind, int64_t cols) {
+  switch (kind) {
+    case ActKind::Q8_0: return (size_t)(cols / QK) * sizeof(ActQ8_0);
+    case ActKind::Q8_1: return (size_t)(cols / QK) * sizeof(ActQ8_1);
+    case ActKind::Q8_K: return (size_t)(cols / QK_K) * sizeof(ActQ8_K);
+    case ActKind::F32: break;
+  }
+  return (size_t)cols * sizeof(float);
+}
+
+void quantize_act_row(ActKind kind, const float* x, uint8_t* dst, int64_t cols, bool simd) {
+  switch (kind) {
+    case ActKind::Q8_0: quantize_q8_0(x, reinterpret_cast<ActQ8_0*>(dst), cols / QK, simd); break;
+    case ActKind::Q8_1: quantize_q8_1(x, reinterpret_cast<ActQ8_1*>(dst), cols / QK, simd); break;
+    case ActKind::Q8_K: quantize_q8_k(x, reinterpret_cast<ActQ8_K*>(dst), cols / QK_K); break;
+    case ActKind::F32: std::memcpy(dst, x, (size_t)cols * sizeof(float)); break;
+  }
+}
+
+}  // namespace h1bkv::detail

@@ -1,0 +1,223 @@
+// matmul / matmul_ref against a float reference (dequantized W, double dots), AVX2 vs scalar,
+// token tiling (n = 1 vs n > 1), odd row counts and thread counts, activation quantizers.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "io/ggml_type.h"
+#include "ref_quant.h"
+#include "tensor/blocks.h"
+#include "tensor/kernels.h"
+#include "tensor/matmul.h"
+#include "tensor/quant.h"
+#include "util/error.h"
+
+using namespace h1bkv;
+using namespace h1bkv::testing;
+
+namespace {
+
+constexpr uint32_t T(GgmlType t) { return static_cast<uint32_t>(t); }
+
+struct Case {
+  uint32_t type;
+  int64_t rows, cols;
+  std::vector<uint8_t> data;
+  WeightView w;
+  std::vector<float> deq;  // [rows][cols] dequantized weights
+};
+
+Case make_case(uint32_t type, int64_t rows, int64_t cols, uint32_t seed) {
+  Case c{type, rows, cols, {}, {}, {}};
+  const std::vector<float> wf = random_normal(rows * cols, seed, 0.05f);
+  size_t rb;
+  c.data = quantize_matrix(type, wf, rows, cols, &rb);
+  c.w = WeightView{type, rows, cols, rb, c.data.data()};
+  c.deq.resize(rows * cols);
+  for (int64_t r = 0; r < rows; ++r) dequantize_row(type, c.data.data() + r * rb, c.deq.data() + r * cols, cols);
+  return c;
+}
+
+// Bound on |y - exact| for one dot, from the activation quantization: element j of x is
+// represented with error <= d_x/2 (d_x = amax of its block / 127), the scales d_x (and s_x for
+// Q8_1) are rounded to fp16 (relative 2^-11 each), plus f32 accumulation.
+double error_bound(uint32_t type, const float* w, const float* x, int64_t cols) {
+  const GgmlType t = static_cast<GgmlType>(type);
+  const int blk = (t == GgmlType::Q4_K || t == GgmlType::Q6_K) ? 256 : 32;
+  const bool quant_x = !(t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16);
+  double bound = 0, sum_abs = 0, wmax = 0;
+  for (int64_t j = 0; j < cols; ++j) wmax = std::max(wmax, (double)std::fabs(w[j]));
+  for (int64_t b = 0; b < cols; b += blk) {
+    double amax = 0;
+    for (int j = 0; j < blk; ++j) amax = std::max(amax, (double)std::fabs(x[b + j]));
+    for (int j = 0; j < blk; ++j) {
+      const double wa = std::fabs(w[b + j]), xa = std::fabs(x[b + j]);
+      sum_abs += wa * xa;
+      if (quant_x) bound += wa * (amax / 127 / 2) + (wa + wmax) * xa * 0x1p-10;
+    }
+  }
+  return bound + 1e-5 * sum_abs + 1e-7;
+}
+
+// Expected rms of that error: each quantized x_j is off by a roughly uniform amount in
+// [-d_x/2, d_x/2], variance d_x^2/12, so sigma_y^2 = sum_j w_j^2 d_x^2 / 12.
+double error_sigma(uint32_t type, const float* w, const float* x, int64_t cols) {
+  const GgmlType t = static_cast<GgmlType>(type);
+  const int blk = (t == GgmlType::Q4_K || t == GgmlType::Q6_K) ? 256 : 32;
+  double var = 0;
+  for (int64_t b = 0; b < cols; b += blk) {
+    double amax = 0;
+    for (int j = 0; j < blk; ++j) amax = std::max(amax, (double)std::fabs(x[b + j]));
+    const double d = amax / 127;
+    for (int j = 0; j < blk; ++j) var += (double)w[b + j] * w[b + j] * d * d / 12;
+  }
+  return std::sqrt(var);
+}
+
+double sum_abs_products(const float* w, const float* x, int64_t cols) {
+  double s = 0;
+  for (int64_t j = 0; j < cols; ++j) s += std::fabs((double)w[j] * x[j]);
+  return s;
+}
+
+const GgmlType kAllTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q8_0,
+                              GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
+                              GgmlType::Q4_K, GgmlType::Q6_K};
+
+class Matmul : public ::testing::TestWithParam<GgmlType> {};
+
+}  // namespace
+
+TEST_P(Matmul, MatchesFloatReferenceAndScalarPath) {
+  const uint32_t type = T(GetParam());
+  const int64_t rows = 7, cols = 512, n = 6;
+  Case c = make_case(type, rows, cols, 100 + type);
+  const std::vector<float> x = random_normal(n * cols, 200 + type);
+  std::vector<float> y(n * rows), yr(n * rows);
+  matmul(c.w, x.data(), y.data(), n);
+  matmul_ref(c.w, x.data(), yr.data(), n);
+  const GgmlType gt = GetParam();
+  const bool quant_x = !(gt == GgmlType::F32 || gt == GgmlType::F16 || gt == GgmlType::BF16);
+  double z2 = 0;  // mean of (error / sigma)^2 over all outputs: ~1 when errors are as expected
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* wr = c.deq.data() + r * cols;
+      const float* xt = x.data() + t * cols;
+      double exact = 0;
+      for (int64_t j = 0; j < cols; ++j) exact += (double)wr[j] * xt[j];
+      const double bound = error_bound(type, wr, xt, cols);
+      if (quant_x) z2 += std::pow((y[t * rows + r] - exact) / error_sigma(type, wr, xt, cols), 2) / (n * rows);
+      EXPECT_LE(std::fabs(y[t * rows + r] - exact), bound) << "t " << t << " r " << r;
+      EXPECT_LE(std::fabs(yr[t * rows + r] - exact), bound) << "t " << t << " r " << r;
+      // same quantized activations, same integer block dots: only f32 summation order differs
+      EXPECT_LE(std::fabs(y[t * rows + r] - yr[t * rows + r]), 1e-5 * sum_abs_products(wr, xt, cols) + 1e-7)
+          << "t " << t << " r " << r;
+    }
+  // statistical check, much tighter than the worst case: rms error within 2 sigma
+  if (quant_x) EXPECT_LE(z2, 4.0);
+}
+
+TEST_P(Matmul, TilingAndThreadsDoNotChangeResults) {
+  const uint32_t type = T(GetParam());
+  const int64_t rows = 13, cols = 256, n = 7;  // 7 tokens = tiles of 4 + 3
+  Case c = make_case(type, rows, cols, 300 + type);
+  const std::vector<float> x = random_normal(n * cols, 400 + type);
+  for (auto fn : {&matmul, &matmul_ref}) {
+    std::vector<float> y2(n * rows), y1(n * rows), ysingle(rows);
+    omp_set_num_threads(2);
+    fn(c.w, x.data(), y2.data(), n);
+    omp_set_num_threads(1);
+    fn(c.w, x.data(), y1.data(), n);
+    EXPECT_EQ(0, std::memcmp(y1.data(), y2.data(), y1.size() * 4)) << "1 vs 2 threads";
+    omp_set_num_threads(2);
+    for (int64_t t = 0; t < n; ++t) {
+      fn(c.w, x.data() + t * cols, ysingle.data(), 1);
+      for (int64_t r = 0; r < rows; ++r) EXPECT_EQ(ysingle[r], y2[t * rows + r]) << "t " << t << " r " << r;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTypes, Matmul, ::testing::ValuesIn(kAllTypes),
+                         [](const auto& info) { return std::string(ggml_type_name(T(info.param))); });
+
+// The model's shapes (SmolLM2-135M: 576 wide, 1536 FFN) for its types, odd token counts.
+TEST(MatmulShapes, SmolLMShapesAvx2VsScalar) {
+  struct S { GgmlType t; int64_t rows, cols, n; };
+  for (const S s : {S{GgmlType::Q4_1, 192, 576, 1}, S{GgmlType::Q4_1, 1536, 576, 5},
+                    S{GgmlType::Q4_1, 576, 1536, 3}, S{GgmlType::Q8_0, 333, 576, 9},
+                    S{GgmlType::F16, 65, 576, 2}}) {
+    Case c = make_case(T(s.t), s.rows, s.cols, 7);
+    const std::vector<float> x = random_normal(s.n * s.cols, 8);
+    std::vector<float> y(s.n * s.rows), yr(s.n * s.rows);
+    matmul(c.w, x.data(), y.data(), s.n);
+    matmul_ref(c.w, x.data(), yr.data(), s.n);
+    for (int64_t t = 0; t < s.n; ++t)
+      for (int64_t r = 0; r < s.rows; ++r) {
+        const double tol = 1e-5 * sum_abs_products(c.deq.data() + r * s.cols, x.data() + t * s.cols, s.cols) + 1e-7;
+        ASSERT_LE(std::fabs(y[t * s.rows + r] - yr[t * s.rows + r]), tol)
+            << ggml_type_name(T(s.t)) << " " << s.rows << "x" << s.cols << " t " << t << " r " << r;
+      }
+  }
+}
+
+TEST(MatmulShapes, RowBytesLargerThanRowIsRespected) {  // padded rows (row_bytes > packed size)
+  Case c = make_case(T(GgmlType::Q4_1), 5, 64, 9);
+  const size_t rb = c.w.row_bytes, padded = rb + 24;
+  std::vector<uint8_t> buf(padded * 5, 0xAB);
+  for (int r = 0; r < 5; ++r) std::memcpy(buf.data() + r * padded, c.data.data() + r * rb, rb);
+  WeightView w = c.w;
+  w.row_bytes = padded;
+  w.data = buf.data();
+  const std::vector<float> x = random_normal(64, 10);
+  float y1[5], y2[5];
+  matmul(c.w, x.data(), y1, 1);
+  matmul(w, x.data(), y2, 1);
+  EXPECT_EQ(0, std::memcmp(y1, y2, sizeof y1));
+}
+
+TEST(MatmulShapes, ZeroActivationsGiveZero) {
+  for (GgmlType t : kAllTypes) {
+    Case c = make_case(T(t), 3, 256, 12);
+    std::vector<float> x(256, 0.0f), y(3, 1.0f);
+    matmul(c.w, x.data(), y.data(), 1);
+    for (float v : y) EXPECT_EQ(v, 0.0f) << ggml_type_name(T(t));
+  }
+}
+
+TEST(MatmulShapes, BadInputsThrow) {
+  uint8_t buf[1024] = {};
+  float x[64] = {}, y[4];
+  EXPECT_THROW(matmul(WeightView{T(GgmlType::Q2_K), 1, 256, 84, buf}, x, y, 1), Error);
+  EXPECT_THROW(matmul(WeightView{T(GgmlType::Q4_0), 1, 48, 36, buf}, x, y, 1), Error);  // 48 % 32
+  EXPECT_THROW(matmul(WeightView{T(GgmlType::Q4_0), 1, 64, 30, buf}, x, y, 1), Error);  // row too short
+  EXPECT_NO_THROW(matmul(WeightView{T(GgmlType::Q4_0), 1, 64, 36, buf}, x, y, 0));
+}
+
+// The AVX2 and scalar activation quantizers must produce identical blocks (so matmul and
+// matmul_ref differ only in f32 summation order), including ties and all-zero blocks.
+TEST(ActQuant, Avx2MatchesScalarBitwise) {
+  using detail::ActKind;
+  std::vector<float> x = random_normal(1024, 21, 3.0f);
+  for (int j = 0; j < 32; ++j) x[j] = 0.0f;              // zero block
+  for (int j = 32; j < 64; ++j) x[j] = (j - 48) * 0.5f;  // exact .5 ties: x*127/amax
+  for (ActKind k : {ActKind::Q8_0, ActKind::Q8_1, ActKind::Q8_K}) {
+    const size_t nb = detail::act_row_bytes(k, 1024);
+    std::vector<uint8_t> a(nb), b(nb);
+    detail::quantize_act_row(k, x.data(), a.data(), 1024, true);
+    detail::quantize_act_row(k, x.data(), b.data(), 1024, false);
+    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), nb)) << (int)k;
+  }
+  // Q8_0 block semantics: d = fp16(amax/127), q = round(x*127/amax), Q8_1 s = fp16(d*sum q)
+  std::vector<uint8_t> q(detail::act_row_bytes(ActKind::Q8_1, 1024));
+  detail::quantize_act_row(ActKind::Q8_1, x.data(), q.data(), 1024, true);
+  const auto* blk = reinterpret_cast<const detail::ActQ8_1*>(q.data());
+  EXPECT_EQ(blk[0].d, 0.0f);
+  EXPECT_EQ(blk[1].d, f16_round(8.0f / 127.0f));
+  EXPECT_EQ(blk[1].qs[0], -127);
+  EXPECT_EQ(blk[1].qs[31], (int)std::nearbyint(7.5f * 127.0f / 8.0f));
+  int sum = 0;
+  for (int j = 0; j < 32; ++j) sum += blk[1].qs[j];
+  EXPECT_EQ(blk[1].s, f16_round(8.0f / 127.0f * sum));
+}
