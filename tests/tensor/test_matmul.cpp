@@ -116,7 +116,9 @@ TEST_P(Matmul, MatchesFloatReferenceAndScalarPath) {
           << "t " << t << " r " << r;
     }
   // statistical check, much tighter than the worst case: rms error within 2 sigma
-  if (quant_x) EXPECT_LE(z2, 4.0);
+  if (quant_x) {
+    EXPECT_LE(z2, 4.0);
+  }
 }
 
 TEST_P(Matmul, TilingAndThreadsDoNotChangeResults) {
