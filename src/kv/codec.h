@@ -10,6 +10,9 @@
 
 namespace h1bkv {
 
+// Caches store codes in blocks of kBlockTokens tokens per KV head.
+constexpr int64_t kBlockTokens = 64;
+
 class KeyCodec {
  public:
   virtual ~KeyCodec() = default;
@@ -25,6 +28,15 @@ class KeyCodec {
   // out[t] = attention logit of the query against each of n consecutive encoded keys
   // (for exact codecs: scale * q . k_t; estimators may use their own scale or temperature).
   virtual void score(const float* prep, const uint8_t* keys, int64_t n, float* out) const = 0;
+  // Block layout: a block holds kBlockTokens keys in kBlockTokens * bytes_per_vector() bytes.
+  // By default token-major ([token][bytes_per_vector]); a codec may interleave tokens (the
+  // sketch codec does) by overriding both. out[i] = logit of the key in slot t0 + i, i < n.
+  virtual void encode_slot(const float* k, int kv_head, uint8_t* block, int slot) const {
+    encode(k, kv_head, block + (size_t)slot * bytes_per_vector());
+  }
+  virtual void score_block(const float* prep, const uint8_t* block, int t0, int n, float* out) const {
+    score(prep, block + (size_t)t0 * bytes_per_vector(), n, out);
+  }
 };
 
 class ValueCodec {
@@ -37,7 +49,8 @@ class ValueCodec {
   virtual void accumulate(const float* w, const uint8_t* vals, int64_t n, float* out) const = 0;
 };
 
-// Codecs by name ("f32", "f16"); throws Error listing the valid names.
+// Codecs by name (keys "f32", "f16"; values also "int4"); throws Error listing the valid names.
+// The one factory: codec_factory.cpp.
 std::unique_ptr<KeyCodec> make_key_codec(const std::string& name, int head_dim);
 std::unique_ptr<ValueCodec> make_value_codec(const std::string& name, int head_dim);
 std::vector<std::string> key_codec_names();

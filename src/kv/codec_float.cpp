@@ -1,9 +1,8 @@
 // f32 and f16 codecs: keys and values stored as plain floats ([head_dim] per vector).
 #include <cstring>
 
-#include "kv/codec.h"
+#include "kv/codecs.h"
 #include "kv/float_kernels.h"
-#include "util/error.h"
 #include "util/fp16.h"
 
 namespace h1bkv {
@@ -80,27 +79,11 @@ class F16Value : public ValueCodec {
   int d_;
 };
 
-std::string join(const std::vector<std::string>& v) {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
-  return s;
-}
-
 }  // namespace
 
-std::vector<std::string> key_codec_names() { return {"f32", "f16"}; }
-std::vector<std::string> value_codec_names() { return {"f32", "f16"}; }
-
-std::unique_ptr<KeyCodec> make_key_codec(const std::string& name, int d) {
-  if (name == "f32") return std::make_unique<F32Key>(d);
-  if (name == "f16") return std::make_unique<F16Key>(d);
-  throw Error("unknown key cache type '" + name + "' (valid: " + join(key_codec_names()) + ")");
-}
-
-std::unique_ptr<ValueCodec> make_value_codec(const std::string& name, int d) {
-  if (name == "f32") return std::make_unique<F32Value>(d);
-  if (name == "f16") return std::make_unique<F16Value>(d);
-  throw Error("unknown value cache type '" + name + "' (valid: " + join(value_codec_names()) + ")");
-}
+std::unique_ptr<KeyCodec> make_f32_key(int d) { return std::make_unique<F32Key>(d); }
+std::unique_ptr<KeyCodec> make_f16_key(int d) { return std::make_unique<F16Key>(d); }
+std::unique_ptr<ValueCodec> make_f32_value(int d) { return std::make_unique<F32Value>(d); }
+std::unique_ptr<ValueCodec> make_f16_value(int d) { return std::make_unique<F16Value>(d); }
 
 }  // namespace h1bkv

@@ -5,6 +5,7 @@
 
 #include "kv/codec.h"
 #include "kv/full_cache.h"
+#include "kv/h1b_cache.h"
 #include "util/error.h"
 
 namespace h1bkv {
@@ -56,6 +57,15 @@ const std::vector<CacheTypeDef>& cache_types() {
       {"plain", "separate key and value codecs, all tokens (what -ctk/-ctv select)",
        {{"k", codec_enum(key_codec_names()), "f16", "key codec"},
         {"v", codec_enum(value_codec_names()), "f16", "value codec"}}},
+      {"h1b", "H1B-KV: keys as b-bit sign sketches, values int4, optional exact sinks/window",
+       {{"bits", "enum:64|128|256|512", "256", "sketch bits per key and KV head"},
+        {"est", "enum:hamming|angle|qjl", "hamming", "logit estimator (see kv/sketch.h)"},
+        {"T", "float", "0.1", "hamming temperature: logit = (1 - 2h/b) / T"},
+        {"group", "enum:0|32|64", "0", "int4 value group size (0 = whole head)"},
+        {"proj", "enum:layer|head", "layer", "one projection per layer or per (layer, KV head)"},
+        {"seed", "int", "42", "projection seed"},
+        {"sink", "int", "0", "first tokens kept exact (f16)"},
+        {"window", "int", "0", "most recent positions kept exact (f16)"}}},
   };
   return types;
 }
@@ -114,6 +124,7 @@ CacheSpec parse_cache_spec(const std::string& text) {
     check_value(spec.type, *def, val);
     spec.opts[key] = val;
   }
+  if (spec.type == "h1b") validate_h1b_spec(spec);
   return spec;
 }
 
@@ -133,6 +144,7 @@ static void codec_names_of(const CacheSpec& s, std::string& k, std::string& v) {
 std::unique_ptr<KvCache> make_cache(const CacheSpec& spec, const CacheGeometry& g) {
   check(g.n_kv_head > 0 && g.n_head % g.n_kv_head == 0 && g.head_dim > 0 && g.n_ctx > 0,
         "invalid cache geometry");
+  if (spec.type == "h1b") return make_h1b_cache(spec, g);
   std::string k, v;
   codec_names_of(spec, k, v);
   std::vector<std::unique_ptr<LayerCache>> layers;
@@ -143,11 +155,17 @@ std::unique_ptr<KvCache> make_cache(const CacheSpec& spec, const CacheGeometry& 
 }
 
 double cache_bytes_per_token(const CacheSpec& spec, const CacheGeometry& g) {
+  if (spec.type == "h1b")
+    return (double)h1b_bytes_per_token_head(h1b_options(spec), g.head_dim) * g.n_kv_head * g.n_layer;
   std::string k, v;
   codec_names_of(spec, k, v);
   const size_t per_head = make_key_codec(k, g.head_dim)->bytes_per_vector() +
                           make_value_codec(v, g.head_dim)->bytes_per_vector();
   return (double)per_head * g.n_kv_head * g.n_layer;
+}
+
+double cache_fixed_bytes(const CacheSpec& spec, const CacheGeometry& g) {
+  return spec.type == "h1b" ? h1b_tier_bytes(h1b_options(spec), g) : 0.0;
 }
 
 std::string cache_types_help() {

@@ -2,6 +2,7 @@
 //   "f16"                      keys and values f16, all tokens
 //   "f32"                      keys and values f32, all tokens
 //   "plain:k=f16,v=f32"        any key codec with any value codec (what -ctk/-ctv build)
+//   "h1b:bits=256,est=qjl,..." H1B-KV sketch keys + int4 values (kv/h1b_cache.h)
 // Unknown names or options are an Error that lists the valid ones.
 #pragma once
 #include <map>
@@ -45,6 +46,9 @@ CacheSpec plain_cache_spec(const std::string& key_codec, const std::string& valu
 std::unique_ptr<KvCache> make_cache(const CacheSpec& spec, const CacheGeometry& g);
 // Bytes per token, all layers, from the configuration.
 double cache_bytes_per_token(const CacheSpec& spec, const CacheGeometry& g);
+// Bytes held beside the per-token ones, all layers (h1b: the f16 sinks and window while
+// decoding); 0 for the plain caches.
+double cache_fixed_bytes(const CacheSpec& spec, const CacheGeometry& g);
 // One-line help listing the types and their options (for --help and error messages).
 std::string cache_types_help();
 

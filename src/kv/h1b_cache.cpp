@@ -1,0 +1,91 @@
+#include "kv/h1b_cache.h"
+
+#include <cmath>
+
+#include "kv/codecs.h"
+#include "kv/full_cache.h"
+#include "kv/int4_codec.h"
+#include "util/error.h"
+
+namespace h1bkv {
+
+H1bOptions h1b_options(const CacheSpec& spec) {
+  check(spec.type == "h1b", "not an h1b cache spec: " + spec.str());
+  H1bOptions o;
+  o.sketch.bits = (int)spec.get_int("bits");
+  o.sketch.est = sketch_est_from_name(spec.get("est"));
+  o.sketch.T = (float)spec.get_float("T");
+  o.sketch.per_head = spec.get("proj") == "head";
+  o.sketch.seed = (uint64_t)spec.get_int("seed");
+  o.group = (int)spec.get_int("group");
+  o.sink = spec.get_int("sink");
+  o.window = spec.get_int("window");
+  return o;
+}
+
+void validate_h1b_spec(const CacheSpec& spec) {
+  const double T = spec.get_float("T");
+  check(T > 0 && std::isfinite(T), "cache 'h1b' option 'T': must be a number > 0 (got " + spec.get("T") + ")");
+  check(spec.get_int("sink") >= 0, "cache 'h1b' option 'sink': must be >= 0");
+  check(spec.get_int("window") >= 0, "cache 'h1b' option 'window': must be >= 0");
+}
+
+H1bCalibration H1bCalibration::identity(const CacheGeometry& g) {
+  return H1bCalibration{g.n_layer, g.n_head, std::vector<float>((size_t)g.n_layer * g.n_head, 1.0f)};
+}
+
+std::unique_ptr<KvCache> make_h1b_cache(const CacheSpec& spec, const CacheGeometry& g,
+                                        const H1bCalibration* cal) {
+  validate_h1b_spec(spec);
+  const H1bOptions o = h1b_options(spec);
+  check(o.group == 0 || g.head_dim % o.group == 0,
+        "cache 'h1b' option 'group': " + std::to_string(o.group) + " does not divide head_dim " +
+            std::to_string(g.head_dim));
+  std::vector<std::unique_ptr<LayerCache>> layers;
+  for (int il = 0; il < g.n_layer; ++il)
+    layers.push_back(make_tiered_layer_cache(g, std::make_unique<SketchKeyCodec>(g, il, o.sketch),
+                                             make_int4_value(g.head_dim, o.group),
+                                             TierOptions{o.sink, o.window}));
+  auto cache = std::make_unique<KvCache>(spec.str(), g, cache_bytes_per_token(spec, g), std::move(layers));
+  if (cal) set_h1b_calibration(*cache, *cal);
+  return cache;
+}
+
+static SketchKeyCodec& sketch_of(KvCache& cache, int il) {
+  auto* t = dynamic_cast<TieredLayerCache*>(&cache.layer(il));
+  auto* s = t ? dynamic_cast<SketchKeyCodec*>(&t->key_codec()) : nullptr;
+  check(s != nullptr, "cache '" + cache.spec() + "' is not an h1b cache");
+  return *s;
+}
+
+void set_h1b_calibration(KvCache& cache, const H1bCalibration& cal) {
+  const CacheGeometry& g = cache.geometry();
+  check(cal.n_layer == g.n_layer && cal.n_head == g.n_head &&
+            cal.mult.size() == (size_t)g.n_layer * g.n_head,
+        "h1b calibration is for " + std::to_string(cal.n_layer) + " layers x " +
+            std::to_string(cal.n_head) + " heads; the cache has " + std::to_string(g.n_layer) +
+            " x " + std::to_string(g.n_head));
+  for (int il = 0; il < g.n_layer; ++il)
+    sketch_of(cache, il).set_multipliers(
+        std::vector<float>(cal.mult.begin() + (size_t)il * g.n_head, cal.mult.begin() + (size_t)(il + 1) * g.n_head));
+}
+
+H1bCalibration get_h1b_calibration(KvCache& cache) {
+  const CacheGeometry& g = cache.geometry();
+  H1bCalibration cal = H1bCalibration::identity(g);
+  for (int il = 0; il < g.n_layer; ++il) {
+    const auto& m = sketch_of(cache, il).multipliers();
+    std::copy(m.begin(), m.end(), cal.mult.begin() + (size_t)il * g.n_head);
+  }
+  return cal;
+}
+
+size_t h1b_bytes_per_token_head(const H1bOptions& o, int d) {
+  return sketch_bytes(o.sketch) + int4_bytes(d, o.group);
+}
+
+double h1b_tier_bytes(const H1bOptions& o, const CacheGeometry& g) {
+  return (double)(o.sink + o.window) * g.n_kv_head * g.head_dim * 4 * g.n_layer;
+}
+
+}  // namespace h1bkv

@@ -1,0 +1,182 @@
+#include "kv/int4_codec.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kv/codecs.h"
+#include "util/error.h"
+#include "util/fp16.h"
+
+namespace h1bkv {
+
+namespace {
+
+float h2f(uint16_t h) { return fp16_to_f32(h); }
+
+uint16_t load_u16(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return h;
+}
+
+// Largest fp16 <= x (x finite, within fp16 range).
+uint16_t fp16_round_down(float x) {
+  uint16_t h = f32_to_fp16(x);
+  if (h2f(h) <= x) return h;
+  if (h == 0) return 0x8001;          // +0 > x: smallest negative subnormal
+  return (h & 0x8000) ? h + 1 : h - 1;  // one ulp toward -inf
+}
+
+}  // namespace
+
+size_t int4_bytes(int d, int group) {
+  const int g = group ? group : d;
+  return (size_t)d / 2 + 4 * (size_t)(d / g);
+}
+
+void int4_encode(const float* v, int d, int group, uint8_t* dst) {
+  const int G = group ? group : d, ng = d / G;
+  uint8_t* sm = dst + d / 2;  // [ng] {scale, min}
+  for (int g = 0; g < ng; ++g) {
+    const float* x = v + g * G;
+    float mn = x[0], mx = x[0];
+    for (int i = 1; i < G; ++i) mn = std::min(mn, x[i]), mx = std::max(mx, x[i]);
+    const uint16_t mh = fp16_round_down(mn);
+    const float mf = h2f(mh);
+    uint16_t sh = 0;
+    if (mx > mf) {
+      sh = f32_to_fp16((mx - mf) / 15);
+      while (mf + 15 * h2f(sh) < mx) ++sh;  // round the scale up until the range covers mx
+    }
+    const float sf = h2f(sh), inv = sf > 0 ? 1.0f / sf : 0.0f;
+    uint8_t* q = dst + g * G / 2;
+    for (int i = 0; i < G / 2; ++i) {
+      auto code = [&](float y) { return (uint8_t)std::clamp((int)std::floor((y - mf) * inv + 0.5f), 0, 15); };
+      q[i] = (uint8_t)(code(x[i]) | code(x[i + G / 2]) << 4);
+    }
+    std::memcpy(sm + 4 * g, &sh, 2);
+    std::memcpy(sm + 4 * g + 2, &mh, 2);
+  }
+}
+
+void int4_decode(const uint8_t* src, int d, int group, float* out) {
+  const int G = group ? group : d, ng = d / G;
+  for (int g = 0; g < ng; ++g) {
+    const float s = h2f(load_u16(src + d / 2 + 4 * g)), m = h2f(load_u16(src + d / 2 + 4 * g + 2));
+    for (int i = 0; i < G / 2; ++i) {
+      const uint8_t b = src[g * G / 2 + i];
+      out[g * G + i] = m + s * (b & 15);
+      out[g * G + i + G / 2] = m + s * (b >> 4);
+    }
+  }
+}
+
+void int4_accumulate_ref(const float* w, const uint8_t* vals, int64_t n, int d, int group,
+                         float* out) {
+  const size_t vb = int4_bytes(d, group);
+  float tmp[1024];
+  for (int64_t t = 0; t < n; ++t) {
+    int4_decode(vals + t * vb, d, group, tmp);
+    for (int e = 0; e < d; ++e) out[e] += w[t] * tmp[e];
+  }
+}
+
+#if defined(__AVX2__) && defined(__FMA__)
+// One tile of NC chunks (8 code bytes each) starting at byte j0, over n tokens; the chunk
+// accumulators stay in registers. same: all chunks in one group (one scale per token).
+template <int NC>
+static void int4_tile(const float* w, const uint8_t* vals, int64_t n, size_t vb, int nb, int G,
+                      int j0, float* out) {
+  const int half = G / 2;
+  __m256 lo[NC], hi[NC];
+  int gch[NC];
+  for (int c = 0; c < NC; ++c) lo[c] = hi[c] = _mm256_setzero_ps(), gch[c] = (j0 + 8 * c) / half;
+  const bool same = gch[0] == gch[NC - 1];
+  const __m256i m15 = _mm256_set1_epi32(15);
+  for (int64_t t = 0; t < n; ++t) {
+    const uint8_t* v = vals + t * vb;
+    __m256 a[NC];
+    if (same) {
+      a[0] = _mm256_set1_ps(w[t] * h2f(load_u16(v + nb + 4 * gch[0])));
+      for (int c = 1; c < NC; ++c) a[c] = a[0];
+    } else {
+      for (int c = 0; c < NC; ++c) a[c] = _mm256_set1_ps(w[t] * h2f(load_u16(v + nb + 4 * gch[c])));
+    }
+    for (int c = 0; c < NC; ++c) {
+      const __m256i x = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(v + j0 + 8 * c)));
+      lo[c] = _mm256_fmadd_ps(a[c], _mm256_cvtepi32_ps(_mm256_and_si256(x, m15)), lo[c]);
+      hi[c] = _mm256_fmadd_ps(a[c], _mm256_cvtepi32_ps(_mm256_srli_epi32(x, 4)), hi[c]);
+    }
+  }
+  for (int c = 0; c < NC; ++c) {
+    const int j = j0 + 8 * c, g = gch[c], e = g * G + (j - g * half);
+    _mm256_storeu_ps(out + e, _mm256_add_ps(_mm256_loadu_ps(out + e), lo[c]));
+    _mm256_storeu_ps(out + e + half, _mm256_add_ps(_mm256_loadu_ps(out + e + half), hi[c]));
+  }
+}
+#endif
+
+// sum_t w_t (m_t + s_t q_t) = sum_t (w_t s_t) q_t + sum_t w_t m_t: FMA on the codes, then add
+// the per-group weighted minimum once.
+void int4_accumulate(const float* w, const uint8_t* vals, int64_t n, int d, int group, float* out) {
+  const int G = group ? group : d, ng = d / G, nb = d / 2;
+#if defined(__AVX2__) && defined(__FMA__)
+  if (G % 16 != 0 || ng > 64) return int4_accumulate_ref(w, vals, n, d, group, out);
+  const size_t vb = int4_bytes(d, group);
+  float cmin[64];
+  for (int g = 0; g < ng; ++g) {  // two chains, so the adds overlap
+    float c0 = 0, c1 = 0;
+    const uint8_t* m = vals + nb + 4 * g + 2;
+    int64_t t = 0;
+    for (; t + 1 < n; t += 2) {
+      c0 += w[t] * h2f(load_u16(m + t * vb));
+      c1 += w[t + 1] * h2f(load_u16(m + (t + 1) * vb));
+    }
+    if (t < n) c0 += w[t] * h2f(load_u16(m + t * vb));
+    cmin[g] = c0 + c1;
+  }
+  for (int j0 = 0; j0 < nb; j0 += 32) {  // tiles of 32 bytes = 4 chunks (64 elements)
+    switch ((nb - j0) / 8) {
+      case 1: int4_tile<1>(w, vals, n, vb, nb, G, j0, out); break;
+      case 2: int4_tile<2>(w, vals, n, vb, nb, G, j0, out); break;
+      case 3: int4_tile<3>(w, vals, n, vb, nb, G, j0, out); break;
+      default: int4_tile<4>(w, vals, n, vb, nb, G, j0, out); break;
+    }
+  }
+  for (int g = 0; g < ng; ++g)
+    for (int i = 0; i < G; ++i) out[g * G + i] += cmin[g];
+#else
+  int4_accumulate_ref(w, vals, n, d, group, out);
+#endif
+}
+
+namespace {
+
+class Int4Value : public ValueCodec {
+ public:
+  Int4Value(int d, int group) : d_(d), group_(group) {
+    const int G = group ? group : d;
+    check(G > 0 && G % 2 == 0 && d % G == 0 && d <= 1024,
+          "int4 values: group " + std::to_string(G) + " must be even and divide head_dim " +
+              std::to_string(d));
+  }
+  std::string name() const override { return "int4"; }
+  size_t bytes_per_vector() const override { return int4_bytes(d_, group_); }
+  void encode(const float* v, uint8_t* dst) const override { int4_encode(v, d_, group_, dst); }
+  void accumulate(const float* w, const uint8_t* vals, int64_t n, float* out) const override {
+    int4_accumulate(w, vals, n, d_, group_, out);
+  }
+ private:
+  int d_, group_;
+};
+
+}  // namespace
+
+std::unique_ptr<ValueCodec> make_int4_value(int d, int group) {
+  return std::make_unique<Int4Value>(d, group);
+}
+
+}  // namespace h1bkv
