@@ -70,7 +70,8 @@ class TieredCache : public TieredLayerCache {
       pos_.push_back(pos[i]);
     }
     n_ += n;
-    if (tiers_.window > 0) ex_lo_ = std::max(tiers_.sink, n_ - keep());
+    // ring slots hold [ex_lo_, n_); never claim tokens older than those still valid
+    if (tiers_.window > 0) ex_lo_ = std::max({ex_lo_, tiers_.sink, n_ - keep()});
   }
 
   void attend(int64_t n_q, const int32_t* q_pos, const float* q, float scale,
@@ -164,7 +165,7 @@ class TieredCache : public TieredLayerCache {
           tiers_.sink, std::upper_bound(pos_.begin(), pos_.begin() + n, thr) - pos_.begin());
       check(need >= n || need >= ex_lo_,
             "cannot rewind to " + std::to_string(n) + " tokens: the window's exact copies of "
-            "older tokens were dropped (rewind by at most the largest batch)");
+            "older tokens were dropped (a rewind by at most the last batch appended always works)");
     }
     const size_t keep_blocks = (size_t)((n + kBlockTokens - 1) / kBlockTokens);
     for (int h = 0; h < g_.n_kv_head; ++h) {

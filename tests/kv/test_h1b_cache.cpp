@@ -186,6 +186,50 @@ TEST(H1bCache, TruncateWithinWindow) {
   EXPECT_EQ(c->n_tokens(), 0);
 }
 
+// Random appends and rewinds (by at most the batch just appended) == a fresh cache fed the surviving
+// tokens one at a time; exact-tier bytes stay within sink + window - 1 + largest batch.
+TEST(H1bCache, RandomRewindsEqualFresh) {
+  const CacheGeometry g = kGeom;
+  const int d = g.head_dim, kvs = g.n_kv_head * d, qs = g.n_head * d;
+  const CacheSpec s = parse_cache_spec("h1b:est=angle,sink=3,window=10");
+  auto a = make_cache(s, g);
+  auto k = randn((size_t)400 * kvs, 21), v = randn((size_t)400 * kvs, 22);
+  std::vector<int> src;  // source row of each held token
+  std::mt19937 rng(5);
+  int next = 0, max_batch = 0;
+  for (int step = 0; step < 60; ++step) {
+    const int nb = 1 + (int)(rng() % 6);
+    max_batch = std::max(max_batch, nb);
+    std::vector<int32_t> pos(nb);
+    std::vector<float> kb((size_t)nb * kvs), vb((size_t)nb * kvs);
+    for (int i = 0; i < nb; ++i, ++next) {
+      pos[i] = (int32_t)src.size();
+      std::copy_n(&k[(size_t)next * kvs], kvs, &kb[(size_t)i * kvs]);
+      std::copy_n(&v[(size_t)next * kvs], kvs, &vb[(size_t)i * kvs]);
+      src.push_back(next);
+    }
+    a->layer(0).append(nb, pos.data(), kb.data(), vb.data());
+    if (rng() % 3 == 0) {
+      const int back = (int)(rng() % (nb + 1));
+      a->truncate((int64_t)src.size() - back);
+      src.resize(src.size() - back);
+    }
+    const size_t codes = src.size() * 2 * (34 + 36);  // 2 KV heads x (sketch + norm + int4)
+    EXPECT_LE(a->layer(0).bytes() - codes, (size_t)(3 + 10 - 1 + max_batch) * 2 * 4 * d);
+  }
+  auto b = make_cache(s, g);
+  for (size_t i = 0; i < src.size(); ++i) {
+    const int32_t p = (int32_t)i;
+    b->layer(0).append(1, &p, &k[(size_t)src[i] * kvs], &v[(size_t)src[i] * kvs]);
+  }
+  auto q = randn((size_t)qs, 23);
+  std::vector<float> oa(qs), ob(qs);
+  const int32_t qp = (int32_t)src.size() - 1;
+  a->layer(0).attend(1, &qp, q.data(), 0.125f, oa.data());
+  b->layer(0).attend(1, &qp, q.data(), 0.125f, ob.data());
+  EXPECT_EQ(oa, ob);
+}
+
 TEST(H1bCache, CalibrationMultipliesLogits) {
   const CacheGeometry g = kGeom;
   const int n = 70, d = g.head_dim, kvs = g.n_kv_head * d;
