@@ -85,7 +85,8 @@ int bench(BenchOptions& o) {
     rows.push_back(r);
   };
   for (int64_t p : o.pp) {
-    Row r{"pp" + std::to_string(p)};
+    Row r;
+    r.test = "pp" + std::to_string(p);
     for (int k = 0; k < o.reps + 1; ++k) {  // first run warms up, not counted
       cache->clear();
       Timer t;
@@ -96,7 +97,8 @@ int bench(BenchOptions& o) {
   }
   for (int64_t d : o.depths)
     for (int64_t n : o.tg) {
-      Row r{"tg" + std::to_string(n) + (d ? " @ d" + std::to_string(d) : "")};
+      Row r;
+      r.test = "tg" + std::to_string(n) + (d ? " @ d" + std::to_string(d) : "");
       for (int k = 0; k < o.reps; ++k) {
         cache->clear();
         prefill(d);
