@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <sstream>
 
@@ -314,6 +315,18 @@ void GgufFile::parse() {
                   std::to_string(size_) + " bytes); the file is truncated or corrupt");
     t.data = base_ + begin;
   }
+}
+
+std::string GgufFile::header_hash() const {
+  uint64_t h = 1469598103934665603ull;
+  const uint64_t n = std::min<uint64_t>(data_offset_, size_);
+  for (uint64_t i = 0; i < n; ++i) {
+    h ^= base_[i];
+    h *= 1099511628211ull;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)h);
+  return buf;
 }
 
 const GgufValue* GgufFile::find(const std::string& key) const {

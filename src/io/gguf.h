@@ -64,6 +64,9 @@ class GgufFile {
   size_t file_size() const { return size_; }
   uint64_t alignment() const { return alignment_; }
   uint64_t data_offset() const { return data_offset_; }
+  // FNV-1a 64 of the header (metadata and tensor infos, bytes [0, data_offset)) as 16 hex digits:
+  // identifies a model file without reading its weights.
+  std::string header_hash() const;
 
   // Metadata in file order.
   const std::vector<std::pair<std::string, GgufValue>>& metadata() const { return kv_; }

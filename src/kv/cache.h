@@ -16,6 +16,9 @@ struct CacheGeometry {
   int n_kv_head = 0;  // key/value heads (GQA: n_head % n_kv_head == 0)
   int head_dim = 0;
   int64_t n_ctx = 0;  // most tokens a sequence may hold
+  // Identity of the model the cache serves (hash of its GGUF header; empty in unit tests):
+  // calibration files record it, and loading one made for another model is an error.
+  std::string model_id;
 };
 
 // The cache of one layer, all KV heads.

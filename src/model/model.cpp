@@ -96,6 +96,7 @@ CacheGeometry Model::cache_geometry(int64_t n_ctx) const {
   g.n_kv_head = cfg_.n_kv_head;
   g.head_dim = cfg_.head_dim;
   g.n_ctx = n_ctx;
+  g.model_id = gguf_->header_hash();
   return g;
 }
 
