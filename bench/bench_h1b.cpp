@@ -1,17 +1,32 @@
 // Decode attention of one layer, SmolLM2-135M geometry (9 query heads, 3 KV heads, d = 64):
-// one query against 2048 / 8192 / 32768 held tokens, f16 cache vs h1b (b = 256, each
-// estimator). Counters: B/tok = bytes held per token of the layer (all KV heads), and
-// bytes_per_second = the layer's held bytes read per attend call / time.
+// one query against 2048 / 8192 / 32768 held tokens, f16 cache vs h1b (b = 256, each estimator),
+// 1 and 2 threads, with the layer's codes in cache (hot: the same layer attended again and
+// again) or evicted before every call (cold: a 64 MiB buffer is read between iterations, outside
+// the timing, as when the other 29 layers ran in between).
+// Counters: B/tok = bytes held per token of the layer (all KV heads); read_MB = the layer's
+// held bytes (each attend reads them all once); GB/s = read_MB / time (implied bandwidth).
+//
+// BM_ScoreOnly: the scoring kernel alone (sketch_score_group, 3 query heads per KV head) over
+// the b = 256 key sketches of 30 layers x 3 KV heads x 32768 tokens (94 MB, far larger than the
+// caches), against BM_StreamRead (the same machine's streaming read of 1 GiB, as in
+// bench_bandwidth); frac_of_stream = scoring GB/s / streaming GB/s, same thread count.
 #include <benchmark/benchmark.h>
+#include <immintrin.h>
+#include <omp.h>
 
+#include <algorithm>
+#include <cstring>
 #include <map>
 #include <memory>
+#include <new>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "kv/attend_simd.h"
 #include "kv/cache.h"
 #include "kv/registry.h"
+#include "kv/sketch.h"
 
 using namespace h1bkv;
 
@@ -46,29 +61,152 @@ KvCache& filled_cache(int spec, int64_t depth) {
   return *c;
 }
 
+// Streaming sum of n floats (n % 64 == 0), 8 AVX2 accumulators (as bench_bandwidth).
+float stream_sum(const float* p, size_t n) {
+  __m256 a[8];
+  for (auto& x : a) x = _mm256_setzero_ps();
+  for (size_t i = 0; i < n; i += 64)
+    for (int j = 0; j < 8; ++j) a[j] = _mm256_add_ps(a[j], _mm256_load_ps(p + i + 8 * j));
+  for (int j = 1; j < 8; ++j) a[0] = _mm256_add_ps(a[0], a[j]);
+  alignas(32) float l[8];
+  _mm256_store_ps(l, a[0]);
+  return l[0] + l[1] + l[2] + l[3] + l[4] + l[5] + l[6] + l[7];
+}
+
+struct Buffer {
+  float* p;
+  size_t n;
+};
+Buffer big_buffer(size_t bytes) {
+  auto* p = static_cast<float*>(::operator new(bytes, std::align_val_t(64)));
+  const size_t n = bytes / 4;
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < n; ++i) p[i] = (float)(i & 1023) * 1e-3f;
+  return {p, n};
+}
+
+float read_all(const Buffer& b, int threads) {
+  const size_t per = b.n / threads / 64 * 64;
+  float total = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+  total += stream_sum(b.p + (size_t)omp_get_thread_num() * per, per);
+  return total;
+}
+
+void evict_caches() {
+  static Buffer b = big_buffer(size_t(64) << 20);
+  benchmark::DoNotOptimize(read_all(b, 1));
+}
+
 void BM_DecodeAttention(benchmark::State& state) {
   const int spec = (int)state.range(0);
   const int64_t depth = state.range(1);
+  const int threads = (int)state.range(2);
+  const bool cold = state.range(3) != 0;
   KvCache& c = filled_cache(spec, depth);
   auto q = randn(9 * 64, 3);
   std::vector<float> out(9 * 64);
   const int32_t qp = (int32_t)(depth - 1);
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(threads);
   for (auto _ : state) {
+    if (cold) {
+      state.PauseTiming();
+      evict_caches();
+      state.ResumeTiming();
+    }
     c.layer(0).attend(1, &qp, q.data(), 0.125f, out.data());
     benchmark::DoNotOptimize(out.data());
   }
+  omp_set_num_threads(saved);
   const size_t bytes = c.layer(0).bytes();
-  state.SetLabel(kSpecs[spec]);
+  state.SetLabel(std::string(kSpecs[spec]) + (cold ? " cold" : " hot"));
   state.counters["B/tok"] = (double)bytes / depth;
-  state.SetBytesProcessed((int64_t)state.iterations() * (int64_t)bytes);
+  state.counters["read_MB"] = (double)bytes * 1e-6;
+  state.counters["GB/s"] = benchmark::Counter((double)bytes * 1e-9 * (double)state.iterations(),
+                                              benchmark::Counter::kIsRate);
+}
+
+// 1 GiB streaming read, best of 3 (cached per thread count): the reference for frac_of_stream.
+double stream_gbps(int threads) {
+  static Buffer b = big_buffer(size_t(1) << 30);
+  static std::map<int, double> memo;
+  auto& r = memo[threads];
+  if (r == 0)
+    for (int rep = 0; rep < 3; ++rep) {
+      const double t0 = omp_get_wtime();
+      benchmark::DoNotOptimize(read_all(b, threads));
+      r = std::max(r, (double)(b.n / threads / 64 * 64 * threads) * 4 * 1e-9 / (omp_get_wtime() - t0));
+    }
+  return r;
+}
+
+void BM_StreamRead(benchmark::State& state) {
+  const int threads = (int)state.range(0);
+  static Buffer b = big_buffer(size_t(1) << 30);
+  for (auto _ : state) benchmark::DoNotOptimize(read_all(b, threads));
+  const double bytes = (double)(b.n / threads / 64 * 64 * threads) * 4;
+  state.counters["GB/s"] = benchmark::Counter(bytes * 1e-9 * (double)state.iterations(), benchmark::Counter::kIsRate);
+}
+
+void BM_ScoreOnly(benchmark::State& state) {
+  const int est = (int)state.range(0), threads = (int)state.range(1);
+  constexpr int kLayers = 30, kKv = 3, kG = 3;
+  constexpr int64_t kDepth = 32768, kBlocks = kDepth / kBlockTokens;
+  const CacheGeometry g{1, 9, 3, 64, kDepth};
+  SketchOptions o;
+  o.est = (SketchEst)est;
+  SketchKeyCodec codec(g, 0, o);
+  const size_t bb = kBlockTokens * codec.bytes_per_vector();
+  // blocks of all layers and KV heads, random sketch bytes (the kernel does not care)
+  std::vector<uint8_t> keys((size_t)kLayers * kKv * kBlocks * bb);
+  std::mt19937 rng(5);
+  for (size_t i = 0; i < keys.size(); i += 4) {
+    const uint32_t r = rng();
+    std::memcpy(&keys[i], &r, std::min<size_t>(4, keys.size() - i));
+  }
+  const size_t pf = codec.query_prep_floats();
+  std::vector<float> prep(kG * pf);
+  auto q = randn(kG * 64, 4);
+  const float* pp[kG];
+  for (int h = 0; h < kG; ++h) codec.prepare_query(&q[h * 64], h, 0.125f, &prep[h * pf]), pp[h] = &prep[h * pf];
+  const double gbs_stream = stream_gbps(threads);
+  for (auto _ : state) {
+#pragma omp parallel num_threads(threads)
+    {
+      std::vector<float> sc(kG * 256);  // scores of one 256-token chunk, as in the attention loop
+      float* out[kG] = {&sc[0], &sc[256], &sc[512]};
+#pragma omp for schedule(static)
+      for (int64_t b = 0; b < (int64_t)kLayers * kKv * kBlocks; ++b) {
+        float* ob[kG];
+        const int off = (int)(b % 4) * kBlockTokens;
+        for (int h = 0; h < kG; ++h) ob[h] = out[h] + off;
+        sketch_score_group(codec, pp, kG, &keys[(size_t)b * bb], 0, kBlockTokens, ob);
+      }
+      benchmark::DoNotOptimize(sc.data());
+    }
+  }
+  const double bytes = (double)keys.size();
+  state.SetLabel(std::string(sketch_est_name((SketchEst)est)) + " b=256, 30 layers x 3 KV heads x 32768 tokens");
+  state.counters["read_MB"] = bytes * 1e-6;
+  state.counters["GB/s"] = benchmark::Counter(bytes * 1e-9 * (double)state.iterations(), benchmark::Counter::kIsRate);
+  state.counters["stream_GB/s"] = gbs_stream;
+  state.counters["frac_of_stream"] = benchmark::Counter(bytes * 1e-9 / gbs_stream * (double)state.iterations(),
+                                                        benchmark::Counter::kIsRate);
 }
 
 }  // namespace
 
 BENCHMARK(BM_DecodeAttention)
-    ->ArgsProduct({{0, 1, 2, 3, 4}, {2048, 8192, 32768}})
-    ->ArgNames({"spec", "depth"})
+    ->ArgsProduct({{0, 1, 2, 3, 4}, {2048, 8192, 32768}, {1, 2}, {0, 1}})
+    ->ArgNames({"spec", "depth", "threads", "cold"})
     ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+BENCHMARK(BM_StreamRead)->ArgsProduct({{1, 2}})->ArgNames({"threads"})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ScoreOnly)
+    ->ArgsProduct({{0, 1, 2}, {1, 2}})
+    ->ArgNames({"est", "threads"})
+    ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
 BENCHMARK_MAIN();

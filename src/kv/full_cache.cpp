@@ -3,12 +3,18 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cassert>
 #include <cmath>
 #include <cstring>
+#include <new>
+#include <thread>
 #include <vector>
 
+#include "kv/attend_simd.h"
 #include "kv/float_kernels.h"
+#include "kv/sketch.h"
+#include "tensor/vexp.h"
 #include "util/error.h"
 #include "util/fp16.h"
 
@@ -18,6 +24,19 @@ namespace {
 
 using Blocks = std::vector<std::unique_ptr<uint8_t[]>>;
 
+// 32-byte aligned scratch
+template <class T>
+struct AlignedAllocT {
+  using value_type = T;
+  AlignedAllocT() = default;
+  template <class U>
+  AlignedAllocT(const AlignedAllocT<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(32))); }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(32)); }
+  bool operator==(const AlignedAllocT&) const { return true; }
+};
+using AlignedAlloc = AlignedAllocT<float>;
+
 class TieredCache : public TieredLayerCache {
  public:
   TieredCache(const CacheGeometry& g, std::unique_ptr<KeyCodec> kc, std::unique_ptr<ValueCodec> vc,
@@ -26,6 +45,16 @@ class TieredCache : public TieredLayerCache {
         kbytes_(kc_->bytes_per_vector()), vbytes_(vc_->bytes_per_vector()),
         kblocks_(g.n_kv_head), vblocks_(g.n_kv_head), ex_lo_(t.sink) {
     check(t.sink >= 0 && t.window >= 0, "sink and window must be >= 0");
+    check(g.n_kv_head > 0 && g.n_head % g.n_kv_head == 0 && g.n_head / g.n_kv_head <= kMaxGroup,
+          "cache: n_head must be a multiple of n_kv_head, at most " + std::to_string(kMaxGroup) +
+              " query heads per KV head");
+    // codecs with grouped kernels (layouts known here); others go through the codec interface
+    const size_t d = (size_t)g.head_dim;
+    kf16_ = kc_->name() == "f16" && kbytes_ == 2 * d;
+    vf16_ = vc_->name() == "f16" && vbytes_ == 2 * d;
+    sketch_ = dynamic_cast<const SketchKeyCodec*>(kc_.get());
+    int vd = 0;
+    int4_ = int4_value_params(*vc_, &vd, &int4_group_) && vd == g.head_dim;
   }
 
   KeyCodec& key_codec() override { return *kc_; }
@@ -74,11 +103,15 @@ class TieredCache : public TieredLayerCache {
     if (tiers_.window > 0) ex_lo_ = std::max({ex_lo_, tiers_.sink, n_ - keep()});
   }
 
+  // Attention, one work item per (chunk of kChunk tokens, KV head, query): the group of query
+  // heads sharing the KV head is scored and accumulated together (codes read and decoded once),
+  // giving per head a partial softmax state (max m, sum s of exp(score - m), unnormalised
+  // output o). A query's chunks are merged in chunk order by one fixed formula, whoever computes
+  // them, so results depend only on the query's position and the held tokens: batched equals
+  // token-by-token, for any number of threads.
   void attend(int64_t n_q, const int32_t* q_pos, const float* q, float scale,
               float* out) override {
-    const int d = g_.head_dim, nh = g_.n_head, group = g_.n_head / g_.n_kv_head;
-    const size_t row = (size_t)g_.n_kv_head * d;
-    const int64_t pairs = n_q * nh;
+    const int d = g_.head_dim, nh = g_.n_head, nkv = g_.n_kv_head, G = nh / nkv;
     // per query: [0, s_end) sinks exact, [s_end, w0) compressed, [w0, nvis) window exact
     std::vector<int64_t> nvis(n_q), s_end(n_q), w0(n_q);
     for (int64_t i = 0; i < n_q; ++i) {
@@ -94,51 +127,250 @@ class TieredCache : public TieredLayerCache {
                   " needs exact copies of tokens older than the retained window");
       }
     }
-#pragma omp parallel
-    {
-      // per-thread scratch: scores [n_tokens], prepared query (codec), scaled query (exact tier)
-      std::vector<float> sc(std::max<int64_t>(n_, 1));
-      std::vector<float> prep(kc_->query_prep_floats()), qs(d);
-#pragma omp for schedule(dynamic, 1)
-      for (int64_t p = 0; p < pairs; ++p) {
-        const int64_t i = p / nh;
-        const int h = (int)(p % nh), hk = h / group;
-        const int64_t nv = nvis[i], s1 = s_end[i], c1 = w0[i];
-        float* o = out + p * d;
-        std::memset(o, 0, sizeof(float) * d);
-        if (nv == 0) continue;
-        if (s1 > 0 || c1 < nv)
-          for (int c = 0; c < d; ++c) qs[c] = q[p * d + c] * scale;
-        for (int64_t t = 0; t < s1; ++t) sc[t] = dot_f32_f16(qs.data(), &sink_k_[t * row + hk * d], d);
-        if (s1 < c1) {
-          kc_->prepare_query(q + p * d, h, scale, prep.data());
-          for_blocks(s1, c1, [&](int64_t b, int64_t lo, int64_t cnt) {
-            kc_->score_block(prep.data(), kblocks_[hk][b].get(), (int)(lo - b * kBlockTokens),
-                             (int)cnt, sc.data() + lo);
-          });
-        }
-        for (int64_t t = c1; t < nv; ++t)
-          sc[t] = dot_f32_f16(qs.data(), &ring_k_[(t % ring_cap_) * row + hk * d], d);
-        float mx = -INFINITY;
-        for (int64_t t = 0; t < nv; ++t) mx = std::max(mx, sc[t]);
-        float sum = 0;
-        for (int64_t t = 0; t < nv; ++t) {
-          sc[t] = std::exp(sc[t] - mx);
-          sum += sc[t];
-        }
-        const float inv = 1.0f / sum;
-        for (int64_t t = 0; t < nv; ++t) sc[t] *= inv;
-        for (int64_t t = 0; t < s1; ++t) axpy_f16(sc[t], &sink_v_[t * row + hk * d], o, d);
-        for_blocks(s1, c1, [&](int64_t b, int64_t lo, int64_t cnt) {
-          vc_->accumulate(sc.data() + lo, vblocks_[hk][b].get() + (lo - b * kBlockTokens) * vbytes_,
-                          cnt, o);
-        });
-        for (int64_t t = c1; t < nv; ++t)
-          axpy_f16(sc[t], &ring_v_[(t % ring_cap_) * row + hk * d], o, d);
-      }
+    const size_t pf = kf16_ ? 0 : kc_->query_prep_floats();
+    const size_t part = (size_t)G * (d + 2);  // per item: G x {o[d], m, s}
+    // Batches of queries bound the scratch (partial states and prepared queries).
+    int64_t i0 = 0;
+    while (i0 < n_q) {
+      int64_t i1 = i0, items = 0;
+      while (i1 < n_q && (i1 == i0 || ((i1 - i0) < kMaxBatchQueries &&
+                                       items + n_chunks(nvis[i1]) * nkv <= kMaxBatchItems)))
+        items += n_chunks(nvis[i1++]) * nkv;
+      attend_batch(i0, i1, nvis, s_end, w0, q, scale, out, pf, part, items);
+      i0 = i1;
     }
   }
 
+ private:
+  static constexpr int64_t kChunk = 256;  // tokens per work item (absolute, block aligned)
+  static constexpr int64_t kMaxBatchQueries = 512, kMaxBatchItems = 16384;
+  static int64_t n_chunks(int64_t nv) { return (nv + kChunk - 1) / kChunk; }
+
+  void attend_batch(int64_t i0, int64_t i1, const std::vector<int64_t>& nvis,
+                    const std::vector<int64_t>& s_end, const std::vector<int64_t>& w0,
+                    const float* q, float scale, float* out, size_t pf, size_t part,
+                    int64_t n_items) {
+    const int d = g_.head_dim, nh = g_.n_head, nkv = g_.n_kv_head, G = nh / nkv;
+    const int64_t nq = i1 - i0, npairs = nq * nkv;
+    // items in chunk-major order (chunk, KV head, query): neighbours share key blocks
+    int64_t max_ch = 0;
+    for (int64_t i = i0; i < i1; ++i) max_ch = std::max(max_ch, n_chunks(nvis[i]));
+    std::vector<int64_t> item_pair;
+    std::vector<int32_t> item_chunk;
+    item_pair.reserve(n_items), item_chunk.reserve(n_items);
+    for (int64_t c = 0; c < max_ch; ++c)
+      for (int hk = 0; hk < nkv; ++hk)
+        for (int64_t i = i0; i < i1; ++i)
+          if (c < n_chunks(nvis[i])) {
+            const int64_t pr = (i - i0) * nkv + hk;
+            item_pair.push_back(pr), item_chunk.push_back((int32_t)c);
+          }
+    // partial states, pair-major: chunk c of pair pr at pair_base[pr] + c
+    std::vector<int64_t> pair_base(npairs + 1, 0);
+    for (int64_t pr = 0; pr < npairs; ++pr)
+      pair_base[pr + 1] = pair_base[pr] + n_chunks(nvis[i0 + pr / nkv]);
+    std::vector<float> partial((size_t)n_items * part);
+    std::vector<float> preps((size_t)npairs * G * pf);
+    std::unique_ptr<std::atomic<int>[]> prep_state(new std::atomic<int>[npairs]);
+    std::unique_ptr<std::atomic<int64_t>[]> done(new std::atomic<int64_t>[npairs]);
+    for (int64_t pr = 0; pr < npairs; ++pr) prep_state[pr].store(0), done[pr].store(0);
+
+#pragma omp parallel
+    {
+      std::vector<float, AlignedAlloc> sc((size_t)G * kChunk), qs((size_t)G * d);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t it = 0; it < n_items; ++it) {
+        const int64_t pr = item_pair[it], i = i0 + pr / nkv, c = item_chunk[it];
+        const int hk = (int)(pr % nkv);
+        const float* qh = q + (i * nh + (int64_t)hk * G) * d;  // the group's G query heads
+        const float* prep = nullptr;
+        if (pf > 0 && s_end[i] < w0[i]) {  // compressed tokens: the group's prepared queries
+          float* pp = &preps[(size_t)pr * G * pf];
+          int expect = 0;
+          if (prep_state[pr].compare_exchange_strong(expect, 1, std::memory_order_acq_rel)) {
+            for (int g = 0; g < G; ++g) kc_->prepare_query(qh + (size_t)g * d, hk * G + g, scale, pp + g * pf);
+            prep_state[pr].store(2, std::memory_order_release);
+          } else {
+            while (prep_state[pr].load(std::memory_order_acquire) != 2) std::this_thread::yield();
+          }
+          prep = pp;
+        }
+        float* st = &partial[(size_t)(pair_base[pr] + c) * part];
+        chunk_state(c * kChunk, std::min(nvis[i], (c + 1) * kChunk), s_end[i], w0[i], hk, qh, scale,
+                    prep, pf, sc.data(), qs.data(), st);
+        // the last chunk of a pair to finish merges the pair's chunks (in chunk order)
+        const int64_t nch = pair_base[pr + 1] - pair_base[pr];
+        if (done[pr].fetch_add(1, std::memory_order_acq_rel) == nch - 1)
+          merge(&partial[(size_t)pair_base[pr] * part], nch, out + (i * nh + (int64_t)hk * G) * d);
+      }
+    }
+    // queries that see no token
+    for (int64_t i = i0; i < i1; ++i)
+      if (nvis[i] == 0) std::memset(out + i * nh * d, 0, sizeof(float) * nh * d);
+  }
+
+  // Partial softmax state of tokens [t0, t1) for the G query heads of KV head hk.
+  // st: G x {o[d], m, s}.
+  void chunk_state(int64_t t0, int64_t t1, int64_t s1, int64_t c1, int hk, const float* qh,
+                   float scale, const float* prep, size_t pf, float* sc, float* qs, float* st) const {
+    const int d = g_.head_dim, G = g_.n_head / g_.n_kv_head;
+    const size_t row = (size_t)g_.n_kv_head * d;
+    const int64_t L = t1 - t0, Lp = (L + 7) / 8 * 8;
+    float* rows[kMaxGroup];
+    const float* qsp[kMaxGroup];
+    const float* preps[kMaxGroup];
+    float* acc[kMaxGroup];
+    const float* wts[kMaxGroup];
+    for (int g = 0; g < G; ++g) {
+      rows[g] = sc + (size_t)g * kChunk;
+      qsp[g] = qs + (size_t)g * d;
+      preps[g] = prep ? prep + g * pf : nullptr;
+      acc[g] = st + (size_t)g * (d + 2);
+    }
+    const bool exact = t0 < s1 || t1 > c1;
+    if (exact || kf16_)
+      for (int g = 0; g < G; ++g)
+        for (int e = 0; e < d; ++e) qs[(size_t)g * d + e] = qh[(size_t)g * d + e] * scale;
+    auto shift = [&](auto* const* p, int64_t off, auto** dst) {
+      for (int g = 0; g < G; ++g) dst[g] = p[g] + off;
+    };
+    float* r[kMaxGroup];
+    // scores
+    if (const int64_t a = t0, b = std::min(t1, s1); a < b) {
+      shift(rows, a - t0, r);
+      dot_f32_f16_group(qsp, G, &sink_k_[a * row + hk * d], row, b - a, d, r);
+    }
+    for_blocks(std::max(t0, s1), std::min(t1, c1), [&](int64_t b, int64_t lo, int64_t cnt) {
+      const uint8_t* blk = kblocks_[hk][b].get();
+      const int o = (int)(lo - b * kBlockTokens);
+      shift(rows, lo - t0, r);
+      if (kf16_) {
+        dot_f32_f16_group(qsp, G, reinterpret_cast<const uint16_t*>(blk) + (size_t)o * d, d, cnt, d, r);
+      } else if (sketch_) {
+        sketch_score_group(*sketch_, preps, G, blk, o, (int)cnt, r);
+      } else {
+        for (int g = 0; g < G; ++g) kc_->score_block(preps[g], blk, o, (int)cnt, r[g]);
+      }
+    });
+    ring_runs(std::max(t0, c1), t1, [&](int64_t t, int64_t slot, int64_t cnt) {
+      shift(rows, t - t0, r);
+      dot_f32_f16_group(qsp, G, &ring_k_[slot * row + hk * d], row, cnt, d, r);
+    });
+    // softmax pieces: m = max, p = exp(score - m) in place, s = sum p
+    for (int g = 0; g < G; ++g) {
+      float* x = rows[g];
+      for (int64_t t = L; t < Lp; ++t) x[t] = -INFINITY;  // padding: exp -> 0
+      const float m = max_padded(x, Lp);
+      acc[g][d] = m;
+      acc[g][d + 1] = exp_sum_padded(x, Lp, m);
+      std::memset(acc[g], 0, sizeof(float) * d);
+    }
+    // values
+    if (const int64_t a = t0, b = std::min(t1, s1); a < b) {
+      shift(rows, a - t0, r);
+      for (int g = 0; g < G; ++g) wts[g] = r[g];
+      axpy_f16_group(wts, G, &sink_v_[a * row + hk * d], row, b - a, d, acc);
+    }
+    for_blocks(std::max(t0, s1), std::min(t1, c1), [&](int64_t b, int64_t lo, int64_t cnt) {
+      const uint8_t* blk = vblocks_[hk][b].get() + (lo - b * kBlockTokens) * vbytes_;
+      shift(rows, lo - t0, r);
+      for (int g = 0; g < G; ++g) wts[g] = r[g];
+      if (vf16_) {
+        axpy_f16_group(wts, G, reinterpret_cast<const uint16_t*>(blk), d, cnt, d, acc);
+      } else if (int4_) {
+        int4_accumulate_group(wts, G, blk, cnt, d, int4_group_, acc);
+      } else {
+        for (int g = 0; g < G; ++g) vc_->accumulate(wts[g], blk, cnt, acc[g]);
+      }
+    });
+    ring_runs(std::max(t0, c1), t1, [&](int64_t t, int64_t slot, int64_t cnt) {
+      shift(rows, t - t0, r);
+      for (int g = 0; g < G; ++g) wts[g] = r[g];
+      axpy_f16_group(wts, G, &ring_v_[slot * row + hk * d], row, cnt, d, acc);
+    });
+  }
+
+  // out[g] = sum_c e_c o_c[g] / sum_c e_c s_c[g], e_c = exp(m_c[g] - max_c m_c[g]), c in order.
+  void merge(const float* st, int64_t nch, float* out) const {
+    const int d = g_.head_dim, G = g_.n_head / g_.n_kv_head;
+    const size_t part = (size_t)G * (d + 2);
+    for (int g = 0; g < G; ++g) {
+      const float* s0 = st + (size_t)g * (d + 2);
+      float* o = out + (size_t)g * d;
+      float M = -INFINITY;
+      for (int64_t c = 0; c < nch; ++c) M = std::max(M, s0[c * part + d]);
+      float S = 0;
+      std::memset(o, 0, sizeof(float) * d);
+      for (int64_t c = 0; c < nch; ++c) {
+        const float* sc = s0 + c * part;
+        const float e = nch == 1 ? 1.0f : vexp_ref(sc[d] - M);
+        S += e * sc[d + 1];
+        axpy_f32(e, sc, o, d);
+      }
+      const float inv = 1.0f / S;
+      for (int e = 0; e < d; ++e) o[e] *= inv;
+    }
+  }
+
+  static float max_padded(const float* x, int64_t n) {  // n % 8 == 0
+#if defined(__AVX2__)
+    __m256 m = _mm256_set1_ps(-INFINITY);
+    for (int64_t t = 0; t < n; t += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + t));
+    alignas(32) float l[8];
+    _mm256_store_ps(l, m);
+    float r = l[0];
+    for (int j = 1; j < 8; ++j) r = std::max(r, l[j]);
+    return r;
+#else
+    float r = -INFINITY;
+    for (int64_t t = 0; t < n; ++t) r = std::max(r, x[t]);
+    return r;
+#endif
+  }
+
+  // x[t] = exp(x[t] - m) in place; returns the sum: lanes of even and odd 8-token blocks apart,
+  // added, then ((0+1)+(2+3))+((4+5)+(6+7)).
+  static float exp_sum_padded(float* x, int64_t n, float m) {
+    float l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+#if defined(__AVX2__) && defined(__FMA__)
+    const __m256 mv = _mm256_set1_ps(m);
+    __m256 s = _mm256_setzero_ps(), s2 = _mm256_setzero_ps();
+    int64_t t = 0;
+    for (; t + 16 <= n; t += 16) {  // two independent exps per iteration
+      const __m256 p = exp256_ps(_mm256_sub_ps(_mm256_loadu_ps(x + t), mv));
+      const __m256 p2 = exp256_ps(_mm256_sub_ps(_mm256_loadu_ps(x + t + 8), mv));
+      _mm256_storeu_ps(x + t, p);
+      _mm256_storeu_ps(x + t + 8, p2);
+      s = _mm256_add_ps(s, p);
+      s2 = _mm256_add_ps(s2, p2);
+    }
+    if (t < n) {
+      const __m256 p = exp256_ps(_mm256_sub_ps(_mm256_loadu_ps(x + t), mv));
+      _mm256_storeu_ps(x + t, p);
+      s = _mm256_add_ps(s, p);
+    }
+    s = _mm256_add_ps(s, s2);
+    _mm256_storeu_ps(l, s);
+#else
+    float l2[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int64_t t = 0; t < n; t += 8)
+      for (int j = 0; j < 8; ++j) ((t / 8) % 2 ? l2 : l)[j] += (x[t + j] = vexp_ref(x[t + j] - m));
+    for (int j = 0; j < 8; ++j) l[j] += l2[j];
+#endif
+    return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+  }
+
+  // Calls f(token, ring slot, count) for the runs of [t0, t1) that are contiguous in the ring.
+  template <class F>
+  void ring_runs(int64_t t0, int64_t t1, F&& f) const {
+    for (int64_t t = t0; t < t1;) {
+      const int64_t slot = t % ring_cap_, cnt = std::min(t1 - t, ring_cap_ - slot);
+      f(t, slot, cnt);
+      t += cnt;
+    }
+  }
+
+ public:
   int64_t n_tokens() const override { return n_; }
   // Held: every token's codes, plus f16 K and V of the held sinks and retained window tokens.
   size_t bytes() const override { return (size_t)n_ * g_.n_kv_head * (kbytes_ + vbytes_) + tier_bytes(); }
@@ -204,6 +436,7 @@ class TieredCache : public TieredLayerCache {
     }
   }
 
+  static constexpr int kMaxGroup = 64;
   CacheGeometry g_;
   std::unique_ptr<KeyCodec> kc_;
   std::unique_ptr<ValueCodec> vc_;
@@ -218,6 +451,10 @@ class TieredCache : public TieredLayerCache {
   // tokens [ex_lo_, n_) at slot t % ring_cap_
   std::vector<uint16_t> sink_k_, sink_v_, ring_k_, ring_v_;
   int64_t sink_cap_ = 0, ring_cap_ = 0, ex_lo_ = 0, max_batch_ = 0;
+  // grouped-kernel paths
+  bool kf16_ = false, vf16_ = false, int4_ = false;
+  int int4_group_ = 0;
+  const SketchKeyCodec* sketch_ = nullptr;
 };
 
 }  // namespace

@@ -3,10 +3,12 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstring>
 
+#include "kv/attend_simd.h"
 #include "kv/float_kernels.h"
 #include "util/error.h"
 #include "util/fp16.h"
@@ -207,10 +209,15 @@ void SketchKeyCodec::prepare_query(const float* q, int head, float scale, float*
     prep[b] = m * scale * (float)std::sqrt(kPi / 2) / b * step;
     return;
   }
+  static const auto pop = [] {  // pop[qn][c] = popcount(c ^ qn)
+    std::array<std::array<uint8_t, 16>, 16> t{};
+    for (int a = 0; a < 16; ++a)
+      for (int c = 0; c < 16; ++c) t[a][c] = (uint8_t)std::popcount((unsigned)(c ^ a));
+    return t;
+  }();
   for (int g = 0; g < b / 4; ++g) {
-    int qn = 0;
-    for (int j = 0; j < 4; ++j) qn |= (y[4 * g + j] >= 0) << j;
-    for (int c = 0; c < 16; ++c) tab[g * 16 + c] = (uint8_t)std::popcount((unsigned)(c ^ qn));
+    const int qn = (y[4 * g] >= 0) | (y[4 * g + 1] >= 0) << 1 | (y[4 * g + 2] >= 0) << 2 | (y[4 * g + 3] >= 0) << 3;
+    std::memcpy(tab + g * 16, pop[qn].data(), 16);
   }
   (void)nb;
   if (o_.est == SketchEst::hamming) {
@@ -221,49 +228,143 @@ void SketchKeyCodec::prepare_query(const float* q, int head, float scale, float*
   }
 }
 
-void SketchKeyCodec::score_block(const float* prep, const uint8_t* block, int t0, int n,
-                                 float* out) const {
-  const int b = o_.bits, nb = b / 8;
-  const uint8_t* tab = reinterpret_cast<const uint8_t*>(prep);
-  const uint16_t* norms = reinterpret_cast<const uint16_t*>(block + kBlockTokens * nb);
-  const int chunk = o_.est == SketchEst::qjl ? 1 : 31;  // per byte: qjl <= 254, popcounts <= 8
-  int32_t s[32];
-  for (int g0 = t0 / 32 * 32; g0 < t0 + n; g0 += 32) {
-    lut_scores32(tab, block + (size_t)g0 * nb, nb, chunk, s);
-    const int lo = std::max(t0, g0), hi = std::min(t0 + n, g0 + 32);
-    float* o = out - t0;
-    const int32_t* h = s - g0;
-    const float f = prep[b], slope = prep[b + 1];
-    switch (o_.est) {
-      case SketchEst::hamming:
-        for (int t = lo; t < hi; ++t) o[t] = f + slope * (float)h[t];
-        break;
-      case SketchEst::angle:
-        for (int t = lo; t < hi; ++t) o[t] = f * fp16_to_f32(norms[t]) * cos_tab_[h[t]];
-        break;
-      case SketchEst::qjl:
-        for (int t = lo; t < hi; ++t) o[t] = f * fp16_to_f32(norms[t]) * (float)(h[t] - 16 * b);
-        break;
+namespace {
+
+// cos(pi h / b), h = 0..b, as the codec's cos_tab_ (same expression, so the same floats).
+const float* cos_table(int bits) {
+  static const std::vector<float> tabs[4] = {
+      [] { std::vector<float> t(65); for (int h = 0; h <= 64; ++h) t[h] = (float)std::cos(kPi * h / 64); return t; }(),
+      [] { std::vector<float> t(129); for (int h = 0; h <= 128; ++h) t[h] = (float)std::cos(kPi * h / 128); return t; }(),
+      [] { std::vector<float> t(257); for (int h = 0; h <= 256; ++h) t[h] = (float)std::cos(kPi * h / 256); return t; }(),
+      [] { std::vector<float> t(513); for (int h = 0; h <= 512; ++h) t[h] = (float)std::cos(kPi * h / 512); return t; }()};
+  return tabs[bits == 64 ? 0 : bits == 128 ? 1 : bits == 256 ? 2 : 3].data();
+}
+
+// Logits from table sums h of n tokens (norms: fp16 ||k|| of each, angle/qjl):
+//   hamming f + slope h (one FMA), angle (f |k|) cos(pi h / b), qjl (f |k|) (h - 16 b).
+// Every token's arithmetic is the same in the vector body and the scalar tail.
+void sketch_finish(SketchEst est, int b, const float* prep, const int32_t* h, const uint16_t* norms,
+                   int n, float* out) {
+  const float f = prep[b], slope = prep[b + 1];
+  int i = 0;
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+  const __m256 fv = _mm256_set1_ps(f), sv = _mm256_set1_ps(slope);
+  const float* ct = est == SketchEst::angle ? cos_table(b) : nullptr;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(h + i));
+    __m256 y;
+    if (est == SketchEst::hamming) {
+      y = _mm256_fmadd_ps(sv, _mm256_cvtepi32_ps(hi), fv);
+    } else {
+      const __m256 fn = _mm256_mul_ps(fv, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(norms + i))));
+      const __m256 x = est == SketchEst::angle
+                           ? _mm256_i32gather_ps(ct, hi, 4)
+                           : _mm256_cvtepi32_ps(_mm256_sub_epi32(hi, _mm256_set1_epi32(16 * b)));
+      y = _mm256_mul_ps(fn, x);
+    }
+    _mm256_storeu_ps(out + i, y);
+  }
+#endif
+  for (; i < n; ++i) {
+    switch (est) {
+      case SketchEst::hamming: out[i] = std::fma(slope, (float)h[i], f); break;
+      case SketchEst::angle: out[i] = (f * fp16_to_f32(norms[i])) * cos_table(b)[h[i]]; break;
+      case SketchEst::qjl: out[i] = (f * fp16_to_f32(norms[i])) * (float)(h[i] - 16 * b); break;
     }
   }
 }
 
-// Token-major keys ([b/8 bytes][fp16 norm]): scalar table sums.
+#if defined(__AVX2__)
+// Table sums of 32 tokens (one 32-token group of a block) for NG heads at once: the code bytes
+// are loaded and split into nibbles once. h[g][t] as lut_scores32 (same integers).
+template <int NG>
+void lut_scores32_group(const uint8_t* const* tabs, const uint8_t* codes, int nbytes, int chunk,
+                        int32_t (*h)[32]) {
+  const __m256i m4 = _mm256_set1_epi8(15), zero = _mm256_setzero_si256();
+  __m256i acc_lo[NG], acc_hi[NG];
+  for (int g = 0; g < NG; ++g) acc_lo[g] = acc_hi[g] = zero;
+  for (int p0 = 0; p0 < nbytes; p0 += chunk) {
+    const int p1 = std::min(nbytes, p0 + chunk);
+    __m256i s8[NG];
+    for (int g = 0; g < NG; ++g) s8[g] = zero;
+    for (int p = p0; p < p1; ++p) {
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + p * 32));
+      const __m256i xl = _mm256_and_si256(x, m4), xh = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
+      for (int g = 0; g < NG; ++g) {
+        const __m256i tl = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tabs[g] + p * 32)));
+        const __m256i th = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tabs[g] + p * 32 + 16)));
+        s8[g] = _mm256_add_epi8(s8[g], _mm256_add_epi8(_mm256_shuffle_epi8(tl, xl), _mm256_shuffle_epi8(th, xh)));
+      }
+    }
+    for (int g = 0; g < NG; ++g) {
+      acc_lo[g] = _mm256_add_epi16(acc_lo[g], _mm256_unpacklo_epi8(s8[g], zero));
+      acc_hi[g] = _mm256_add_epi16(acc_hi[g], _mm256_unpackhi_epi8(s8[g], zero));
+    }
+  }
+  for (int g = 0; g < NG; ++g) {  // acc_lo: tokens {0-7, 16-23}, acc_hi: {8-15, 24-31}
+    int32_t* o = h[g];
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_cvtepu16_epi32(_mm256_castsi256_si128(acc_lo[g])));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 8), _mm256_cvtepu16_epi32(_mm256_castsi256_si128(acc_hi[g])));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 16), _mm256_cvtepu16_epi32(_mm256_extracti128_si256(acc_lo[g], 1)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 24), _mm256_cvtepu16_epi32(_mm256_extracti128_si256(acc_hi[g], 1)));
+  }
+}
+#endif
+
+}  // namespace
+
+void sketch_score_group(const SketchKeyCodec& c, const float* const* preps, int G,
+                        const uint8_t* block, int t0, int n, float* const* outs) {
+  const SketchOptions& o = c.options();
+  const int b = o.bits, nb = b / 8;
+  const uint16_t* norms = reinterpret_cast<const uint16_t*>(block + kBlockTokens * nb);
+  const int chunk = o.est == SketchEst::qjl ? 1 : 31;  // per byte: qjl <= 254, popcounts <= 8
+  for (int g0 = 0; g0 < G; g0 += 4) {
+    const int ng = std::min(4, G - g0);
+    const uint8_t* tabs[4];
+    for (int g = 0; g < ng; ++g) tabs[g] = reinterpret_cast<const uint8_t*>(preps[g0 + g]);
+    int32_t h[4][32];
+    for (int s0 = t0 / 32 * 32; s0 < t0 + n; s0 += 32) {
+      const uint8_t* codes = block + (size_t)s0 * nb;
+#if defined(__AVX2__)
+      switch (ng) {
+        case 1: lut_scores32_group<1>(tabs, codes, nb, chunk, h); break;
+        case 2: lut_scores32_group<2>(tabs, codes, nb, chunk, h); break;
+        case 3: lut_scores32_group<3>(tabs, codes, nb, chunk, h); break;
+        default: lut_scores32_group<4>(tabs, codes, nb, chunk, h); break;
+      }
+#else
+      for (int g = 0; g < ng; ++g) lut_scores32_ref(tabs[g], codes, nb, h[g]);
+#endif
+      const int lo = std::max(t0, s0), hi = std::min(t0 + n, s0 + 32);
+      for (int g = 0; g < ng; ++g)
+        sketch_finish(o.est, b, preps[g0 + g], h[g] + (lo - s0), norms + lo, hi - lo, outs[g0 + g] + (lo - t0));
+    }
+  }
+}
+
+void SketchKeyCodec::score_block(const float* prep, const uint8_t* block, int t0, int n,
+                                 float* out) const {
+  sketch_score_group(*this, &prep, 1, block, t0, n, &out);
+}
+
+// Token-major keys ([b/8 bytes][fp16 norm]): scalar table sums, the block path's logits.
 void SketchKeyCodec::score(const float* prep, const uint8_t* keys, int64_t n, float* out) const {
   const int b = o_.bits, nb = b / 8;
   const uint8_t* tab = reinterpret_cast<const uint8_t*>(prep);
   const size_t kb = bytes_per_vector();
-  for (int64_t t = 0; t < n; ++t) {
-    const uint8_t* k = keys + t * kb;
-    int32_t h = 0;
-    for (int p = 0; p < nb; ++p) h += tab[p * 32 + (k[p] & 15)] + tab[p * 32 + 16 + (k[p] >> 4)];
-    uint16_t nh = 0;
-    if (o_.est != SketchEst::hamming) std::memcpy(&nh, k + nb, 2);
-    switch (o_.est) {
-      case SketchEst::hamming: out[t] = prep[b] + prep[b + 1] * (float)h; break;
-      case SketchEst::angle: out[t] = prep[b] * fp16_to_f32(nh) * cos_tab_[h]; break;
-      case SketchEst::qjl: out[t] = prep[b] * fp16_to_f32(nh) * (float)(h - 16 * b); break;
+  int32_t h[32];
+  uint16_t norms[32] = {};
+  for (int64_t t0 = 0; t0 < n; t0 += 32) {
+    const int m = (int)std::min<int64_t>(32, n - t0);
+    for (int i = 0; i < m; ++i) {
+      const uint8_t* k = keys + (t0 + i) * kb;
+      int32_t s = 0;
+      for (int p = 0; p < nb; ++p) s += tab[p * 32 + (k[p] & 15)] + tab[p * 32 + 16 + (k[p] >> 4)];
+      h[i] = s;
+      if (o_.est != SketchEst::hamming) std::memcpy(&norms[i], k + nb, 2);
     }
+    sketch_finish(o_.est, b, prep, h, norms, m, out + t0);
   }
 }
 
