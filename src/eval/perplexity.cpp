@@ -18,6 +18,19 @@ void log_softmax(float* x, int32_t n) {
   for (int32_t i = 0; i < n; ++i) x[i] -= lse;
 }
 
+void eval_chunk(Model& model, KvCache& cache, const int32_t* chunk, const PplParams& p,
+                float* logprobs) {
+  const int32_t n_vocab = model.config().n_vocab;
+  cache.clear();
+  for (int64_t b = 0; b < p.n_ctx; b += p.n_batch) {
+    const int64_t nb = std::min(p.n_batch, p.n_ctx - b);
+    model.forward(chunk + b, nb, (int32_t)b, cache, logprobs + b * n_vocab, true);
+  }
+  // each scored row is independent
+#pragma omp parallel for
+  for (int64_t j = p.n_ctx / 2; j < p.n_ctx - 1; ++j) log_softmax(logprobs + j * n_vocab, n_vocab);
+}
+
 PplResult perplexity(Model& model, KvCache& cache, const std::vector<int32_t>& tokens,
                      const PplParams& p, const LogprobSink& sink, const ChunkCallback& on_chunk) {
   const int64_t n_ctx = p.n_ctx;
@@ -38,14 +51,7 @@ PplResult perplexity(Model& model, KvCache& cache, const std::vector<int32_t>& t
   for (int64_t c = 0; c < n_chunks; ++c) {
     std::copy(tokens.begin() + c * n_ctx, tokens.begin() + (c + 1) * n_ctx, chunk.begin());
     if (p.bos >= 0) chunk[0] = p.bos;
-    cache.clear();
-    for (int64_t b = 0; b < n_ctx; b += p.n_batch) {
-      const int64_t nb = std::min(p.n_batch, n_ctx - b);
-      model.forward(chunk.data() + b, nb, (int32_t)b, cache, logits.data() + b * n_vocab, true);
-    }
-    // each scored row is independent: log-softmax in parallel, then accumulate in order
-#pragma omp parallel for
-    for (int64_t j = first; j < n_ctx - 1; ++j) log_softmax(logits.data() + j * n_vocab, n_vocab);
+    eval_chunk(model, cache, chunk.data(), p, logits.data());
     for (int64_t j = first; j < n_ctx - 1; ++j) {
       const float* lp = logits.data() + j * n_vocab;
       const int32_t next = chunk[j + 1];

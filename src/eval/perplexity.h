@@ -43,4 +43,10 @@ PplResult perplexity(Model& model, KvCache& cache, const std::vector<int32_t>& t
 // In place: logits [n] -> log-softmax.
 void log_softmax(float* x, int32_t n);
 
+// Evaluates one chunk of p.n_ctx tokens from an empty cache (chunk[0] already replaced by BOS if
+// wanted) and leaves log-probabilities in rows [n_ctx/2, n_ctx-1) of logprobs [n_ctx][n_vocab]
+// (other rows hold raw logits). Row j predicts chunk[j+1].
+void eval_chunk(Model& model, KvCache& cache, const int32_t* chunk, const PplParams& p,
+                float* logprobs);
+
 }  // namespace h1bkv
