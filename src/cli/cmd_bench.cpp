@@ -64,7 +64,7 @@ int bench(BenchOptions& o) {
   const int threads = apply_threads(o.m.threads);
   auto model = Model::load(o.m.model);
   const ModelConfig& c = model->config();
-  auto cache = make_cache(spec, model->cache_geometry(o.m.n_ctx));
+  auto cache = make_cache_for(*model, spec, o.m);
   std::mt19937 rng(1234);
   std::vector<int32_t> toks(need);
   for (auto& t : toks) t = (int32_t)(rng() % c.n_vocab);

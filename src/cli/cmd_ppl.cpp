@@ -56,7 +56,7 @@ int ppl(PplOptions& o) {
   const std::string text = read_file(o.file);
   const std::vector<int32_t> toks = l.tok->encode(text, true, false);
   const int32_t nv = model.config().n_vocab;
-  auto cache = make_cache(spec, model.cache_geometry(o.m.n_ctx));
+  auto cache = make_cache_for(model, spec, o.m);
 
   PplParams p;
   p.n_ctx = o.m.n_ctx;
@@ -79,9 +79,10 @@ int ppl(PplOptions& o) {
       kl.add(base.data(), lp, n, next);
     };
   if (!o.json)
-    std::fprintf(stderr, "%s: %zu tokens, %lld-token chunks, cache %s (%.0f bytes/token)\n",
+    std::fprintf(stderr, "%s: %zu tokens, %lld-token chunks, cache %s (%.0f bytes/token)%s%s\n",
                  o.file.c_str(), toks.size(), (long long)o.m.n_ctx, cache->spec().c_str(),
-                 cache->bytes_per_token());
+                 cache->bytes_per_token(), o.m.calib.empty() ? "" : ", calibration ",
+                 o.m.calib.c_str());
   const PplResult r = perplexity(model, *cache, toks, p, sink,
                                  [&](int64_t c, int64_t n, const PplResult& s) {
                                    if (!o.json) std::printf("[%lld]%.4f,", (long long)c + 1, s.ppl);
@@ -96,7 +97,8 @@ int ppl(PplOptions& o) {
             " positions, this run scored " + std::to_string(ks.n) + " (use the same --chunks)");
   if (o.json) {
     nlohmann::json j = {{"model", o.m.model}, {"file", o.file}, {"ctx", o.m.n_ctx},
-                        {"cache", cache->spec()}, {"bytes_per_token", cache->bytes_per_token()},
+                        {"cache", cache->spec()}, {"calib", o.m.calib},
+                        {"bytes_per_token", cache->bytes_per_token()},
                         {"chunks", r.n_chunks}, {"scored", r.n_scored}, {"ppl", r.ppl},
                         {"ppl_err", r.ppl_err}, {"nll", r.nll}, {"seconds", r.seconds}};
     if (reader)

@@ -55,7 +55,7 @@ int run(RunOptions& o) {
   check(total <= o.m.n_ctx, "context overflow: prompt (" + std::to_string(toks.size()) +
                                 " tokens) + -n " + std::to_string(o.n_predict) +
                                 " exceeds -c " + std::to_string(o.m.n_ctx));
-  auto cache = make_cache(spec, model.cache_geometry(o.m.n_ctx));
+  auto cache = make_cache_for(model, spec, o.m);
   const int32_t nv = model.config().n_vocab;
   std::vector<float> logits(nv);
   Sampler sampler(o.s);

@@ -5,13 +5,14 @@
 
 #include <cstdio>
 
+#include "kv/calibration.h"
 #include "model/model.h"
 #include "tokenize/tokenizer.h"
 #include "util/error.h"
 
 namespace h1bkv {
 
-void ModelOptions::add_to(CLI::App& app, int64_t default_ctx) {
+void ModelOptions::add_to(CLI::App& app, int64_t default_ctx, bool with_calib) {
   n_ctx = default_ctx;
   app.add_option("-m,--model", model, "GGUF model file")->required();
   app.add_option("-c,--ctx-size", n_ctx, "context size in tokens")->capture_default_str();
@@ -19,6 +20,8 @@ void ModelOptions::add_to(CLI::App& app, int64_t default_ctx) {
   app.add_option("--cache", cache, "KV cache: " + cache_types_help())->capture_default_str();
   app.add_option("--cache-type-k", ctk, "key codec (also -ctk; overrides --cache)");
   app.add_option("--cache-type-v", ctv, "value codec (also -ctv; overrides --cache)");
+  if (with_calib)
+    app.add_option("--calib", calib, "h1b logit multipliers from 'h1bkv calibrate -o FILE'");
 }
 
 int apply_threads(int threads) {
@@ -41,6 +44,15 @@ CacheSpec ModelOptions::resolve() const {
     return plain_cache_spec(k.empty() ? bk : k, v.empty() ? bv : v);
   }
   return parse_cache_spec(cache);
+}
+
+std::unique_ptr<KvCache> make_cache_for(const Model& model, const CacheSpec& spec,
+                                        const ModelOptions& o) {
+  check(o.calib.empty() || spec.type == "h1b",
+        "--calib applies to h1b caches only (the cache is " + spec.str() + ")");
+  auto cache = make_cache(spec, model.cache_geometry(o.n_ctx));
+  if (!o.calib.empty()) apply_calibration_file(*cache, o.calib);
+  return cache;
 }
 
 Loaded load_model(const std::string& path) {

@@ -19,13 +19,19 @@ struct ModelOptions {
   int threads = 0;          // -t (0 = all cores)
   std::string cache = "f16";  // --cache TYPE[:opts]
   std::string ctk, ctv;     // -ctk / -ctv: key / value codec (plain cache)
+  std::string calib;        // --calib FILE: h1b multipliers (kv/calibration.h)
 
-  void add_to(CLI::App& app, int64_t default_ctx);
+  // with_calib: also declare --calib (the commands that run a cache made by make_cache_for)
+  void add_to(CLI::App& app, int64_t default_ctx, bool with_calib = true);
   // Applies -t (OpenMP team size) and resolves the cache spec; throws Error on a bad spec.
   CacheSpec resolve() const;
 };
 
 int apply_threads(int threads);  // returns the team size used
+
+// The cache of spec for model with o.n_ctx tokens, --calib applied; throws Error on a bad file.
+std::unique_ptr<KvCache> make_cache_for(const Model& model, const CacheSpec& spec,
+                                        const ModelOptions& o);
 
 // Loaded model + tokenizer.
 struct Loaded {
