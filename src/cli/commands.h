@@ -11,5 +11,6 @@ Action register_ppl(CLI::App& app);
 Action register_info(CLI::App& app);
 Action register_bench(CLI::App& app);
 Action register_calibrate(CLI::App& app);
+Action register_compare(CLI::App& app);
 
 }  // namespace h1bkv

@@ -1,0 +1,126 @@
+// h1bkv compare: several caches on the same text against one f16 base run — PPL, ΔPPL, KL
+// divergence, top-1 agreement and exact bytes per token; markdown (or JSON) and an SVG plot of
+// quality against bytes.
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "eval/compare.h"
+#include "kv/calibration.h"
+#include "model/model.h"
+#include "tokenize/tokenizer.h"
+#include "util/error.h"
+#include "util/timer.h"
+
+namespace h1bkv {
+
+namespace {
+
+struct CompareOptions {
+  std::string model;
+  int64_t n_ctx = 512;
+  int threads = 0;
+  std::string file;
+  std::string caches = "f16;plain:v=int4;h1b:bits=256;h1b:bits=256,est=qjl";
+  int64_t chunks = 10;
+  bool json = false;
+  std::string plot;  // SVG path
+  std::string title;
+
+  void add_to(CLI::App& app) {
+    app.add_option("-m,--model", model, "GGUF model file")->required();
+    app.add_option("-c,--ctx-size", n_ctx, "chunk (context) size in tokens")->capture_default_str();
+    app.add_option("-t,--threads", threads, "threads (0 = all cores)")->capture_default_str();
+    app.add_option("-f,--file", file, "text file to score")->required();
+    app.add_option("--caches", caches,
+                   "caches separated by ';', each TYPE[:opts][@CALIB.json]")->capture_default_str();
+    app.add_option("--chunks", chunks, "chunks to score (-1 = all)")->capture_default_str();
+    app.add_flag("--json", json, "print JSON instead of markdown");
+    app.add_option("--plot", plot, "write an SVG plot of KLD against bytes per token");
+    app.add_option("--title", title, "plot title");
+  }
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  check(f.good(), path + ": cannot open");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+int compare(CompareOptions& o) {
+  // parse every entry first, so a typo fails before any work
+  struct Entry { std::string label; CacheSpec spec; std::string calib; };
+  std::vector<Entry> entries;
+  std::stringstream ss(o.caches);
+  std::string item;
+  while (std::getline(ss, item, ';')) {
+    if (item.empty()) continue;
+    const size_t at = item.find('@');
+    Entry e{item, parse_cache_spec(item.substr(0, at)), at == std::string::npos ? "" : item.substr(at + 1)};
+    check(e.calib.empty() || e.spec.type == "h1b", "'" + item + "': calibration applies to h1b caches only");
+    entries.push_back(e);
+  }
+  check(!entries.empty(), "--caches lists no cache");
+  check(o.n_ctx >= 4, "-c must be at least 4");
+  apply_threads(o.threads);
+  Loaded l = load_model(o.model);
+  Model& model = *l.model;
+  const CacheGeometry geo = model.cache_geometry(o.n_ctx);
+  std::vector<std::unique_ptr<KvCache>> owned;
+  std::vector<CompareCache> caches;
+  for (const auto& e : entries) {
+    owned.push_back(make_cache(e.spec, geo));
+    if (!e.calib.empty()) apply_calibration_file(*owned.back(), e.calib);
+    caches.push_back({e.label, owned.back().get()});
+  }
+  auto base = make_cache(parse_cache_spec("f16"), geo);
+  const std::vector<int32_t> toks = l.tok->encode(read_file(o.file), true, false);
+  PplParams p;
+  p.n_ctx = o.n_ctx;
+  p.n_batch = o.n_ctx;
+  p.max_chunks = o.chunks;
+  p.bos = l.tok->add_bos() ? l.tok->bos() : -1;
+  Timer t;
+  const CompareResult r = compare_caches(model, *base, caches, toks, p, [&](int64_t d, int64_t n) {
+    progress("compare", d, n, t.seconds());
+  });
+  progress_done();
+  if (!o.plot.empty()) {
+    std::ofstream f(o.plot);
+    check(f.good(), o.plot + ": cannot open for writing");
+    f << compare_svg(r, o.title.empty() ? "quality per byte, ctx " + std::to_string(o.n_ctx) : o.title);
+  }
+  if (o.json) {
+    nlohmann::json j = {{"model", o.model}, {"file", o.file}, {"ctx", o.n_ctx},
+                        {"chunks", r.n_chunks}, {"scored", r.n_scored}, {"base_ppl", r.base_ppl},
+                        {"rows", nlohmann::json::array()}};
+    for (const auto& row : r.rows)
+      j["rows"].push_back({{"cache", row.label}, {"spec", row.spec},
+                           {"bytes_per_token", row.bytes_per_token}, {"fixed_bytes", row.fixed_bytes},
+                           {"bits_per_element", row.bits_per_element}, {"ppl", row.ppl},
+                           {"ppl_err", row.ppl_err}, {"dppl_pct", row.dppl_pct},
+                           {"kld_mean", row.kl.kl_mean}, {"kld_p99", row.kl.kl_p99},
+                           {"top1_agree", row.kl.top1_agree}, {"seconds", row.seconds}});
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("%s", compare_markdown(r, o.n_ctx).c_str());
+  return 0;
+}
+
+}  // namespace
+
+Action register_compare(CLI::App& app) {
+  auto* sub = app.add_subcommand("compare", "quality per byte of several caches against f16");
+  auto o = std::make_shared<CompareOptions>();
+  o->add_to(*sub);
+  return [o] { return compare(*o); };
+}
+
+}  // namespace h1bkv
