@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh build
 scripts/get_model.sh
+# OpenMP threads sleep instead of spinning while two test programs share the cores
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 ctest --test-dir build --output-on-failure -j2
 scripts/test_sanitize.sh
 FUZZ_SECONDS=${FUZZ_SECONDS:-60} scripts/fuzz.sh
