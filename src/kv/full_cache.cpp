@@ -195,6 +195,12 @@ class TieredCache : public TieredLayerCache {
           }
           prep = pp;
         }
+        if (const int64_t nx = it + omp_get_num_threads(); nx < n_items) {
+          // this thread's likely next item (dynamic schedule, equal items): its codes to L2
+          const int64_t i2 = i0 + item_pair[nx] / nkv, c2 = item_chunk[nx];
+          prefetch_codes((int)(item_pair[nx] % nkv), std::max(c2 * kChunk, s_end[i2]),
+                         std::min((c2 + 1) * kChunk, w0[i2]));
+        }
         float* st = &partial[(size_t)(pair_base[pr] + c) * part];
         chunk_state(c * kChunk, std::min(nvis[i], (c + 1) * kChunk), s_end[i], w0[i], hk, qh, scale,
                     prep, pf, sc.data(), qs.data(), st);
@@ -235,6 +241,7 @@ class TieredCache : public TieredLayerCache {
       for (int g = 0; g < G; ++g) dst[g] = p[g] + off;
     };
     float* r[kMaxGroup];
+    prefetch_codes(hk, std::max(t0, s1), std::min(t1, c1), true);
     // scores
     if (const int64_t a = t0, b = std::min(t1, s1); a < b) {
       shift(rows, a - t0, r);
@@ -310,6 +317,22 @@ class TieredCache : public TieredLayerCache {
       const float inv = 1.0f / S;
       for (int e = 0; e < d; ++e) o[e] *= inv;
     }
+  }
+
+  // Prefetches the compressed codes of tokens [t0, t1) of KV head hk (keys, then values), to L1
+  // or to L2, so the misses of a cold cache overlap (many short block streams defeat the
+  // hardware prefetcher).
+  void prefetch_codes(int hk, int64_t t0, int64_t t1, bool l1 = false) const {
+    auto pf = [l1](const uint8_t* p, size_t n) {
+      for (size_t i = 0; i < n; i += 64) {
+        if (l1) __builtin_prefetch(p + i, 0, 3);
+        else __builtin_prefetch(p + i, 0, 2);
+      }
+    };
+    for_blocks(t0, t1, [&](int64_t b, int64_t lo, int64_t cnt) { pf(kblocks_[hk][b].get(), kBlockTokens * kbytes_); });
+    for_blocks(t0, t1, [&](int64_t b, int64_t lo, int64_t cnt) {
+      pf(vblocks_[hk][b].get() + (lo - b * kBlockTokens) * vbytes_, cnt * vbytes_);
+    });
   }
 
   static float max_padded(const float* x, int64_t n) {  // n % 8 == 0
