@@ -110,7 +110,7 @@ TEST(BadInput, NegativeThreads) {
 }
 
 // The same run with itself as base: KL 0 and full top-1 agreement.
-TEST(Ppl, KlAgainstItselfIsZero) {
+TEST(PplSlow, KlAgainstItselfIsZero) {
   const std::string base = ::testing::TempDir() + "/self.lp";
   const std::string text = h1bkv::shared_dir() + "/data/tinystories/sample.txt";
   ASSERT_EQ(run("ppl -m " + stories() + " -f " + text + " -c 64 --save-logits " + base).code, 0);

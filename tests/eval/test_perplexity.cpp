@@ -58,7 +58,7 @@ TEST(Perplexity, Stories260KMatchesLlamaCpp) {
 // llama-perplexity -m SmolLM2-135M-Instruct.Q4_1.gguf -f wiki.test.raw -c 512 --chunks 8 gives
 // [1]12.9076,[2]21.7333; llama.cpp rounds q and the softmax weights to f16 inside attention and we
 // do not, so the band is +/- 0.5 %.
-TEST(Perplexity, SmolLM2WikiText2FirstChunksInBand) {
+TEST(PerplexitySlow, SmolLM2WikiText2FirstChunksInBand) {
   const PplResult r = run_ppl(smollm2_path(), shared_dir() + "/data/wikitext-2/wiki.test.raw",
                               512, 2, "f16");
   ASSERT_EQ(r.chunk_ppl.size(), 2u);
@@ -69,7 +69,7 @@ TEST(Perplexity, SmolLM2WikiText2FirstChunksInBand) {
 // f16 vs f32 cache. SmolLM2 is sensitive to f16 rounding of K and V: measured here PPL ratio
 // 1.008, mean KLD 0.0035, top-1 agreement 97.6 %; llama.cpp's llama-perplexity measures the same
 // on this model and text (-c 256 --chunks 2, -ctk/-ctv f16 vs f32: KLD 0.0037, ratio 1.009).
-TEST(Perplexity, SmolLM2F16CacheMatchesF32) {
+TEST(PerplexitySlow, SmolLM2F16CacheMatchesF32) {
   std::vector<std::vector<float>> base;
   const std::string text = shared_dir() + "/data/wikitext-2/wiki.test.raw";
   const PplResult a = run_ppl(smollm2_path(), text, 256, 2, "f32", [&](const float* lp, int32_t n, int32_t) {

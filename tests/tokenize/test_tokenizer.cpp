@@ -214,7 +214,7 @@ TEST(PreTokenize, Names) {
 }
 
 // wikitext-2 test (1.3 MB) must tokenize fast: it is encoded whole for perplexity.
-TEST(Speed, EncodeWikitext) {
+TEST(SpeedSlow, EncodeWikitext) {
   const std::string path = shared_dir() + "/data/wikitext-2/wiki.test.raw";
   if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " not found";
   std::ifstream f(path, std::ios::binary);
