@@ -30,9 +30,9 @@ struct BenchOptions {
 
   void add_to(CLI::App& app) {
     m.add_to(app, 0);
-    app.add_option("-p,--n-prompt", pp, "prefill sizes")->capture_default_str();
-    app.add_option("-n,--n-gen", tg, "decode lengths")->capture_default_str();
-    app.add_option("-d,--n-depth", depths, "decode depths (tokens already in the cache)")
+    app.add_option("-p,--n-prompt", pp, "prefill sizes (comma-separated)")->delimiter(',')->capture_default_str();
+    app.add_option("-n,--n-gen", tg, "decode lengths (comma-separated)")->delimiter(',')->capture_default_str();
+    app.add_option("-d,--n-depth", depths, "decode depths, tokens already in the cache (comma-separated)")->delimiter(',')
         ->capture_default_str();
     app.add_option("-r,--repetitions", reps, "repetitions per test")->capture_default_str();
     app.add_flag("--json", json, "print JSON instead of markdown");
