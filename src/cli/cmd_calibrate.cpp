@@ -12,6 +12,7 @@
 #include "model/model.h"
 #include "tokenize/tokenizer.h"
 #include "util/error.h"
+#include "util/file.h"
 
 namespace h1bkv {
 
@@ -40,14 +41,6 @@ struct CalibrateOptions {
   }
 };
 
-std::string read_text(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  check(f.good(), path + ": cannot open");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 int calibrate_cmd(CalibrateOptions& o) {
   const CacheSpec spec = o.m.resolve();
   check(spec.type == "h1b", "calibrate needs an h1b cache (--cache h1b:...), got " + spec.str());
@@ -64,7 +57,7 @@ int calibrate_cmd(CalibrateOptions& o) {
   Model& model = *l.model;
   std::vector<int32_t> toks;
   for (const auto& f : o.files) {
-    const auto t = l.tok->encode(read_text(f), true, false);
+    const auto t = l.tok->encode(read_file(f), true, false);
     toks.insert(toks.end(), t.begin(), t.end());
   }
   p.bos = l.tok->add_bos() ? l.tok->bos() : -1;

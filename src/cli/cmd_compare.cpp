@@ -14,6 +14,7 @@
 #include "model/model.h"
 #include "tokenize/tokenizer.h"
 #include "util/error.h"
+#include "util/file.h"
 #include "util/timer.h"
 
 namespace h1bkv {
@@ -44,14 +45,6 @@ struct CompareOptions {
     app.add_option("--title", title, "plot title");
   }
 };
-
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  check(f.good(), path + ": cannot open");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 int compare(CompareOptions& o) {
   // parse every entry first, so a typo fails before any work

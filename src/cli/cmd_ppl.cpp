@@ -14,6 +14,7 @@
 #include "model/model.h"
 #include "tokenize/tokenizer.h"
 #include "util/error.h"
+#include "util/file.h"
 
 namespace h1bkv {
 
@@ -37,14 +38,6 @@ struct PplOptions {
     app.add_option("--kl-base", kl_base, "report KL divergence against a saved base run");
   }
 };
-
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  check(f.good(), path + ": cannot open");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 int ppl(PplOptions& o) {
   const CacheSpec spec = o.m.resolve();

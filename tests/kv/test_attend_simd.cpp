@@ -20,19 +20,9 @@
 #include "tensor/vexp.h"
 #include "util/fp16.h"
 
+#include "kv/random.h"
+
 using namespace h1bkv;
-
-namespace {
-
-std::vector<float> randn(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd(0.f, 1.f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = nd(rng);
-  return v;
-}
-
-}  // namespace
 
 TEST(Vexp, RelativeErrorBelow2e7) {
   // every 97th float in [-87.3, 88.7] (about 2.2M values), plus a dense run around 0

@@ -12,17 +12,11 @@
 #include "util/error.h"
 #include "util/fp16.h"
 
+#include "kv/random.h"
+
 using namespace h1bkv;
 
 namespace {
-
-std::vector<float> randn(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd(0.f, 1.f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = nd(rng);
-  return v;
-}
 
 // Naive causal GQA attention in double. k, v: [n_tok][n_kv][d]; q: [n_q][n_head][d].
 std::vector<float> naive_attention(const CacheGeometry& g, const std::vector<float>& k,

@@ -12,17 +12,11 @@
 #include "kv/registry.h"
 #include "util/error.h"
 
+#include "kv/random.h"
+
 using namespace h1bkv;
 
 namespace {
-
-std::vector<float> randn(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd(0.f, 1.f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = nd(rng);
-  return v;
-}
 
 std::vector<int32_t> iota_pos(int n, int start = 0) {
   std::vector<int32_t> p(n);
