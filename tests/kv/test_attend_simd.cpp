@@ -21,6 +21,7 @@
 #include "util/fp16.h"
 
 #include "kv/random.h"
+#include "kv/reference_attention.h"
 
 using namespace h1bkv;
 
@@ -152,29 +153,12 @@ TEST(GroupKernels, SketchGroupEqualsScoreBlock) {
 
 namespace {
 
-// Naive causal GQA attention in double over f32 K/V.
+// One query at position qpos over n_tok tokens at positions 0 .. n_tok-1.
 std::vector<float> naive(const CacheGeometry& g, const std::vector<float>& k, const std::vector<float>& v,
                          const std::vector<float>& q, int n_tok, int32_t qpos, float scale) {
-  const int d = g.head_dim, grp = g.n_head / g.n_kv_head;
-  std::vector<float> out((size_t)g.n_head * d);
-  for (int h = 0; h < g.n_head; ++h) {
-    const int hk = h / grp;
-    std::vector<double> s;
-    for (int t = 0; t < n_tok && t <= qpos; ++t) {
-      double dot = 0;
-      for (int c = 0; c < d; ++c) dot += (double)q[h * d + c] * k[((size_t)t * g.n_kv_head + hk) * d + c];
-      s.push_back(dot * scale);
-    }
-    double mx = -1e300, sum = 0;
-    for (double x : s) mx = std::max(mx, x);
-    for (double& x : s) sum += (x = std::exp(x - mx));
-    for (int c = 0; c < d; ++c) {
-      double acc = 0;
-      for (size_t t = 0; t < s.size(); ++t) acc += s[t] / sum * v[((size_t)t * g.n_kv_head + hk) * d + c];
-      out[h * d + c] = (float)acc;
-    }
-  }
-  return out;
+  std::vector<int32_t> kpos(n_tok);
+  for (int t = 0; t < n_tok; ++t) kpos[t] = t;
+  return naive_attention(g, k, v, q, kpos, {qpos}, scale);
 }
 
 }  // namespace
