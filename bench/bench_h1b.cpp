@@ -11,6 +11,8 @@
 // caches), against BM_StreamRead (the same machine's streaming read of 1 GiB, as in
 // bench_bandwidth); frac_of_stream = scoring GB/s / streaming GB/s, same thread count.
 #include <benchmark/benchmark.h>
+
+#include "stream_sum.h"
 #include <immintrin.h>
 #include <omp.h>
 
@@ -61,17 +63,6 @@ KvCache& filled_cache(int spec, int64_t depth) {
   return *c;
 }
 
-// Streaming sum of n floats (n % 64 == 0), 8 AVX2 accumulators (as bench_bandwidth).
-float stream_sum(const float* p, size_t n) {
-  __m256 a[8];
-  for (auto& x : a) x = _mm256_setzero_ps();
-  for (size_t i = 0; i < n; i += 64)
-    for (int j = 0; j < 8; ++j) a[j] = _mm256_add_ps(a[j], _mm256_load_ps(p + i + 8 * j));
-  for (int j = 1; j < 8; ++j) a[0] = _mm256_add_ps(a[0], a[j]);
-  alignas(32) float l[8];
-  _mm256_store_ps(l, a[0]);
-  return l[0] + l[1] + l[2] + l[3] + l[4] + l[5] + l[6] + l[7];
-}
 
 struct Buffer {
   float* p;
