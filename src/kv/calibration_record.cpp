@@ -11,6 +11,7 @@
 #include "kv/full_cache.h"
 #include "kv/h1b_cache.h"
 #include "kv/sketch.h"
+#include "tensor/vexp.h"
 #include "util/error.h"
 #include "util/fp16.h"
 
@@ -54,24 +55,6 @@ KlFit fit_kl_curve(const KlCurve& c) {
 
 namespace {
 
-// exp(x) for x in [-87, 0] (Cephes expf polynomial, relative error ~2e-7).
-inline __m256 exp256(__m256 x) {
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
-  const __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
-  y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-}
-
 inline float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -86,7 +69,7 @@ void exp_sums(const float* s, int64_t n, float m, float mx, float& S, float& Sb)
   int64_t t = 0;
   for (; t + 8 <= n; t += 8) {
     const __m256 x = _mm256_loadu_ps(s + t);
-    const __m256 w = exp256(_mm256_fmsub_ps(vm, x, vmx));
+    const __m256 w = exp256_ps(_mm256_fmsub_ps(vm, x, vmx));
     acc = _mm256_add_ps(acc, w);
     accb = _mm256_fmadd_ps(w, x, accb);
   }
