@@ -56,7 +56,7 @@ int compare(CompareOptions& o) {
     if (item.empty()) continue;
     const size_t at = item.find('@');
     Entry e{item, parse_cache_spec(item.substr(0, at)), at == std::string::npos ? "" : item.substr(at + 1)};
-    check(e.calib.empty() || e.spec.type == "h1b", "'" + item + "': calibration applies to h1b caches only");
+    check_calib_use(e.spec, e.calib);
     entries.push_back(e);
   }
   check(!entries.empty(), "--caches lists no cache");
@@ -68,8 +68,7 @@ int compare(CompareOptions& o) {
   std::vector<std::unique_ptr<KvCache>> owned;
   std::vector<CompareCache> caches;
   for (const auto& e : entries) {
-    owned.push_back(make_cache(e.spec, geo));
-    if (!e.calib.empty()) apply_calibration_file(*owned.back(), e.calib);
+    owned.push_back(make_cache(e.spec, geo, e.calib));
     caches.push_back({e.label, owned.back().get()});
   }
   auto base = make_cache(parse_cache_spec("f16"), geo);

@@ -21,7 +21,7 @@ void ModelOptions::add_to(CLI::App& app, int64_t default_ctx, bool with_calib) {
   app.add_option("--cache-type-k", ctk, "key codec (also -ctk; overrides --cache)");
   app.add_option("--cache-type-v", ctv, "value codec (also -ctv; overrides --cache)");
   if (with_calib)
-    app.add_option("--calib", calib, "h1b logit multipliers from 'h1bkv calibrate -o FILE'");
+    app.add_option("--calib", calib, "calibration file from 'h1bkv calibrate -o FILE' (h1b: logit multipliers)");
 }
 
 int apply_threads(int threads) {
@@ -48,11 +48,7 @@ CacheSpec ModelOptions::resolve() const {
 
 std::unique_ptr<KvCache> make_cache_for(const Model& model, const CacheSpec& spec,
                                         const ModelOptions& o) {
-  check(o.calib.empty() || spec.type == "h1b",
-        "--calib applies to h1b caches only (the cache is " + spec.str() + ")");
-  auto cache = make_cache(spec, model.cache_geometry(o.n_ctx));
-  if (!o.calib.empty()) apply_calibration_file(*cache, o.calib);
-  return cache;
+  return make_cache(spec, model.cache_geometry(o.n_ctx), o.calib);
 }
 
 Loaded load_model(const std::string& path) {

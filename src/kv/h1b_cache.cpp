@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "kv/cache_types.h"
+#include "kv/calibration.h"
 #include "kv/codecs.h"
 #include "kv/full_cache.h"
 #include "kv/int4_codec.h"
@@ -86,6 +88,34 @@ size_t h1b_bytes_per_token_head(const H1bOptions& o, int d) {
 
 double h1b_tier_bytes(const H1bOptions& o, const CacheGeometry& g) {
   return (double)(o.sink + o.window) * g.n_kv_head * g.head_dim * 4 * g.n_layer;
+}
+
+CacheTypeDef h1b_cache_type() {
+  CacheTypeDef t;
+  t.name = "h1b";
+  t.help = "H1B-KV: keys as b-bit sign sketches, values int4, optional exact sinks/window";
+  t.options = {{"bits", "enum:64|128|256|512", "256", "sketch bits per key and KV head"},
+               {"est", "enum:hamming|angle|qjl", "hamming", "logit estimator (see kv/sketch.h)"},
+               {"T", "float", "0.1", "hamming temperature: logit = (1 - 2h/b) / T"},
+               {"group", "enum:0|32|64", "0", "int4 value group size (0 = whole head)"},
+               {"proj", "enum:layer|head", "layer", "one projection per layer or per (layer, KV head)"},
+               {"seed", "int", "42", "projection seed"},
+               {"sink", "int", "0", "first tokens kept exact (f16)"},
+               {"window", "int", "0", "most recent positions kept exact (f16)"}};
+  t.calib = CalibUse::optional;
+  t.validate = validate_h1b_spec;
+  t.make = [](const CacheSpec& spec, const CacheGeometry& g, const std::string& calib) {
+    auto cache = make_h1b_cache(spec, g);
+    if (!calib.empty()) apply_calibration_file(*cache, calib);
+    return cache;
+  };
+  t.bytes_per_token = [](const CacheSpec& spec, const CacheGeometry& g) {
+    return (double)h1b_bytes_per_token_head(h1b_options(spec), g.head_dim) * g.n_kv_head * g.n_layer;
+  };
+  t.fixed_bytes = [](const CacheSpec& spec, const CacheGeometry& g) {
+    return h1b_tier_bytes(h1b_options(spec), g);
+  };
+  return t;
 }
 
 }  // namespace h1bkv

@@ -3,9 +3,7 @@
 #include <cstdlib>
 #include <sstream>
 
-#include "kv/codec.h"
-#include "kv/full_cache.h"
-#include "kv/h1b_cache.h"
+#include "kv/cache_types.h"
 #include "util/error.h"
 
 namespace h1bkv {
@@ -18,7 +16,6 @@ std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
   return s;
 }
 
-std::string codec_enum(const std::vector<std::string>& names) { return "enum:" + join(names, "|"); }
 
 const CacheTypeDef* find_type(const std::string& name) {
   for (const auto& t : cache_types())
@@ -51,23 +48,19 @@ void check_value(const std::string& type, const CacheOptionDef& o, const std::st
 }  // namespace
 
 const std::vector<CacheTypeDef>& cache_types() {
-  static const std::vector<CacheTypeDef> types = {
-      {"f16", "keys and values in fp16, all tokens (the reference cache)", {}},
-      {"f32", "keys and values in fp32, all tokens", {}},
-      {"plain", "separate key and value codecs, all tokens (what -ctk/-ctv select)",
-       {{"k", codec_enum(key_codec_names()), "f16", "key codec"},
-        {"v", codec_enum(value_codec_names()), "f16", "value codec"}}},
-      {"h1b", "H1B-KV: keys as b-bit sign sketches, values int4, optional exact sinks/window",
-       {{"bits", "enum:64|128|256|512", "256", "sketch bits per key and KV head"},
-        {"est", "enum:hamming|angle|qjl", "hamming", "logit estimator (see kv/sketch.h)"},
-        {"T", "float", "0.1", "hamming temperature: logit = (1 - 2h/b) / T"},
-        {"group", "enum:0|32|64", "0", "int4 value group size (0 = whole head)"},
-        {"proj", "enum:layer|head", "layer", "one projection per layer or per (layer, KV head)"},
-        {"seed", "int", "42", "projection seed"},
-        {"sink", "int", "0", "first tokens kept exact (f16)"},
-        {"window", "int", "0", "most recent positions kept exact (f16)"}}},
-  };
+  static const std::vector<CacheTypeDef> types = [] {
+    std::vector<CacheTypeDef> t = plain_cache_types();
+    t.push_back(h1b_cache_type());
+    return t;
+  }();
   return types;
+}
+
+const CacheTypeDef& cache_type(const std::string& name) {
+  if (const CacheTypeDef* t = find_type(name)) return *t;
+  std::vector<std::string> names;
+  for (const auto& d : cache_types()) names.push_back(d.name);
+  throw Error("unknown cache type '" + name + "' (valid: " + join(names) + ")");
 }
 
 std::string CacheSpec::str() const {
@@ -96,12 +89,7 @@ CacheSpec parse_cache_spec(const std::string& text) {
   const size_t colon = text.find(':');
   CacheSpec spec;
   spec.type = text.substr(0, colon);
-  const CacheTypeDef* t = find_type(spec.type);
-  if (!t) {
-    std::vector<std::string> names;
-    for (const auto& d : cache_types()) names.push_back(d.name);
-    throw Error("unknown cache type '" + spec.type + "' (valid: " + join(names) + ")");
-  }
+  const CacheTypeDef* t = &cache_type(spec.type);
   for (const auto& o : t->options) spec.opts[o.name] = o.dflt;
   if (colon == std::string::npos) return spec;
   std::stringstream ss(text.substr(colon + 1));
@@ -124,7 +112,7 @@ CacheSpec parse_cache_spec(const std::string& text) {
     check_value(spec.type, *def, val);
     spec.opts[key] = val;
   }
-  if (spec.type == "h1b") validate_h1b_spec(spec);
+  if (t->validate) t->validate(spec);
   return spec;
 }
 
@@ -132,40 +120,30 @@ CacheSpec plain_cache_spec(const std::string& k, const std::string& v) {
   return parse_cache_spec("plain:k=" + k + ",v=" + v);
 }
 
-static void codec_names_of(const CacheSpec& s, std::string& k, std::string& v) {
-  if (s.type == "plain") {
-    k = s.get("k");
-    v = s.get("v");
-  } else {
-    k = v = s.type;
-  }
+void check_calib_use(const CacheSpec& spec, const std::string& calib) {
+  const CacheTypeDef& t = cache_type(spec.type);
+  check(calib.empty() || t.calib != CalibUse::none,
+        "cache '" + spec.str() + "' takes no calibration file (" + calib + ")");
+  check(!calib.empty() || t.calib != CalibUse::required,
+        "cache '" + spec.str() + "' needs a calibration file: make one with 'h1bkv calibrate --cache " +
+            spec.type + " -o FILE', then pass --calib FILE (compare: '" + spec.str() + "@FILE')");
 }
 
-std::unique_ptr<KvCache> make_cache(const CacheSpec& spec, const CacheGeometry& g) {
+std::unique_ptr<KvCache> make_cache(const CacheSpec& spec, const CacheGeometry& g,
+                                    const std::string& calib) {
   check(g.n_kv_head > 0 && g.n_head % g.n_kv_head == 0 && g.head_dim > 0 && g.n_ctx > 0,
         "invalid cache geometry");
-  if (spec.type == "h1b") return make_h1b_cache(spec, g);
-  std::string k, v;
-  codec_names_of(spec, k, v);
-  std::vector<std::unique_ptr<LayerCache>> layers;
-  for (int il = 0; il < g.n_layer; ++il)
-    layers.push_back(make_full_layer_cache(g, make_key_codec(k, g.head_dim),
-                                           make_value_codec(v, g.head_dim)));
-  return std::make_unique<KvCache>(spec.str(), g, cache_bytes_per_token(spec, g), std::move(layers));
+  check_calib_use(spec, calib);
+  return cache_type(spec.type).make(spec, g, calib);
 }
 
 double cache_bytes_per_token(const CacheSpec& spec, const CacheGeometry& g) {
-  if (spec.type == "h1b")
-    return (double)h1b_bytes_per_token_head(h1b_options(spec), g.head_dim) * g.n_kv_head * g.n_layer;
-  std::string k, v;
-  codec_names_of(spec, k, v);
-  const size_t per_head = make_key_codec(k, g.head_dim)->bytes_per_vector() +
-                          make_value_codec(v, g.head_dim)->bytes_per_vector();
-  return (double)per_head * g.n_kv_head * g.n_layer;
+  return cache_type(spec.type).bytes_per_token(spec, g);
 }
 
 double cache_fixed_bytes(const CacheSpec& spec, const CacheGeometry& g) {
-  return spec.type == "h1b" ? h1b_tier_bytes(h1b_options(spec), g) : 0.0;
+  const CacheTypeDef& t = cache_type(spec.type);
+  return t.fixed_bytes ? t.fixed_bytes(spec, g) : 0.0;
 }
 
 std::string cache_types_help() {

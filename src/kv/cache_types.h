@@ -1,0 +1,14 @@
+// The cache types the registry lists (registry.cpp), one definition per cache file.
+#pragma once
+#include <vector>
+
+#include "kv/registry.h"
+
+namespace h1bkv {
+
+// f16, f32, one type per codec usable for both keys and values (q8_0, ...), and plain:k=,v=
+// (plain_cache.cpp).
+std::vector<CacheTypeDef> plain_cache_types();
+CacheTypeDef h1b_cache_type();  // h1b_cache.cpp
+
+}  // namespace h1bkv
