@@ -1,0 +1,82 @@
+#include "eval/generate.h"
+
+#include <algorithm>
+
+#include "eval/session.h"
+#include "kv/cache.h"
+#include "tokenize/tokenizer.h"
+#include "util/error.h"
+
+namespace h1bkv {
+
+const char* stop_reason_name(StopReason r) {
+  switch (r) {
+    case StopReason::kStopString: return "stop";
+    case StopReason::kEndOfGeneration: return "eog";
+    case StopReason::kMaxTokens: return "length";
+    case StopReason::kContextFull: return "context";
+  }
+  return "?";
+}
+
+int32_t argmax_token(const float* logits, int64_t n_vocab) {
+  int64_t best = 0;
+  for (int64_t i = 1; i < n_vocab; ++i)
+    if (logits[i] > logits[best]) best = i;
+  return (int32_t)best;
+}
+
+namespace {
+
+// Earliest position in text of any stop string that ends at or after `from`, or npos.
+size_t find_stop(const std::string& text, const std::vector<std::string>& stop, size_t from) {
+  size_t first = std::string::npos;
+  for (const std::string& s : stop) {
+    if (s.empty()) continue;
+    const size_t start = from >= s.size() ? from - s.size() + 1 : 0;  // new matches only
+    const size_t at = text.find(s, start);
+    first = std::min(first, at);
+  }
+  return first;
+}
+
+}  // namespace
+
+Generation generate_greedy(EvalSession& session, const Tokenizer& tok,
+                           const std::vector<int32_t>& prompt, const GenerateOptions& opt) {
+  Generation g;
+  if (opt.max_new_tokens <= 0) {
+    check(!prompt.empty(), "nothing to evaluate (empty prompt)");
+    return g;
+  }
+  const int64_t V = session.n_vocab(), n_ctx = session.cache().n_ctx();
+  const std::vector<float>* logits = &session.eval(prompt);
+  for (;;) {
+    const int32_t t = argmax_token(logits->data(), V);
+    if (opt.stop_at_eog && tok.is_eog(t)) {
+      g.reason = StopReason::kEndOfGeneration;
+      break;
+    }
+    g.tokens.push_back(t);
+    const size_t before = g.text.size();
+    g.text += tok.token_to_piece(t);
+    const size_t at = find_stop(g.text, opt.stop, before);
+    if (at != std::string::npos) {
+      g.text.resize(at);
+      g.reason = StopReason::kStopString;
+      break;
+    }
+    if ((int64_t)g.tokens.size() >= opt.max_new_tokens) {
+      g.reason = StopReason::kMaxTokens;
+      break;
+    }
+    if ((int64_t)session.held().size() >= n_ctx) {  // no slot left for t
+      g.reason = StopReason::kContextFull;
+      break;
+    }
+    logits = &session.push(t);
+  }
+  return g;
+}
+
+}  // namespace h1bkv
