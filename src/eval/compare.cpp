@@ -133,13 +133,12 @@ static std::string xml_escape(const std::string& t) {
 std::string compare_svg(const CompareResult& r, const std::string& title) {
   const double W = 900, H = 560, L = 80, R = 260, T = 50, B = 60;  // plot area margins (px)
   double xmin = 1e300, xmax = 0, ymin = 1e300, ymax = 0;
-  for (const auto& row : r.rows) {
-    const double y = std::max(row.kl.kl_mean, 1e-6);
+  for (const auto& row : r.rows) {  // the base (KLD 0) is drawn as a vertical line
     xmin = std::min(xmin, row.bytes_per_token);
     xmax = std::max(xmax, row.bytes_per_token);
-    ymin = std::min(ymin, y);
-    ymax = std::max(ymax, y);
+    if (row.kl.kl_mean > 0) ymin = std::min(ymin, row.kl.kl_mean), ymax = std::max(ymax, row.kl.kl_mean);
   }
+  if (ymin > ymax) ymin = 1e-4, ymax = 1;
   if (r.rows.empty()) xmin = 1, xmax = 10, ymin = 1e-4, ymax = 1;
   const double lx0 = std::floor(std::log10(xmin * 0.8)), lx1 = std::ceil(std::log10(xmax * 1.25));
   const double ly0 = std::floor(std::log10(ymin)), ly1 = std::max(ly0 + 1, std::ceil(std::log10(ymax)));
@@ -182,17 +181,70 @@ std::string compare_svg(const CompareResult& r, const std::string& title) {
                 "mean KL divergence vs f16 (log)</text>\n",
                 (L + W - R) / 2, H - 18, (T + H - B) / 2, (T + H - B) / 2);
   s += buf;
-  static const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"};
-  for (size_t i = 0; i < r.rows.size(); ++i) {
-    const auto& row = r.rows[i];
-    const std::string family = row.spec.substr(0, row.spec.find(':'));
-    const size_t ci = std::hash<std::string>{}(family) % 8;
-    const double x = X(row.bytes_per_token), y = Y(row.kl.kl_mean);
+  // one colour per cache family, a legend, and each family's Pareto front (points no other point of
+  // the family beats with fewer bytes) drawn as its curve
+  const std::vector<std::string> order = {"f16", "f32", "plain", "q8_0", "q4_0", "kivi", "evict", "loki", "h1b"};
+  static const char* colors[] = {"#000000", "#7f7f7f", "#8c564b", "#1f77b4", "#17becf",
+                                 "#2ca02c", "#ff7f0e", "#9467bd", "#d62728"};
+  auto family_of = [](const CompareRow& row) { return row.spec.substr(0, row.spec.find(':')); };
+  auto color_of = [&](const std::string& fam) {
+    for (size_t k = 0; k < order.size(); ++k)
+      if (order[k] == fam) return colors[k];
+    return "#e377c2";
+  };
+  std::vector<std::string> families;
+  for (const auto& row : r.rows)
+    if (std::find(families.begin(), families.end(), family_of(row)) == families.end())
+      families.push_back(family_of(row));
+  double ly = T + 10;
+  for (const auto& fam : families) {
+    std::vector<const CompareRow*> pts;
+    for (const auto& row : r.rows)
+      if (family_of(row) == fam) pts.push_back(&row);
+    std::sort(pts.begin(), pts.end(), [](auto* a, auto* b) { return a->bytes_per_token < b->bytes_per_token; });
+    std::string path;
+    double best = 1e300;
+    for (const auto* p : pts)
+      if (p->kl.kl_mean < best) {
+        best = p->kl.kl_mean;
+        std::snprintf(buf, sizeof buf, "%s%.1f,%.1f", path.empty() ? "" : " ", X(p->bytes_per_token), Y(p->kl.kl_mean));
+        path += buf;
+      }
+    if (pts.size() > 1) {
+      std::snprintf(buf, sizeof buf, "<polyline points=\"%s\" fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\"/>\n",
+                    path.c_str(), color_of(fam));
+      s += buf;
+    }
+    const char* note = fam == "loki" ? " (holds all tokens; reads fewer)" : fam == "evict" ? " (drops tokens)" : "";
     std::snprintf(buf, sizeof buf,
-                  "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"%s\"/>\n"
-                  "<text x=\"%.1f\" y=\"%.1f\" fill=\"%s\">%s (ΔPPL %+.1f%%)</text>\n",
-                  x, y, colors[ci], x + 8, y + 4, colors[ci], xml_escape(row.label).c_str(), row.dppl_pct);
+                  "<circle cx=\"%.0f\" cy=\"%.0f\" r=\"5\" fill=\"%s\"/><text x=\"%.0f\" y=\"%.0f\">%s%s</text>\n",
+                  W - R + 20, ly, color_of(fam), W - R + 30, ly + 4, fam.c_str(), note);
     s += buf;
+    ly += 18;
+  }
+  const bool label_all = r.rows.size() <= 16;
+  for (const auto& row : r.rows) {
+    const char* c = color_of(family_of(row));
+    const double x = X(row.bytes_per_token), y = Y(row.kl.kl_mean);
+    std::string label = row.label;
+    const size_t at = label.find('@');
+    if (at != std::string::npos) label = label.substr(0, at) + "+calib";
+    if (!(row.kl.kl_mean > 0)) {  // the reference itself
+      std::snprintf(buf, sizeof buf,
+                    "<line x1=\"%.1f\" y1=\"%.0f\" x2=\"%.1f\" y2=\"%.0f\" stroke=\"%s\" stroke-dasharray=\"4 3\"/>\n"
+                    "<text x=\"%.1f\" y=\"%.0f\" fill=\"%s\" font-size=\"10\">%s (reference)</text>\n",
+                    x, T, x, H - B, c, x + 4, T + 12, c, xml_escape(label).c_str());
+      s += buf;
+      continue;
+    }
+    std::snprintf(buf, sizeof buf, "<g><title>%s (ΔPPL %+.1f%%)</title><circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/></g>\n",
+                  xml_escape(row.label).c_str(), row.dppl_pct, x, y, c);
+    s += buf;
+    if (label_all) {
+      std::snprintf(buf, sizeof buf, "<text x=\"%.1f\" y=\"%.1f\" fill=\"%s\" font-size=\"10\">%s %+.1f%%</text>\n",
+                    x + 7, y + 4, c, xml_escape(label).c_str(), row.dppl_pct);
+      s += buf;
+    }
   }
   s += "</svg>\n";
   return s;
