@@ -68,6 +68,7 @@ CompareResult compare_caches(Model& model, KvCache& base, const std::vector<Comp
     }
   }
   CompareResult r;
+  r.n_ctx = p.n_ctx;
   r.n_chunks = n_chunks;
   r.n_scored = base_acc.n;
   r.base_ppl = std::exp(base_acc.nll / base_acc.n);
@@ -133,9 +134,11 @@ static std::string xml_escape(const std::string& t) {
 std::string compare_svg(const CompareResult& r, const std::string& title) {
   const double W = 900, H = 560, L = 80, R = 260, T = 50, B = 60;  // plot area margins (px)
   double xmin = 1e300, xmax = 0, ymin = 1e300, ymax = 0;
+  const double ctx = r.n_ctx > 0 ? (double)r.n_ctx : 1e300;
+  auto held = [&](const CompareRow& row) { return row.bytes_per_token + row.fixed_bytes / ctx; };
   for (const auto& row : r.rows) {  // the base (KLD 0) is drawn as a vertical line
-    xmin = std::min(xmin, row.bytes_per_token);
-    xmax = std::max(xmax, row.bytes_per_token);
+    xmin = std::min(xmin, held(row));
+    xmax = std::max(xmax, held(row));
     if (row.kl.kl_mean > 0) ymin = std::min(ymin, row.kl.kl_mean), ymax = std::max(ymax, row.kl.kl_mean);
   }
   if (ymin > ymax) ymin = 1e-4, ymax = 1;
@@ -176,10 +179,10 @@ std::string compare_svg(const CompareResult& r, const std::string& title) {
     s += buf;
   }
   std::snprintf(buf, sizeof buf,
-                "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">KV cache bytes per token (log)</text>\n"
+                "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">KV cache bytes per token held at ctx %lld, full-precision tiers included (log)</text>\n"
                 "<text x=\"18\" y=\"%.0f\" transform=\"rotate(-90 18 %.0f)\" text-anchor=\"middle\">"
                 "mean KL divergence vs f16 (log)</text>\n",
-                (L + W - R) / 2, H - 18, (T + H - B) / 2, (T + H - B) / 2);
+                (L + W - R) / 2, H - 18, (long long)r.n_ctx, (T + H - B) / 2, (T + H - B) / 2);
   s += buf;
   // one colour per cache family, a legend, and each family's Pareto front (points no other point of
   // the family beats with fewer bytes) drawn as its curve
@@ -201,13 +204,13 @@ std::string compare_svg(const CompareResult& r, const std::string& title) {
     std::vector<const CompareRow*> pts;
     for (const auto& row : r.rows)
       if (family_of(row) == fam) pts.push_back(&row);
-    std::sort(pts.begin(), pts.end(), [](auto* a, auto* b) { return a->bytes_per_token < b->bytes_per_token; });
+    std::sort(pts.begin(), pts.end(), [&](auto* a, auto* b) { return held(*a) < held(*b); });
     std::string path;
     double best = 1e300;
     for (const auto* p : pts)
       if (p->kl.kl_mean < best) {
         best = p->kl.kl_mean;
-        std::snprintf(buf, sizeof buf, "%s%.1f,%.1f", path.empty() ? "" : " ", X(p->bytes_per_token), Y(p->kl.kl_mean));
+        std::snprintf(buf, sizeof buf, "%s%.1f,%.1f", path.empty() ? "" : " ", X(held(*p)), Y(p->kl.kl_mean));
         path += buf;
       }
     if (pts.size() > 1) {
@@ -225,7 +228,7 @@ std::string compare_svg(const CompareResult& r, const std::string& title) {
   const bool label_all = r.rows.size() <= 16;
   for (const auto& row : r.rows) {
     const char* c = color_of(family_of(row));
-    const double x = X(row.bytes_per_token), y = Y(row.kl.kl_mean);
+    const double x = X(held(row)), y = Y(row.kl.kl_mean);
     std::string label = row.label;
     const size_t at = label.find('@');
     if (at != std::string::npos) label = label.substr(0, at) + "+calib";

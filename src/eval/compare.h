@@ -27,7 +27,7 @@ struct CompareRow {
 
 struct CompareResult {
   double base_ppl = 0;
-  int64_t n_chunks = 0, n_scored = 0;
+  int64_t n_ctx = 0, n_chunks = 0, n_scored = 0;
   std::vector<CompareRow> rows;
 };
 
@@ -44,7 +44,9 @@ CompareResult compare_caches(Model& model, KvCache& base, const std::vector<Comp
 // Markdown table of the result (ctx, and MB at `ctx` and at 8192 tokens).
 std::string compare_markdown(const CompareResult& r, int64_t ctx);
 
-// An SVG scatter plot: mean KLD (log scale) against bytes per token, one labelled point per row.
+// An SVG scatter plot: mean KLD (log scale) against the bytes per token a cache holds at n_ctx
+// tokens (per-token bytes + its full-precision tiers / n_ctx), one point per row, one curve per
+// cache family.
 std::string compare_svg(const CompareResult& r, const std::string& title);
 
 }  // namespace h1bkv
