@@ -29,6 +29,7 @@ struct CompareOptions {
   std::string caches = "f16;plain:v=int4;h1b:bits=256;h1b:bits=256,est=qjl";
   int64_t chunks = 10;
   bool json = false;
+  std::string json_out;  // also write the JSON here
   std::string plot;  // SVG path
   std::string title;
 
@@ -41,6 +42,7 @@ struct CompareOptions {
                    "caches separated by ';', each TYPE[:opts][@CALIB.json]")->capture_default_str();
     app.add_option("--chunks", chunks, "chunks to score (-1 = all)")->capture_default_str();
     app.add_flag("--json", json, "print JSON instead of markdown");
+    app.add_option("--json-out", json_out, "also write the JSON to this file");
     app.add_option("--plot", plot, "write an SVG plot of KLD against bytes per token");
     app.add_option("--title", title, "plot title");
   }
@@ -88,7 +90,7 @@ int compare(CompareOptions& o) {
     check(f.good(), o.plot + ": cannot open for writing");
     f << compare_svg(r, o.title.empty() ? "quality per byte, ctx " + std::to_string(o.n_ctx) : o.title);
   }
-  if (o.json) {
+  if (o.json || !o.json_out.empty()) {
     nlohmann::json j = {{"model", o.model}, {"file", o.file}, {"ctx", o.n_ctx},
                         {"chunks", r.n_chunks}, {"scored", r.n_scored}, {"base_ppl", r.base_ppl},
                         {"rows", nlohmann::json::array()}};
@@ -99,8 +101,15 @@ int compare(CompareOptions& o) {
                            {"ppl_err", row.ppl_err}, {"dppl_pct", row.dppl_pct},
                            {"kld_mean", row.kl.kl_mean}, {"kld_p99", row.kl.kl_p99},
                            {"top1_agree", row.kl.top1_agree}, {"seconds", row.seconds}});
-    std::printf("%s\n", j.dump(2).c_str());
-    return 0;
+    if (!o.json_out.empty()) {
+      std::ofstream f(o.json_out);
+      f << j.dump(2) << "\n";
+      check(f.good(), o.json_out + ": cannot write");
+    }
+    if (o.json) {
+      std::printf("%s\n", j.dump(2).c_str());
+      return 0;
+    }
   }
   std::printf("%s", compare_markdown(r, o.n_ctx).c_str());
   return 0;
