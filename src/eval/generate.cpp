@@ -19,6 +19,14 @@ const char* stop_reason_name(StopReason r) {
   return "?";
 }
 
+std::vector<int32_t> encode_prompt(const Tokenizer& tok, const std::string& text) {
+  std::vector<int32_t> ids;
+  if (tok.add_bos() && tok.bos() >= 0) ids.push_back(tok.bos());
+  const std::vector<int32_t> body = tok.encode(text, false, false);
+  ids.insert(ids.end(), body.begin(), body.end());
+  return ids;
+}
+
 int32_t argmax_token(const float* logits, int64_t n_vocab) {
   int64_t best = 0;
   for (int64_t i = 1; i < n_vocab; ++i)

@@ -28,6 +28,10 @@ struct Generation {
   StopReason reason = StopReason::kMaxTokens;
 };
 
+// A prompt's tokens: BOS first when the vocabulary adds one, then the text (special-token text
+// not parsed), as the log-likelihood tasks encode their contexts.
+std::vector<int32_t> encode_prompt(const Tokenizer& tok, const std::string& text);
+
 // Index of the greedy choice in logits [n_vocab]; ties go to the lowest index.
 int32_t argmax_token(const float* logits, int64_t n_vocab);
 
