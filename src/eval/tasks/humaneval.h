@@ -1,0 +1,28 @@
+// HumanEval (164 Python functions from docstrings): the prompt is the problem's own prompt, the
+// completion greedy until one of the Codex paper's stop sequences, and it passes when
+//   prompt + completion + "\n" + test + "\ncheck(" + entry_point + ")\n"
+// exits 0 under the sandbox (eval/sandbox.h). pass@1 with one greedy sample = accuracy.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "eval/tasks/task.h"
+
+namespace h1bkv {
+
+struct HumanEvalProblem {
+  std::string task_id, prompt, entry_point, test, canonical_solution;
+};
+
+// One problem per line of HumanEval.jsonl(.gz); throws Error naming the line.
+std::vector<HumanEvalProblem> load_humaneval(const std::string& path);
+// The program that checks a completion.
+std::string humaneval_program(const HumanEvalProblem& p, const std::string& completion);
+// "\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#"
+const std::vector<std::string>& humaneval_stop();
+
+// The task: all 164 problems in file order (standard subset = all).
+std::unique_ptr<Task> make_humaneval_task(const TaskOptions& o);
+
+}  // namespace h1bkv
