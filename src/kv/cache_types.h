@@ -10,6 +10,7 @@ namespace h1bkv {
 // (plain_cache.cpp).
 std::vector<CacheTypeDef> plain_cache_types();
 CacheTypeDef h1b_cache_type();  // h1b_cache.cpp
+CacheTypeDef kivi_cache_type();  // kivi_cache.cpp
 CacheTypeDef evict_cache_type();  // evict_cache.cpp (H2O token eviction)
 
 }  // namespace h1bkv
