@@ -1,5 +1,6 @@
 // h1bkv calibrate: fit the h1b cache's per-(layer, head) logit multipliers on calibration text
-// (eval/calibrate.h) and write them as JSON (kv/calibration.h) for --calib.
+// (eval/calibrate.h) and write them as JSON (kv/calibration.h) for --calib; or, with --cache loki,
+// the PCA basis of the keys (eval/calibrate_loki.h, kv/loki_basis.h).
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -8,6 +9,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "eval/calibrate.h"
+#include "eval/calibrate_loki.h"
 #include "kv/calibration.h"
 #include "model/model.h"
 #include "tokenize/tokenizer.h"
@@ -41,9 +43,29 @@ struct CalibrateOptions {
   }
 };
 
+// --cache loki: PCA basis of the keys; prints the explained variance of the first r directions.
+int calibrate_loki_cmd(const CalibrateOptions& o, Model& model, const CalibParams& p,
+                       const std::vector<int32_t>& toks) {
+  std::fprintf(stderr, "loki: PCA of the keys on %zu tokens of %zu file(s)\n", toks.size(), o.files.size());
+  LokiCalibResult r = calibrate_loki(model, toks, p, [&](int64_t d, int64_t n, double s) {
+    progress("chunks", d, n, s);
+  });
+  progress_done();
+  r.basis.model = o.m.model;
+  r.basis.text = o.files;
+  save_loki_basis(o.out, r.basis);
+  const std::vector<double> ev = r.basis.explained_mean();
+  std::printf("explained variance (mean over layers and KV heads) of the first r directions:\n");
+  for (int rr = 1; rr <= r.basis.head_dim; rr *= 2) std::printf("  r=%-4d %.4f\n", rr, ev[rr - 1]);
+  std::printf("%lld chunks x %lld tokens in %.1f s; wrote %s\n", (long long)r.n_chunks,
+              (long long)p.n_ctx, r.seconds, o.out.c_str());
+  return 0;
+}
+
 int calibrate_cmd(CalibrateOptions& o) {
   const CacheSpec spec = o.m.resolve();
-  check(spec.type == "h1b", "calibrate needs an h1b cache (--cache h1b:...), got " + spec.str());
+  check(spec.type == "h1b" || spec.type == "loki",
+        "calibrate needs an h1b or loki cache (--cache h1b:... | loki), got " + spec.str());
   CalibParams p;
   p.n_ctx = o.m.n_ctx;
   p.max_chunks = o.chunks;
@@ -61,6 +83,7 @@ int calibrate_cmd(CalibrateOptions& o) {
     toks.insert(toks.end(), t.begin(), t.end());
   }
   p.bos = l.tok->add_bos() ? l.tok->bos() : -1;
+  if (spec.type == "loki") return calibrate_loki_cmd(o, model, p, toks);
   std::fprintf(stderr, "calibrating %s (objective %s, granularity %s) on %zu tokens of %zu file(s)\n",
                calib_spec_string(spec).c_str(), p.objective.c_str(), p.granularity.c_str(),
                toks.size(), o.files.size());
@@ -109,7 +132,7 @@ int calibrate_cmd(CalibrateOptions& o) {
 }  // namespace
 
 Action register_calibrate(CLI::App& app) {
-  auto* sub = app.add_subcommand("calibrate", "fit h1b logit multipliers on calibration text");
+  auto* sub = app.add_subcommand("calibrate", "fit h1b logit multipliers (or the loki PCA basis) on calibration text");
   auto o = std::make_shared<CalibrateOptions>();
   o->add_to(*sub);
   return [o] { return calibrate_cmd(*o); };

@@ -11,6 +11,7 @@ namespace h1bkv {
 std::vector<CacheTypeDef> plain_cache_types();
 CacheTypeDef h1b_cache_type();  // h1b_cache.cpp
 CacheTypeDef kivi_cache_type();  // kivi_cache.cpp
+CacheTypeDef loki_cache_type();  // loki_cache.cpp (Loki top-k by low-rank PCA scores)
 CacheTypeDef evict_cache_type();  // evict_cache.cpp (H2O token eviction)
 
 }  // namespace h1bkv
