@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "eval/cache_list.h"
 #include "eval/compare.h"
 #include "kv/calibration.h"
 #include "model/model.h"
@@ -50,18 +51,7 @@ struct CompareOptions {
 
 int compare(CompareOptions& o) {
   // parse every entry first, so a typo fails before any work
-  struct Entry { std::string label; CacheSpec spec; std::string calib; };
-  std::vector<Entry> entries;
-  std::stringstream ss(o.caches);
-  std::string item;
-  while (std::getline(ss, item, ';')) {
-    if (item.empty()) continue;
-    const size_t at = item.find('@');
-    Entry e{item, parse_cache_spec(item.substr(0, at)), at == std::string::npos ? "" : item.substr(at + 1)};
-    check_calib_use(e.spec, e.calib);
-    entries.push_back(e);
-  }
-  check(!entries.empty(), "--caches lists no cache");
+  const std::vector<CacheListEntry> entries = parse_cache_list(o.caches);
   check(o.n_ctx >= 4, "-c must be at least 4");
   apply_threads(o.threads);
   Loaded l = load_model(o.model);

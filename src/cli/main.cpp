@@ -14,7 +14,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::map<CLI::App*, h1bkv::Action> actions;
   for (auto reg : {h1bkv::register_run, h1bkv::register_ppl, h1bkv::register_info,
-                   h1bkv::register_bench, h1bkv::register_calibrate, h1bkv::register_compare}) {
+                   h1bkv::register_bench, h1bkv::register_calibrate, h1bkv::register_compare,
+                   h1bkv::register_eval}) {
     const size_t before = app.get_subcommands({}).size();
     h1bkv::Action act = reg(app);
     actions[app.get_subcommands({})[before]] = act;

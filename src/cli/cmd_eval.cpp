@@ -1,0 +1,131 @@
+// h1bkv eval: downstream tasks (ARC, PIQA, HellaSwag, MMLU, LAMBADA, and the generative ones in
+// the task registry) on several caches; accuracy ± standard error per (task, cache), markdown or
+// JSON, and an SVG plot of accuracy against cache bytes per token.
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "eval/cache_list.h"
+#include "eval/eval_run.h"
+#include "model/model.h"
+#include "tokenize/tokenizer.h"
+#include "util/error.h"
+#include "util/paths.h"
+#include "util/timer.h"
+
+namespace h1bkv {
+
+namespace {
+
+struct EvalOptions {
+  std::string model;
+  int64_t n_ctx = 0;
+  int threads = 0;
+  std::string tasks = "arc_easy,arc_challenge,piqa,hellaswag,mmlu,lambada";
+  std::string caches = "f16";
+  int64_t limit = 0;
+  bool full = false;
+  int shots = -1;
+  uint64_t seed = 0;
+  bool json = false;
+  std::string json_out, plot, title;
+  int64_t groups = 0;
+
+  void add_to(CLI::App& app) {
+    app.add_option("-m,--model", model, "GGUF model file")->required();
+    app.add_option("-c,--ctx-size", n_ctx, "cache size in tokens (0 = what each task needs, up to the "
+                                           "model's training context)")->capture_default_str();
+    app.add_option("-t,--threads", threads, "threads (0 = all cores)")->capture_default_str();
+    app.add_option("--tasks", tasks, "tasks separated by ','")->capture_default_str();
+    app.add_option("--caches", caches, "caches separated by ';', each TYPE[:opts][@CALIB.json]")->capture_default_str();
+    app.add_option("--limit", limit, "items per task (per subject for mmlu) instead of the standard subset");
+    app.add_flag("--full", full, "score every item");
+    app.add_option("--shots", shots, "few-shot exemplars (mmlu: default 5)");
+    app.add_option("--seed", seed, "seed of any exemplar / item sampling")->capture_default_str();
+    app.add_flag("--json", json, "print JSON instead of markdown");
+    app.add_option("--json-out", json_out, "also write the JSON to this file");
+    app.add_option("--plot", plot, "write an SVG plot of accuracy against bytes per token");
+    app.add_option("--title", title, "plot title");
+    app.add_option("--groups", groups, "print per-group accuracy (mmlu subjects, ...) up to this many groups");
+  }
+};
+
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+int eval(EvalOptions& o) {
+  // check every name first, so a typo fails before the model loads
+  const std::vector<CacheListEntry> caches = parse_cache_list(o.caches);
+  const std::vector<std::string> names = split_commas(o.tasks);
+  check(!names.empty(), "--tasks lists no task");
+  for (const auto& n : names) {
+    bool known = false;
+    for (const auto& t : task_types()) known = known || t.name == n;
+    check(known, "unknown task '" + n + "' (tasks: " + task_names() + ")");
+  }
+  check(o.limit >= 0, "--limit must be >= 0");
+  check(o.n_ctx >= 0, "-c must be >= 0");
+  apply_threads(o.threads);
+  Loaded l = load_model(o.model);
+  TaskOptions to;
+  to.tok = l.tok.get();
+  to.data_dir = shared_dir() + "/data";
+  to.shots = o.shots;
+  to.seed = o.seed;
+  to.n_ctx = l.model->config().n_ctx_train;
+  std::vector<std::unique_ptr<Task>> owned;
+  std::vector<Task*> tasks;
+  for (const auto& n : names) {
+    owned.push_back(make_task(n, to));
+    tasks.push_back(owned.back().get());
+  }
+  EvalParams p;
+  p.limit = o.limit;
+  p.full = o.full;
+  p.n_ctx = o.n_ctx;
+  Timer t;
+  const EvalResult r = run_eval(*l.model, tasks, caches, p, [&](int64_t d, int64_t n) {
+    progress("eval", d, n, t.seconds());
+  });
+  progress_done();
+  nlohmann::json j = eval_json(r);
+  j["model"] = o.model;
+  j["seed"] = o.seed;
+  j["limit"] = o.limit;
+  j["full"] = o.full;
+  j["seconds"] = t.seconds();
+  if (!o.json_out.empty()) {
+    std::ofstream f(o.json_out);
+    check(f.good(), o.json_out + ": cannot open for writing");
+    f << j.dump(2) << "\n";
+  }
+  if (!o.plot.empty()) {
+    std::ofstream f(o.plot);
+    check(f.good(), o.plot + ": cannot open for writing");
+    f << eval_svg(r, o.title.empty() ? "accuracy per byte: " + o.tasks : o.title);
+  }
+  if (o.json) std::printf("%s\n", j.dump(2).c_str());
+  else std::printf("%s\ntotal %.1f s\n", eval_markdown(r, o.groups).c_str(), t.seconds());
+  return 0;
+}
+
+}  // namespace
+
+Action register_eval(CLI::App& app) {
+  auto* sub = app.add_subcommand("eval", "downstream task accuracy of several caches");
+  auto o = std::make_shared<EvalOptions>();
+  o->add_to(*sub);
+  return [o] { return eval(*o); };
+}
+
+}  // namespace h1bkv

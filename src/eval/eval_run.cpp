@@ -1,0 +1,142 @@
+#include "eval/eval_run.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+
+#include "kv/cache.h"
+#include "model/model.h"
+#include "util/error.h"
+#include "util/timer.h"
+
+namespace h1bkv {
+
+double binomial_se(double p, int64_t n) { return n > 0 ? std::sqrt(p * (1.0 - p) / (double)n) : 0.0; }
+
+EvalResult run_eval(Model& model, const std::vector<Task*>& tasks, const std::vector<CacheListEntry>& caches,
+                    const EvalParams& p, const std::function<void(int64_t, int64_t)>& progress) {
+  std::vector<std::vector<int64_t>> selected;
+  int64_t total = 0;
+  for (Task* t : tasks) {
+    selected.push_back(t->select(p.limit, p.full));
+    check(!selected.back().empty(), t->name() + ": no items selected");
+    total += (int64_t)selected.back().size() * (int64_t)caches.size();
+  }
+  EvalResult r;
+  int64_t done = 0;
+  const int64_t train_ctx = model.config().n_ctx_train;
+  for (size_t ti = 0; ti < tasks.size(); ++ti) {
+    Task& task = *tasks[ti];
+    const std::vector<int64_t>& ids = selected[ti];
+    int64_t n_ctx = p.n_ctx;
+    if (n_ctx <= 0) n_ctx = train_ctx > 0 ? std::min(task.ctx_needed(), train_ctx) : task.ctx_needed();
+    nlohmann::json st = task.settings();
+    st["items"] = (int64_t)ids.size();
+    st["n_ctx"] = n_ctx;
+    r.settings[task.name()] = st;
+    for (const CacheListEntry& c : caches) {
+      auto cache = make_cache(c.spec, model.cache_geometry(n_ctx), c.calib);
+      EvalSession session(model, *cache, p.n_batch);
+      EvalRow row;
+      row.task = task.name();
+      row.cache = c.label;
+      row.spec = cache->spec();
+      row.n_ctx = n_ctx;
+      row.bytes_per_token = cache->bytes_per_token();
+      row.fixed_bytes = cache_fixed_bytes(c.spec, cache->geometry());
+      row.has_norm = task.has_norm();
+      std::map<std::string, double> sums;
+      std::map<std::string, size_t> group_index;
+      int64_t correct = 0, correct_norm = 0;
+      Timer timer;
+      for (int64_t id : ids) {
+        const ItemResult ir = task.score(session, id);
+        correct += ir.correct;
+        correct_norm += ir.correct_norm;
+        for (const auto& [k, v] : ir.sums) sums[k] += v;
+        if (!ir.group.empty()) {
+          auto it = group_index.find(ir.group);
+          if (it == group_index.end()) {
+            it = group_index.emplace(ir.group, row.groups.size()).first;
+            row.groups.push_back({ir.group, 0, 0});
+          }
+          ++row.groups[it->second].n;
+          row.groups[it->second].correct += ir.correct;
+        }
+        if (progress) progress(++done, total);
+      }
+      row.seconds = timer.seconds();
+      row.n = (int64_t)ids.size();
+      row.acc = (double)correct / (double)row.n;
+      row.acc_se = binomial_se(row.acc, row.n);
+      if (row.has_norm) {
+        row.acc_norm = (double)correct_norm / (double)row.n;
+        row.acc_norm_se = binomial_se(row.acc_norm, row.n);
+      }
+      row.metrics = task.summarize(sums, row.n);
+      row.stats = session.stats();
+      r.rows.push_back(std::move(row));
+    }
+  }
+  return r;
+}
+
+std::string eval_markdown(const EvalResult& r, int64_t max_groups) {
+  std::string s =
+      "| task | cache | bytes/token | items | acc % | acc_norm % | other | tokens computed | tokens reused | seconds |\n"
+      "|---|---|---:|---:|---:|---:|---|---:|---:|---:|\n";
+  char buf[1024];
+  for (const auto& row : r.rows) {
+    std::string norm = "–", other;
+    if (row.has_norm) {
+      std::snprintf(buf, sizeof buf, "%.2f ± %.2f", 100 * row.acc_norm, 100 * row.acc_norm_se);
+      norm = buf;
+    }
+    for (const auto& [k, v] : row.metrics) {
+      std::snprintf(buf, sizeof buf, "%s%s %.4g", other.empty() ? "" : ", ", k.c_str(), v);
+      other += buf;
+    }
+    std::snprintf(buf, sizeof buf, "| %s | %s | %.0f | %lld | %.2f ± %.2f | %s | %s | %lld | %lld | %.1f |\n",
+                  row.task.c_str(), row.cache.c_str(), row.bytes_per_token, (long long)row.n, 100 * row.acc,
+                  100 * row.acc_se, norm.c_str(), other.empty() ? "–" : other.c_str(),
+                  (long long)row.stats.tokens_computed, (long long)row.stats.tokens_reused, row.seconds);
+    s += buf;
+  }
+  for (const auto& row : r.rows) {
+    if (row.groups.size() < 2 || max_groups <= 0) continue;
+    std::snprintf(buf, sizeof buf, "\n%s, %s: acc %% by group\n\n| group | items | acc %% |\n|---|---:|---:|\n",
+                  row.task.c_str(), row.cache.c_str());
+    s += buf;
+    for (size_t g = 0; g < row.groups.size() && (int64_t)g < max_groups; ++g) {
+      const GroupAcc& ga = row.groups[g];
+      const double a = (double)ga.correct / (double)ga.n;
+      std::snprintf(buf, sizeof buf, "| %s | %lld | %.1f ± %.1f |\n", ga.name.c_str(), (long long)ga.n, 100 * a,
+                    100 * binomial_se(a, ga.n));
+      s += buf;
+    }
+  }
+  return s;
+}
+
+nlohmann::json eval_json(const EvalResult& r) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& row : r.rows) {
+    nlohmann::json j = {{"task", row.task}, {"cache", row.cache}, {"spec", row.spec}, {"items", row.n},
+                        {"acc", row.acc}, {"acc_se", row.acc_se}, {"n_ctx", row.n_ctx},
+                        {"bytes_per_token", row.bytes_per_token}, {"fixed_bytes", row.fixed_bytes},
+                        {"tokens_computed", row.stats.tokens_computed}, {"tokens_reused", row.stats.tokens_reused},
+                        {"rewinds", row.stats.rewinds}, {"refills", row.stats.refills}, {"seconds", row.seconds}};
+    if (row.has_norm) j["acc_norm"] = row.acc_norm, j["acc_norm_se"] = row.acc_norm_se;
+    for (const auto& [k, v] : row.metrics) j[k] = v;
+    if (!row.groups.empty()) {
+      nlohmann::json g = nlohmann::json::array();
+      for (const auto& ga : row.groups) g.push_back({{"group", ga.name}, {"items", ga.n}, {"correct", ga.correct}});
+      j["groups"] = g;
+    }
+    rows.push_back(j);
+  }
+  return {{"tasks", r.settings}, {"rows", rows}};
+}
+
+}  // namespace h1bkv
