@@ -13,7 +13,8 @@ LokiCalibResult calibrate_loki(Model& model, const std::vector<int32_t>& tokens,
   LokiCalibResult r;
   r.n_chunks = (int64_t)tokens.size() / p.n_ctx;
   check(r.n_chunks > 0, "the calibration text has " + std::to_string(tokens.size()) +
-                            " tokens, fewer than one chunk of " + std::to_string(p.n_ctx) + " (use a smaller -c)");
+                            " tokens, fewer than one chunk of " + std::to_string(p.n_ctx) +
+                            " (use a smaller -c)");
   if (p.max_chunks >= 0 && p.max_chunks < r.n_chunks) r.n_chunks = p.max_chunks;
   auto cache = make_loki_recording_cache(model.cache_geometry(p.n_ctx));
   std::vector<int32_t> chunk(p.n_ctx);

@@ -1,10 +1,9 @@
 #include "kv/loki_basis.h"
 
-#include <nlohmann/json.hpp>
-
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "kv/sym_eigen.h"
@@ -44,7 +43,8 @@ std::string floats_to_base64(const std::vector<float>& v) {
 std::vector<float> base64_to_floats(const std::string& s, size_t count, const std::string& path,
                                     const std::string& field) {
   const std::string where = path + ": field \"" + field + "\"";
-  check(s.size() % 4 == 0, where + ": base64 length " + std::to_string(s.size()) + " is not a multiple of 4");
+  check(s.size() % 4 == 0,
+        where + ": base64 length " + std::to_string(s.size()) + " is not a multiple of 4");
   int8_t val[256];
   std::memset(val, -1, sizeof val);
   for (int i = 0; i < 64; ++i) val[(uint8_t)kB64[i]] = (int8_t)i;
@@ -63,7 +63,8 @@ std::vector<float> base64_to_floats(const std::string& s, size_t count, const st
     for (int j = 0; j < 3 - pad; ++j) bytes.push_back((uint8_t)(x >> (16 - 8 * j)));
   }
   check(bytes.size() == count * 4, where + ": " + std::to_string(bytes.size()) + " bytes, expected " +
-                                       std::to_string(count * 4) + " (" + std::to_string(count) + " f32)");
+                                       std::to_string(count * 4) + " (" + std::to_string(count) +
+                                       " f32)");
   std::vector<float> v(count);
   for (size_t i = 0; i < count; ++i) {
     const uint32_t u = (uint32_t)bytes[i * 4] | (uint32_t)bytes[i * 4 + 1] << 8 |
@@ -127,11 +128,20 @@ void save_loki_basis(const std::string& path, const LokiBasis& b) {
   const std::vector<double> em = b.explained_mean();
   ojson ex = ojson::array();
   for (double x : em) ex.push_back(std::round(x * 1e5) / 1e5);
-  ojson j = {{"format", "h1bkv-loki-basis"}, {"version", 1}, {"model_id", b.model_id},
-             {"model", basename_of(b.model)}, {"n_layer", b.n_layer}, {"n_kv_head", b.n_kv_head},
-             {"head_dim", b.head_dim}, {"text", b.text}, {"tokens", b.tokens}, {"centered", true},
-             {"explained_mean", ex}, {"basis", floats_to_base64(b.basis)},
-             {"mean", floats_to_base64(b.mean)}, {"explained", floats_to_base64(b.explained)}};
+  ojson j = {{"format", "h1bkv-loki-basis"},
+             {"version", 1},
+             {"model_id", b.model_id},
+             {"model", basename_of(b.model)},
+             {"n_layer", b.n_layer},
+             {"n_kv_head", b.n_kv_head},
+             {"head_dim", b.head_dim},
+             {"text", b.text},
+             {"tokens", b.tokens},
+             {"centered", true},
+             {"explained_mean", ex},
+             {"basis", floats_to_base64(b.basis)},
+             {"mean", floats_to_base64(b.mean)},
+             {"explained", floats_to_base64(b.explained)}};
   std::ofstream out(path);
   check(out.good(), path + ": cannot write");
   out << j.dump(1) << "\n";
@@ -167,37 +177,37 @@ LokiBasis load_loki_basis(const std::string& path) {
     return x.get<std::string>();
   };
   try {
-  check(j.is_object() && j.value("format", "") == "h1bkv-loki-basis",
-        path + ": not a loki basis file (format != \"h1bkv-loki-basis\")");
-  check(int_field("version", 1, 1) == 1, path + ": unsupported version");
-  b.model_id = str_field("model_id");
-  b.model = j.value("model", "");
-  b.n_layer = (int)int_field("n_layer", 1, 4096);
-  b.n_kv_head = (int)int_field("n_kv_head", 1, 4096);
-  b.head_dim = (int)int_field("head_dim", 1, 1024);
-  b.tokens = int_field("tokens", 0, INT64_MAX);
-  const json& text = field("text");
-  check(text.is_array(), path + ": field \"text\" must be an array of file names");
-  for (const auto& t : text) {
-    check(t.is_string(), path + ": field \"text\" must be an array of file names");
-    b.text.push_back(t.get<std::string>());
-  }
-  const size_t heads = (size_t)b.n_layer * b.n_kv_head, d = b.head_dim;
-  b.basis = base64_to_floats(str_field("basis"), heads * d * d, path, "basis");
-  b.mean = base64_to_floats(str_field("mean"), heads * d, path, "mean");
-  b.explained = base64_to_floats(str_field("explained"), heads * d, path, "explained");
-  for (size_t h = 0; h < heads; ++h) {  // rows orthonormal (f32 rounding of an exact rotation)
-    const float* B = b.basis.data() + h * d * d;
-    for (size_t i = 0; i < d; ++i)
-      for (size_t k = i; k < d; ++k) {
-        double dot = 0;
-        for (size_t c = 0; c < d; ++c) dot += (double)B[i * d + c] * B[k * d + c];
-        check(std::abs(dot - (i == k ? 1.0 : 0.0)) < 1e-4,
-              path + ": field \"basis\": layer " + std::to_string(h / b.n_kv_head) + " head " +
-                  std::to_string(h % b.n_kv_head) + " is not orthonormal (rows " + std::to_string(i) +
-                  ", " + std::to_string(k) + ": dot " + std::to_string(dot) + ")");
-      }
-  }
+    check(j.is_object() && j.value("format", "") == "h1bkv-loki-basis",
+          path + ": not a loki basis file (format != \"h1bkv-loki-basis\")");
+    check(int_field("version", 1, 1) == 1, path + ": unsupported version");
+    b.model_id = str_field("model_id");
+    b.model = j.value("model", "");
+    b.n_layer = (int)int_field("n_layer", 1, 4096);
+    b.n_kv_head = (int)int_field("n_kv_head", 1, 4096);
+    b.head_dim = (int)int_field("head_dim", 1, 1024);
+    b.tokens = int_field("tokens", 0, INT64_MAX);
+    const json& text = field("text");
+    check(text.is_array(), path + ": field \"text\" must be an array of file names");
+    for (const auto& t : text) {
+      check(t.is_string(), path + ": field \"text\" must be an array of file names");
+      b.text.push_back(t.get<std::string>());
+    }
+    const size_t heads = (size_t)b.n_layer * b.n_kv_head, d = b.head_dim;
+    b.basis = base64_to_floats(str_field("basis"), heads * d * d, path, "basis");
+    b.mean = base64_to_floats(str_field("mean"), heads * d, path, "mean");
+    b.explained = base64_to_floats(str_field("explained"), heads * d, path, "explained");
+    for (size_t h = 0; h < heads; ++h) {  // rows orthonormal (f32 rounding of an exact rotation)
+      const float* B = b.basis.data() + h * d * d;
+      for (size_t i = 0; i < d; ++i)
+        for (size_t k = i; k < d; ++k) {
+          double dot = 0;
+          for (size_t c = 0; c < d; ++c) dot += (double)B[i * d + c] * B[k * d + c];
+          check(std::abs(dot - (i == k ? 1.0 : 0.0)) < 1e-4,
+                path + ": field \"basis\": layer " + std::to_string(h / b.n_kv_head) + " head " +
+                    std::to_string(h % b.n_kv_head) + " is not orthonormal (rows " + std::to_string(i) +
+                    ", " + std::to_string(k) + ": dot " + std::to_string(dot) + ")");
+        }
+    }
   } catch (const json::exception& e) {
     throw Error(path + ": bad loki basis file (" + std::string(e.what()) + ")");
   }

@@ -20,7 +20,8 @@ LokiOptions loki_options(const CacheSpec& spec) {
 
 void validate_loki_spec(const CacheSpec& spec) {
   const int64_t r = spec.get_int("r");
-  check(r >= 1 && r <= 1024, "cache 'loki' option 'r': must be in 1..head_dim (got " + spec.get("r") + ")");
+  check(r >= 1 && r <= 1024,
+        "cache 'loki' option 'r': must be in 1..head_dim (got " + spec.get("r") + ")");
   const double k = spec.get_float("k");
   check(std::isfinite(k) && k > 0, "cache 'loki' option 'k': must be > 0 (got " + spec.get("k") + ")");
   check(k < 1 || k == std::floor(k),
@@ -168,8 +169,8 @@ class LokiLayerCache : public LayerCache {
 
   CacheGeometry g_;
   LokiOptions o_;
-  std::vector<float> basis_;                 // [n_kv_head][d][d]
-  std::vector<int32_t> pos_;                 // [n]
+  std::vector<float> basis_;     // [n_kv_head][d][d]
+  std::vector<int32_t> pos_;     // [n]
   std::vector<BlockRows> head_;  // [n_kv_head][n][r] f16 rotated coordinates 0..r-1
   std::vector<BlockRows> tail_;  // [n_kv_head][n][d - r] f16 rotated coordinates r..d-1
   std::vector<BlockRows> val_;   // [n_kv_head][n][d] f16 values
@@ -197,8 +198,9 @@ std::unique_ptr<KvCache> make_loki_cache(const CacheSpec& spec, const CacheGeome
 CacheTypeDef loki_cache_type() {
   CacheTypeDef t;
   t.name = "loki";
-  t.help = "Loki: attends the top-k tokens by r-dim PCA key scores, exactly (keys f16 in a calibrated "
-           "PCA basis, values f16); keeps every token: saves reads, not memory";
+  t.help =
+      "Loki: attends the top-k tokens by r-dim PCA key scores, exactly (keys f16 in a calibrated "
+      "PCA basis, values f16); keeps every token: saves reads, not memory";
   t.options = {{"r", "int", "16", "principal dimensions used to score (1..head_dim)"},
                {"k", "float", "0.125", "tokens attended: < 1 fraction of the visible ones, >= 1 count"}};
   t.calib = CalibUse::required;

@@ -11,7 +11,8 @@ namespace {
 class KeyRecordingLayer : public LayerCache {
  public:
   explicit KeyRecordingLayer(const CacheGeometry& g)
-      : g_(g), moments_(g.n_kv_head, KeyMoments(g.head_dim)),
+      : g_(g),
+        moments_(g.n_kv_head, KeyMoments(g.head_dim)),
         inner_(make_full_layer_cache(g, make_f16_key(g.head_dim), make_f16_value(g.head_dim))) {}
 
   void append(int64_t n, const int32_t* pos, const float* k, const float* v) override {
