@@ -43,5 +43,5 @@ TEST(HumanEval, ProgramLayout) {
   const HumanEvalProblem p{"t/1", "def f(x):\n", "f", "def check(c):\n    assert c(1) == 2\n", ""};
   EXPECT_EQ(humaneval_program(p, "    return x + 1"),
             "def f(x):\n    return x + 1\ndef check(c):\n    assert c(1) == 2\n\ncheck(f)\n");
-  EXPECT_EQ(humaneval_stop().size(), 5u);
+  EXPECT_EQ(humaneval_stop().size(), 6u);
 }

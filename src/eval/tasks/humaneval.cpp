@@ -46,7 +46,8 @@ std::string humaneval_program(const HumanEvalProblem& p, const std::string& comp
 }
 
 const std::vector<std::string>& humaneval_stop() {
-  static const std::vector<std::string> stop = {"\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#"};
+  static const std::vector<std::string> stop = {"\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#",
+                                                "\n```"};
   return stop;
 }
 

