@@ -24,12 +24,12 @@ void validate_loki_spec(const CacheSpec& spec) {
         "cache 'loki' option 'r': must be in 1..head_dim (got " + spec.get("r") + ")");
   const double k = spec.get_float("k");
   check(std::isfinite(k) && k > 0, "cache 'loki' option 'k': must be > 0 (got " + spec.get("k") + ")");
-  check(k < 1 || k == std::floor(k),
-        "cache 'loki' option 'k': a count (>= 1) must be an integer (got " + spec.get("k") + ")");
+  check(k <= 1 || k == std::floor(k),
+        "cache 'loki' option 'k': a count (> 1) must be an integer (got " + spec.get("k") + ")");
 }
 
 int64_t loki_select_count(double k, int64_t n_visible) {
-  const int64_t c = k < 1 ? std::max<int64_t>(1, (int64_t)std::ceil(k * (double)n_visible)) : (int64_t)k;
+  const int64_t c = k <= 1 ? std::max<int64_t>(1, (int64_t)std::ceil(k * (double)n_visible)) : (int64_t)k;
   return std::min(c, n_visible);
 }
 
@@ -202,7 +202,7 @@ CacheTypeDef loki_cache_type() {
       "Loki: attends the top-k tokens by r-dim PCA key scores, exactly (keys f16 in a calibrated "
       "PCA basis, values f16); keeps every token: saves reads, not memory";
   t.options = {{"r", "int", "16", "principal dimensions used to score (1..head_dim)"},
-               {"k", "float", "0.125", "tokens attended: < 1 fraction of the visible ones, >= 1 count"}};
+               {"k", "float", "0.125", "tokens attended: <= 1 fraction of the visible ones (1 = all), > 1 count"}};
   t.calib = CalibUse::required;
   t.validate = validate_loki_spec;
   t.make = [](const CacheSpec& spec, const CacheGeometry& g, const std::string& calib) {

@@ -4,8 +4,8 @@
 // KV head hk) is rotated the same way, q' = P^T q (dot products unchanged: P is orthogonal);
 // approximate scores q'[0:r] . k'[0:r] over every visible token (position <= query position)
 // pick the top k tokens; exact softmax attention with all d coordinates runs over those only.
-//   options: r (1..head_dim, default 16), k (< 1: fraction of the visible tokens,
-//            ceil(k n_visible) and at least 1; >= 1: a count; default 0.125)
+//   options: r (1..head_dim, default 16), k (<= 1: fraction of the visible tokens,
+//            ceil(k n_visible) and at least 1, so k=1 is all; > 1: a count; default 0.125)
 // Loki keeps the full cache (keys and values f16, every token): bytes_per_token is f16's. It
 // saves reads (r of d key coordinates for all tokens, all d and the values for k of them), not
 // memory; the basis ([n_layer][n_kv_head][d][d] f32) is held beside the tokens.
@@ -31,8 +31,8 @@ struct LokiOptions {
 LokiOptions loki_options(const CacheSpec& spec);
 void validate_loki_spec(const CacheSpec& spec);
 
-// Tokens attended of n_visible (>= 1): min(n_visible, max(1, ceil(k n_visible))) for k < 1,
-// min(n_visible, k) for k >= 1.
+// Tokens attended of n_visible (>= 1): min(n_visible, max(1, ceil(k n_visible))) for k <= 1,
+// min(n_visible, k) for k > 1 (as evict's keep: <= 1 a fraction, > 1 a count).
 int64_t loki_select_count(double k, int64_t n_visible);
 
 // The indices of the top `count` of scores[0..n) (ties: the lower index first), ascending.

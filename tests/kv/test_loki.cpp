@@ -151,6 +151,8 @@ TEST(Loki, SelectCountAndTopK) {
   EXPECT_EQ(loki_select_count(0.25, 100), 25);
   EXPECT_EQ(loki_select_count(5, 3), 3);
   EXPECT_EQ(loki_select_count(5, 30), 5);
+  EXPECT_EQ(loki_select_count(1, 30), 30);  // 1 = every visible token (a fraction, as evict's keep)
+  EXPECT_EQ(loki_select_count(2, 30), 2);
   const float s[] = {0.5f, 2.0f, -1.0f, 2.0f, 1.0f, 2.0f};
   std::vector<int32_t> idx;
   loki_top_k(s, 6, 2, idx);  // ties at 2.0: the lower indices
