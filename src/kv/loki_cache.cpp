@@ -15,7 +15,7 @@ namespace h1bkv {
 
 LokiOptions loki_options(const CacheSpec& spec) {
   check(spec.type == "loki", "not a loki cache spec: " + spec.str());
-  return LokiOptions{(int)spec.get_int("r"), spec.get_float("k")};
+  return LokiOptions{(int)spec.get_int("r"), spec.get_float("k"), spec.get_int("sink")};
 }
 
 void validate_loki_spec(const CacheSpec& spec) {
@@ -26,6 +26,7 @@ void validate_loki_spec(const CacheSpec& spec) {
   check(std::isfinite(k) && k > 0, "cache 'loki' option 'k': must be > 0 (got " + spec.get("k") + ")");
   check(k <= 1 || k == std::floor(k),
         "cache 'loki' option 'k': a count (> 1) must be an integer (got " + spec.get("k") + ")");
+  check(spec.get_int("sink") >= 0, "cache 'loki' option 'sink': must be >= 0 (got " + spec.get("sink") + ")");
 }
 
 int64_t loki_select_count(double k, int64_t n_visible) {
@@ -103,7 +104,7 @@ class LokiLayerCache : public LayerCache {
     const int64_t pairs = n_q * nh;
 #pragma omp parallel
     {
-      std::vector<float> qr(d), approx, e;
+      std::vector<float> qr(d), approx, e, sink_saved;
       std::vector<int32_t> idx;
 #pragma omp for schedule(dynamic, 4)
       for (int64_t pr = 0; pr < pairs; ++pr) {
@@ -117,7 +118,12 @@ class LokiLayerCache : public LayerCache {
         approx.resize(nv);
         const BlockRows& kh = head_[hk];
         for (int64_t t = 0; t < nv; ++t) approx[t] = dot_f32_f16(qr.data(), kh.row(t), r);
+        // sinks are selected first: their selection key is +inf, their partial score kept aside
+        const int64_t ns = std::min<int64_t>(o_.sink, nv);
+        sink_saved.assign(approx.begin(), approx.begin() + ns);
+        std::fill(approx.begin(), approx.begin() + ns, INFINITY);
         loki_top_k(approx.data(), nv, loki_select_count(o_.k, nv), idx);
+        std::copy(sink_saved.begin(), sink_saved.end(), approx.begin());
         // exact scores of the selected tokens: the first r coordinates plus the other d - r
         const size_t n_sel = idx.size();
         e.resize(n_sel);
@@ -202,7 +208,8 @@ CacheTypeDef loki_cache_type() {
       "Loki: attends the top-k tokens by r-dim PCA key scores, exactly (keys f16 in a calibrated "
       "PCA basis, values f16); keeps every token: saves reads, not memory";
   t.options = {{"r", "int", "16", "principal dimensions used to score (1..head_dim)"},
-               {"k", "float", "0.125", "tokens attended: <= 1 fraction of the visible ones (1 = all), > 1 count"}};
+               {"k", "float", "0.125", "tokens attended: <= 1 fraction of the visible ones (1 = all), > 1 count"},
+               {"sink", "int", "0", "first tokens always selected, within the k (attention sinks; not in Loki)"}};
   t.calib = CalibUse::required;
   t.validate = validate_loki_spec;
   t.make = [](const CacheSpec& spec, const CacheGeometry& g, const std::string& calib) {

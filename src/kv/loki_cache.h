@@ -27,6 +27,7 @@ namespace h1bkv {
 struct LokiOptions {
   int r = 16;
   double k = 0.125;
+  int64_t sink = 0;  // first tokens always among the k selected (attention sinks; not in the paper)
 };
 LokiOptions loki_options(const CacheSpec& spec);
 void validate_loki_spec(const CacheSpec& spec);

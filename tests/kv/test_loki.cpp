@@ -246,6 +246,40 @@ TEST(Loki, AttendsExactlyKTokensAndNoFutureOne) {
   }
 }
 
+// sink=S: the first S tokens are always among the k attended, even with the lowest scores.
+TEST(Loki, SinksAreAlwaysSelected) {
+  const CacheGeometry g = geometry(32);
+  const int d = g.head_dim, nkv = g.n_kv_head, nh = g.n_head;
+  const int64_t n = 30;
+  std::vector<float> v((size_t)n * nkv * d, 0.0f);
+  for (int64_t t = 0; t < n; ++t)
+    for (int h = 0; h < nkv; ++h) v[(t * nkv + h) * d + t] = 1.0f;
+  auto k = randn((size_t)n * nkv * d, 8), q = randn((size_t)n * nh * d, 9);
+  for (int64_t t = 0; t < 2; ++t)  // the sinks' keys point away from every query: lowest scores
+    for (int h = 0; h < nkv; ++h)
+      for (int c = 0; c < d; ++c) k[(t * nkv + h) * d + c] = 0.0f;
+  for (auto& x : q) x = std::fabs(x);
+  for (auto& x : k) x = x == 0.0f ? -0.05f : std::fabs(x);  // sink weights small, not 0
+  auto c = make_loki_cache(parse_cache_spec("loki:r=32,k=5,sink=2"), g, random_basis(g, 30));
+  const auto out = run_batched(*c, g, k, v, q, n, 1.0f);
+  auto plain = make_loki_cache(parse_cache_spec("loki:r=32,k=5"), g, random_basis(g, 30));  // exact ranking
+  const auto out0 = run_batched(*plain, g, k, v, q, n, 1.0f);
+  int64_t plain_sink_hits = 0;
+  for (int64_t i = 0; i < n; ++i)
+    for (int h = 0; h < nh; ++h) {
+      int64_t support = 0;
+      for (int t = 0; t < d; ++t) support += out[(i * nh + h) * d + t] != 0.0f;
+      EXPECT_EQ(support, std::min<int64_t>(5, i + 1)) << "query " << i;
+      EXPECT_NE(out[(i * nh + h) * d + 0], 0.0f) << "query " << i << " head " << h;
+      if (i >= 1) {
+        EXPECT_NE(out[(i * nh + h) * d + 1], 0.0f) << "query " << i << " head " << h;
+      }
+      if (i >= 6) plain_sink_hits += out0[(i * nh + h) * d + 0] != 0.0f;
+    }
+  EXPECT_EQ(plain_sink_hits, 0);  // without sink=, the low-scoring first token is not selected
+  EXPECT_THROW(parse_cache_spec("loki:sink=-1"), Error);
+}
+
 TEST(Loki, BatchedEqualsTokenByTokenAndTruncateRewinds) {
   const CacheGeometry g = geometry(16);
   const int d = g.head_dim, nkv = g.n_kv_head, nh = g.n_head;
