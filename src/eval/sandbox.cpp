@@ -67,6 +67,10 @@ struct ChildSpec {
 [[noreturn]] void child_main(const ChildSpec& spec, char* const* argv, char* const* envp, int out_fd,
                              int status_fd) {
   setpgid(0, 0);
+  // move both pipe ends above the descriptors set up below (the parent may run with 0-2 closed)
+  out_fd = fcntl(out_fd, F_DUPFD_CLOEXEC, 10);
+  status_fd = fcntl(status_fd, F_DUPFD_CLOEXEC, 10);
+  if (out_fd < 0 || status_fd < 0) _exit(127);
   char net = 'n';
   if (spec.limits && spec.limits->isolate_network) {
     if (unshare(CLONE_NEWNET) == 0 || unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0) net = 'N';

@@ -112,3 +112,14 @@ TEST(Sandbox, NoNetworkWhenIsolated) {
   EXPECT_FALSE(r.passed());
   EXPECT_EQ(r.output.find("connected"), std::string::npos);
 }
+
+TEST(Sandbox, WorksWithTheParentsStdinClosed) {
+  NEED_PYTHON();
+  const int saved = dup(0);
+  close(0);  // the next pipe may now get descriptor 0
+  const SandboxResult r = run_python("print('ok')\n");
+  dup2(saved, 0);
+  close(saved);
+  EXPECT_TRUE(r.passed()) << r.output;
+  EXPECT_EQ(r.output, "ok\n");
+}

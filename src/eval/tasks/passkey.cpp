@@ -6,6 +6,7 @@
 
 #include "eval/generate.h"
 #include "eval/session.h"
+#include "kv/cache.h"
 #include "tokenize/tokenizer.h"
 #include "util/error.h"
 
@@ -117,6 +118,8 @@ class PasskeyTask : public Task {
   ItemResult score(EvalSession& s, int64_t item) override {
     const int64_t L = lengths_[(size_t)item / std::size(kDepths)];
     const int depth = kDepths[(size_t)item % std::size(kDepths)];
+    check(L <= s.cache().n_ctx(), "passkey: context length " + std::to_string(L) + " needs a cache of that many tokens (-c " +
+                                      std::to_string(s.cache().n_ctx()) + " given)");
     const std::string key = passkey_key(seed_, L, depth);
     const PasskeyPrompt p = make_passkey_prompt(tok_, sentences(L), depth / 100.0, key);
     GenerateOptions opt;
