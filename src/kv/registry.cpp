@@ -52,8 +52,8 @@ const std::vector<CacheTypeDef>& cache_types() {
     std::vector<CacheTypeDef> t = plain_cache_types();
     t.push_back(h1b_cache_type());
     t.push_back(kivi_cache_type());
-    t.push_back(loki_cache_type());
     t.push_back(evict_cache_type());
+    t.push_back(loki_cache_type());
     return t;
   }();
   return types;

@@ -150,7 +150,9 @@ TEST(CacheRegistry, ErrorsListValidChoices) {
     parse_cache_spec("f8");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("valid: f16, f32, plain"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("valid: f16, f32, q8_0, q4_0, plain, h1b, kivi, evict, loki"),
+              std::string::npos)
+        << e.what();
   }
   try {
     parse_cache_spec("plain:q=3");
