@@ -49,7 +49,8 @@ class ValueCodec {
   virtual void accumulate(const float* w, const uint8_t* vals, int64_t n, float* out) const = 0;
 };
 
-// Codecs by name (keys "f32", "f16"; values also "int4"); throws Error listing the valid names.
+// Codecs by name (keys and values "f32", "f16", "q8_0", "q4_0"; values also "int4"); throws Error
+// listing the valid names.
 // The one factory: codec_factory.cpp.
 std::unique_ptr<KeyCodec> make_key_codec(const std::string& name, int head_dim);
 std::unique_ptr<ValueCodec> make_value_codec(const std::string& name, int head_dim);
