@@ -40,7 +40,7 @@ struct EvalOptions {
     app.add_option("-c,--ctx-size", n_ctx, "cache size in tokens (0 = what each task needs, up to the "
                                            "model's training context)")->capture_default_str();
     app.add_option("-t,--threads", threads, "threads (0 = all cores)")->capture_default_str();
-    app.add_option("--tasks", tasks, "tasks separated by ','")->capture_default_str();
+    app.add_option("--tasks", tasks, "tasks separated by ',': " + task_names())->capture_default_str();
     app.add_option("--caches", caches, "caches separated by ';', each TYPE[:opts][@CALIB.json]")->capture_default_str();
     app.add_option("--limit", limit, "items per task (per subject for mmlu) instead of the standard subset");
     app.add_flag("--full", full, "score every item");
