@@ -33,12 +33,13 @@ struct CompareOptions {
   std::string json_out;  // also write the JSON here
   std::string plot;  // SVG path
   std::string title;
+  std::string replot;  // a saved JSON result
 
   void add_to(CLI::App& app) {
-    app.add_option("-m,--model", model, "GGUF model file")->required();
+    app.add_option("-m,--model", model, "GGUF model file (required unless --replot)");
     app.add_option("-c,--ctx-size", n_ctx, "chunk (context) size in tokens")->capture_default_str();
     app.add_option("-t,--threads", threads, "threads (0 = all cores)")->capture_default_str();
-    app.add_option("-f,--file", file, "text file to score")->required();
+    app.add_option("-f,--file", file, "text file to score (required unless --replot)");
     app.add_option("--caches", caches,
                    "caches separated by ';', each TYPE[:opts][@CALIB.json]")->capture_default_str();
     app.add_option("--chunks", chunks, "chunks to score (-1 = all)")->capture_default_str();
@@ -46,10 +47,34 @@ struct CompareOptions {
     app.add_option("--json-out", json_out, "also write the JSON to this file");
     app.add_option("--plot", plot, "write an SVG plot of KLD against bytes per token");
     app.add_option("--title", title, "plot title");
+    app.add_option("--replot", replot, "redo the table and --plot from a saved --json-out file (no model run)");
   }
 };
 
+void write_plot(const CompareOptions& o, const CompareResult& r) {
+  if (o.plot.empty()) return;
+  std::ofstream f(o.plot);
+  check(f.good(), o.plot + ": cannot open for writing");
+  f << compare_svg(r, o.title.empty() ? "quality per byte, ctx " + std::to_string(r.n_ctx) : o.title);
+}
+
+int replot(const CompareOptions& o) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(o.replot));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(o.replot + ": bad JSON (" + std::string(e.what()) + ")");
+  }
+  const CompareResult r = compare_from_json(j, o.replot);
+  write_plot(o, r);
+  std::printf("%s", compare_markdown(r, r.n_ctx).c_str());
+  return 0;
+}
+
 int compare(CompareOptions& o) {
+  if (!o.replot.empty()) return replot(o);
+  check(!o.model.empty(), "compare needs -m MODEL (or --replot FILE.json)");
+  check(!o.file.empty(), "compare needs -f FILE, the text to score");
   // parse every entry first, so a typo fails before any work
   const std::vector<CacheListEntry> entries = parse_cache_list(o.caches);
   check(o.n_ctx >= 4, "-c must be at least 4");
@@ -75,22 +100,11 @@ int compare(CompareOptions& o) {
     progress("compare", d, n, t.seconds());
   });
   progress_done();
-  if (!o.plot.empty()) {
-    std::ofstream f(o.plot);
-    check(f.good(), o.plot + ": cannot open for writing");
-    f << compare_svg(r, o.title.empty() ? "quality per byte, ctx " + std::to_string(o.n_ctx) : o.title);
-  }
+  write_plot(o, r);
   if (o.json || !o.json_out.empty()) {
-    nlohmann::json j = {{"model", o.model}, {"file", o.file}, {"ctx", o.n_ctx},
-                        {"chunks", r.n_chunks}, {"scored", r.n_scored}, {"base_ppl", r.base_ppl},
-                        {"rows", nlohmann::json::array()}};
-    for (const auto& row : r.rows)
-      j["rows"].push_back({{"cache", row.label}, {"spec", row.spec},
-                           {"bytes_per_token", row.bytes_per_token}, {"fixed_bytes", row.fixed_bytes},
-                           {"bits_per_element", row.bits_per_element}, {"ppl", row.ppl},
-                           {"ppl_err", row.ppl_err}, {"dppl_pct", row.dppl_pct},
-                           {"kld_mean", row.kl.kl_mean}, {"kld_p99", row.kl.kl_p99},
-                           {"top1_agree", row.kl.top1_agree}, {"seconds", row.seconds}});
+    nlohmann::json j = compare_to_json(r);
+    j["model"] = o.model;
+    j["file"] = o.file;
     if (!o.json_out.empty()) {
       std::ofstream f(o.json_out);
       f << j.dump(2) << "\n";

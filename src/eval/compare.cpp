@@ -93,6 +93,54 @@ CompareResult compare_caches(Model& model, KvCache& base, const std::vector<Comp
   return r;
 }
 
+nlohmann::json compare_to_json(const CompareResult& r) {
+  nlohmann::json j = {{"ctx", r.n_ctx}, {"chunks", r.n_chunks}, {"scored", r.n_scored},
+                      {"base_ppl", r.base_ppl}, {"rows", nlohmann::json::array()}};
+  for (const auto& row : r.rows)
+    j["rows"].push_back({{"cache", row.label}, {"spec", row.spec},
+                         {"bytes_per_token", row.bytes_per_token}, {"fixed_bytes", row.fixed_bytes},
+                         {"bits_per_element", row.bits_per_element}, {"ppl", row.ppl},
+                         {"ppl_err", row.ppl_err}, {"dppl_pct", row.dppl_pct},
+                         {"kld_mean", row.kl.kl_mean}, {"kld_p99", row.kl.kl_p99},
+                         {"top1_agree", row.kl.top1_agree}, {"seconds", row.seconds}});
+  return j;
+}
+
+CompareResult compare_from_json(const nlohmann::json& j, const std::string& where) {
+  CompareResult r;
+  try {
+    r.n_ctx = j.at("ctx").get<int64_t>();
+    r.n_chunks = j.at("chunks").get<int64_t>();
+    r.n_scored = j.at("scored").get<int64_t>();
+    r.base_ppl = j.at("base_ppl").get<double>();
+    for (const auto& x : j.at("rows")) {
+      CompareRow row;
+      row.label = x.at("cache").get<std::string>();
+      row.spec = x.at("spec").get<std::string>();
+      row.bytes_per_token = x.at("bytes_per_token").get<double>();
+      row.fixed_bytes = x.at("fixed_bytes").get<double>();
+      row.bits_per_element = x.at("bits_per_element").get<double>();
+      row.ppl = x.at("ppl").get<double>();
+      row.ppl_err = x.at("ppl_err").get<double>();
+      row.dppl_pct = x.at("dppl_pct").get<double>();
+      row.kl.kl_mean = x.at("kld_mean").get<double>();
+      row.kl.kl_p99 = x.at("kld_p99").get<double>();
+      row.kl.top1_agree = x.at("top1_agree").get<double>();
+      row.seconds = x.at("seconds").get<double>();
+      r.rows.push_back(row);
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(where + ": not a compare result (" + std::string(e.what()) + ")");
+  }
+  check(r.n_ctx > 0, where + ": not a compare result (ctx " + std::to_string(r.n_ctx) + ")");
+  return r;
+}
+
+std::string display_label(const std::string& label) {
+  const size_t at = label.find('@');
+  return at == std::string::npos ? label : label.substr(0, at) + " +calib";
+}
+
 std::string compare_markdown(const CompareResult& r, int64_t ctx) {
   std::string s;
   char buf[512];
@@ -108,7 +156,7 @@ std::string compare_markdown(const CompareResult& r, int64_t ctx) {
     const double ratio = f16_bpt > 0 ? f16_bpt / row.bytes_per_token : 0;
     std::snprintf(buf, sizeof buf,
                   "| %s | %.2f | %.0f | %.2fx | %.2f | %.2f | %.4f ± %.3f | %+.2f | %.5f | %.4f | %.2f |\n",
-                  row.label.c_str(), row.bits_per_element, row.bytes_per_token, ratio,
+                  display_label(row.label).c_str(), row.bits_per_element, row.bytes_per_token, ratio,
                   (row.bytes_per_token * ctx + row.fixed_bytes) / 1e6,
                   (row.bytes_per_token * 8192 + row.fixed_bytes) / 1e6, row.ppl, row.ppl_err,
                   row.dppl_pct, row.kl.kl_mean, row.kl.kl_p99, 100.0 * row.kl.top1_agree);
@@ -225,13 +273,13 @@ std::string compare_svg(const CompareResult& r, const std::string& title) {
     s += buf;
     ly += 18;
   }
-  const bool label_all = r.rows.size() <= 16;
+  const bool crowded = r.rows.size() > 12;  // then points carry only their options (legend: family)
   for (const auto& row : r.rows) {
     const char* c = color_of(family_of(row));
     const double x = X(held(row)), y = Y(row.kl.kl_mean);
-    std::string label = row.label;
-    const size_t at = label.find('@');
-    if (at != std::string::npos) label = label.substr(0, at) + "+calib";
+    std::string label = display_label(row.label);
+    const size_t colon = label.find(':');
+    if (crowded && colon != std::string::npos) label = label.substr(colon + 1);
     if (!(row.kl.kl_mean > 0)) {  // the reference itself
       std::snprintf(buf, sizeof buf,
                     "<line x1=\"%.1f\" y1=\"%.0f\" x2=\"%.1f\" y2=\"%.0f\" stroke=\"%s\" stroke-dasharray=\"4 3\"/>\n"
@@ -243,11 +291,10 @@ std::string compare_svg(const CompareResult& r, const std::string& title) {
     std::snprintf(buf, sizeof buf, "<g><title>%s (ΔPPL %+.1f%%)</title><circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/></g>\n",
                   xml_escape(row.label).c_str(), row.dppl_pct, x, y, c);
     s += buf;
-    if (label_all) {
-      std::snprintf(buf, sizeof buf, "<text x=\"%.1f\" y=\"%.1f\" fill=\"%s\" font-size=\"10\">%s %+.1f%%</text>\n",
-                    x + 7, y + 4, c, xml_escape(label).c_str(), row.dppl_pct);
-      s += buf;
-    }
+    std::snprintf(buf, sizeof buf, "<text x=\"%.1f\" y=\"%.1f\" fill=\"%s\" font-size=\"%d\">%s %+.1f%%</text>\n",
+                  x + 7, y + 4, c, crowded ? 9 : 10, xml_escape(crowded && colon == std::string::npos ? "" : label).c_str(),
+                  row.dppl_pct);
+    s += buf;
   }
   s += "</svg>\n";
   return s;

@@ -3,6 +3,7 @@
 // only for that chunk ([n_ctx/2 - 1][n_vocab] floats).
 #pragma once
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,17 @@ struct CompareCache {
 CompareResult compare_caches(Model& model, KvCache& base, const std::vector<CompareCache>& caches,
                              const std::vector<int32_t>& tokens, const PplParams& p,
                              const std::function<void(int64_t, int64_t)>& progress = {});
+
+// The result as JSON ({"ctx","chunks","scored","base_ppl","rows":[{"cache","spec",
+// "bytes_per_token","fixed_bytes","bits_per_element","ppl","ppl_err","dppl_pct","kld_mean",
+// "kld_p99","top1_agree","seconds"}]}) and back; from_json throws Error "WHERE: ..." on a
+// malformed document.
+nlohmann::json compare_to_json(const CompareResult& r);
+CompareResult compare_from_json(const nlohmann::json& j, const std::string& where);
+
+// A row's label for tables and plots: "TYPE:opts@FILE" shown as "TYPE:opts +calib" (the files are
+// in the command line and the JSON).
+std::string display_label(const std::string& label);
 
 // Markdown table of the result (ctx, and MB at `ctx` and at 8192 tokens).
 std::string compare_markdown(const CompareResult& r, int64_t ctx);
