@@ -82,7 +82,8 @@ int eval(EvalOptions& o) {
   to.data_dir = shared_dir() + "/data";
   to.shots = o.shots;
   to.seed = o.seed;
-  to.n_ctx = l.model->config().n_ctx_train;
+  const int64_t train = l.model->config().n_ctx_train;  // tasks that size themselves (passkey) fit -c
+  to.n_ctx = o.n_ctx > 0 && (train <= 0 || o.n_ctx < train) ? o.n_ctx : train;
   std::vector<std::unique_ptr<Task>> owned;
   std::vector<Task*> tasks;
   for (const auto& n : names) {

@@ -35,7 +35,7 @@ struct TaskOptions {
   std::string data_dir;  // shared_dir() + "/data"
   int shots = -1;        // few-shot exemplars (-1 = the task's default)
   uint64_t seed = 0;     // fixes any sampling of exemplars / generated items
-  int64_t n_ctx = 0;     // model's training context (tasks may cap their prompts to it)
+  int64_t n_ctx = 0;     // the cache size: -c, or the model's training context (tasks cap prompts to it)
 };
 
 class Task {
