@@ -1,5 +1,6 @@
 // h1bkv info: metadata, tensor table, and KV-cache bytes for each cache type — for a model file
 // (-m) or for a geometry given on the command line (--geometry LAYERS,KV_HEADS,HEAD_DIM).
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 
@@ -96,12 +97,20 @@ int info(InfoOptions& o) {
   std::printf("\n|---|---:|---:|---:|");
   for (size_t i = 0; i < o.contexts.size(); ++i) std::printf("---:|");
   std::printf("\n");
+  // budgets and residuals depend on the context (evict keeps a fraction of it, kivi's residual is
+  // at most it): the bytes/token and fixed columns are at the largest context, each total at its own
+  CacheGeometry at = geo;
+  for (int64_t n : o.contexts) at.n_ctx = std::max(at.n_ctx, n);
   for (size_t i = 0; i < specs.size(); ++i) {
     const CacheSpec& s = specs[i];
-    const double bpt = cache_bytes_per_token(s, geo), fixed = cache_fixed_bytes(s, geo);
+    const double bpt = cache_bytes_per_token(s, at), fixed = cache_fixed_bytes(s, at);
     std::printf("| %s | %.0f | %.2fx | %s |", o.caches[i].c_str(), bpt, f16 / bpt,
                 human_bytes(fixed).c_str());
-    for (int64_t n : o.contexts) std::printf(" %s |", human_bytes(bpt * n + fixed).c_str());
+    for (int64_t n : o.contexts) {
+      CacheGeometry gn = geo;
+      gn.n_ctx = n;
+      std::printf(" %s |", human_bytes(cache_bytes_per_token(s, gn) * n + cache_fixed_bytes(s, gn)).c_str());
+    }
     std::printf("\n");
   }
   return 0;
