@@ -73,4 +73,27 @@ std::vector<std::string> read_data_lines(const std::string& path) {
   return lines;
 }
 
+std::string JsonLine::str(const char* key) const {
+  check(obj.contains(key) && obj[key].is_string(), where + ": needs a string field \"" + std::string(key) + "\"");
+  return obj[key].get<std::string>();
+}
+
+std::vector<JsonLine> read_jsonl(const std::string& path) {
+  std::vector<JsonLine> out;
+  const std::vector<std::string> lines = read_data_lines(path);
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (lines[i].empty()) continue;
+    JsonLine l{path + ":" + std::to_string(i + 1), {}};
+    try {
+      l.obj = nlohmann::json::parse(lines[i]);
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(l.where + ": not JSON (" + e.what() + ")");
+    }
+    check(l.obj.is_object(), l.where + ": not a JSON object");
+    out.push_back(std::move(l));
+  }
+  check(!out.empty(), path + ": no items");
+  return out;
+}
+
 }  // namespace h1bkv

@@ -30,3 +30,32 @@ TEST(DataFile, CorruptOrMissingFilesAreErrors) {
   EXPECT_THROW(read_data_file(dir + "missing.bz2"), Error);
   EXPECT_THROW(read_data_file(dir + "missing.txt"), Error);
 }
+
+TEST(DataFile, JsonLinesNameTheLineOfAnError) {
+  const std::string p = testing::TempDir() + "items.jsonl";
+  auto write = [&](const char* text) {
+    FILE* f = std::fopen(p.c_str(), "wb");
+    std::fputs(text, f);
+    std::fclose(f);
+  };
+  write("{\"a\": \"x\"}\n\n{\"a\": \"y\", \"b\": 2}\n");
+  const auto lines = read_jsonl(p);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[1].str("a"), "y");
+  EXPECT_EQ(lines[1].where, p + ":3");
+  auto error_of = [&](auto fn) {
+    try {
+      fn();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(error_of([&] { lines[1].str("b"); }), p + ":3: needs a string field \"b\"");
+  write("{\"a\": 1}\n{oops\n");
+  EXPECT_EQ(error_of([&] { read_jsonl(p); }).rfind(p + ":2: not JSON", 0), 0u);
+  write("[1, 2]\n");
+  EXPECT_EQ(error_of([&] { read_jsonl(p); }), p + ":1: not a JSON object");
+  write("\n\n");
+  EXPECT_EQ(error_of([&] { read_jsonl(p); }), p + ": no items");
+}

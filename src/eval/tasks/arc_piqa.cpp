@@ -18,18 +18,10 @@ std::string question_answer_prompt(const std::string& query) {
 
 std::vector<McQuestion> load_query_choices_gold(const std::string& path) {
   std::vector<McQuestion> items;
-  int64_t line_no = 0;
-  for (const std::string& line : read_data_lines(path)) {
-    ++line_no;
-    if (line.empty()) continue;
-    const std::string where = path + ":" + std::to_string(line_no) + ": ";
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      throw Error(where + "not JSON (" + e.what() + ")");
-    }
-    check(j.is_object() && j.contains("query") && j.contains("choices") && j.contains("gold") &&
+  for (const JsonLine& l : read_jsonl(path)) {
+    const nlohmann::json& j = l.obj;
+    const std::string where = l.where + ": ";
+    check(j.contains("query") && j.contains("choices") && j.contains("gold") &&
               j["query"].is_string() && j["choices"].is_array() && j["gold"].is_number_integer(),
           where + "expected {\"query\": string, \"choices\": [...], \"gold\": int}");
     McQuestion q;
@@ -42,7 +34,6 @@ std::vector<McQuestion> load_query_choices_gold(const std::string& path) {
     check(q.gold >= 0 && q.gold < (int)q.choices.size(), where + "gold out of range");
     items.push_back(std::move(q));
   }
-  check(!items.empty(), path + ": no items");
   return items;
 }
 

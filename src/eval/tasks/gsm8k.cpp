@@ -66,23 +66,10 @@ std::string lower(std::string s) {
 
 std::vector<Gsm8kProblem> load_gsm8k(const std::string& path) {
   std::vector<Gsm8kProblem> out;
-  const std::vector<std::string> lines = read_data_lines(path);
-  for (size_t i = 0; i < lines.size(); ++i) {
-    if (lines[i].empty()) continue;
-    const std::string where = path + ":" + std::to_string(i + 1);
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(lines[i]);
-    } catch (const std::exception& e) {
-      throw Error(where + ": not JSON (" + e.what() + ")");
-    }
-    check(j.is_object() && j.contains("question") && j["question"].is_string() &&
-              j.contains("answer") && j["answer"].is_string(),
-          where + ": needs string fields \"question\" and \"answer\"");
-    out.push_back({j["question"].get<std::string>(), j["answer"].get<std::string>()});
+  for (const JsonLine& l : read_jsonl(path)) {
+    out.push_back({l.str("question"), l.str("answer")});
     gsm8k_target(out.back().answer);  // validates "#### N"
   }
-  check(!out.empty(), path + ": no problems");
   return out;
 }
 

@@ -14,30 +14,16 @@ namespace h1bkv {
 
 std::vector<HumanEvalProblem> load_humaneval(const std::string& path) {
   std::vector<HumanEvalProblem> out;
-  const std::vector<std::string> lines = read_data_lines(path);
-  for (size_t i = 0; i < lines.size(); ++i) {
-    if (lines[i].empty()) continue;
-    const std::string where = path + ":" + std::to_string(i + 1);
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(lines[i]);
-    } catch (const std::exception& e) {
-      throw Error(where + ": not JSON (" + e.what() + ")");
-    }
-    auto field = [&](const char* k) {
-      check(j.is_object() && j.contains(k) && j[k].is_string(), where + ": needs a string field \"" + std::string(k) + "\"");
-      return j[k].get<std::string>();
-    };
+  for (const JsonLine& l : read_jsonl(path)) {
     HumanEvalProblem p;
-    p.task_id = field("task_id");
-    p.prompt = field("prompt");
-    p.entry_point = field("entry_point");
-    p.test = field("test");
-    if (j.contains("canonical_solution") && j["canonical_solution"].is_string())
-      p.canonical_solution = j["canonical_solution"].get<std::string>();
+    p.task_id = l.str("task_id");
+    p.prompt = l.str("prompt");
+    p.entry_point = l.str("entry_point");
+    p.test = l.str("test");
+    if (l.obj.contains("canonical_solution") && l.obj["canonical_solution"].is_string())
+      p.canonical_solution = l.obj["canonical_solution"].get<std::string>();
     out.push_back(std::move(p));
   }
-  check(!out.empty(), path + ": no problems");
   return out;
 }
 

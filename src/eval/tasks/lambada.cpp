@@ -43,25 +43,14 @@ std::unique_ptr<Task> make_lambada_task(const TaskOptions& o) {
   check(o.tok != nullptr, "lambada: no tokenizer");
   const std::string path = o.data_dir + "/tasks/lambada_test.jsonl";
   std::vector<LambadaItem> items;
-  int64_t line_no = 0;
-  for (const std::string& line : read_data_lines(path)) {
-    ++line_no;
-    if (line.empty()) continue;
-    const std::string where = path + ":" + std::to_string(line_no) + ": ";
-    nlohmann::json j;
+  for (const JsonLine& l : read_jsonl(path)) {
+    const std::string text = l.str("text");
     try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      throw Error(where + "not JSON (" + e.what() + ")");
-    }
-    check(j.is_object() && j.contains("text") && j["text"].is_string(), where + "expected {\"text\": string}");
-    try {
-      items.push_back(split_lambada(j["text"].get<std::string>()));
+      items.push_back(split_lambada(text));
     } catch (const Error& e) {
-      throw Error(where + e.what());
+      throw Error(l.where + ": " + e.what());
     }
   }
-  check(!items.empty(), path + ": no items");
   return std::make_unique<LambadaTask>(std::move(items), *o.tok);
 }
 
