@@ -7,26 +7,13 @@
 #include <fstream>
 #include <string>
 
+#include "cli/run_cli.h"
 #include "util/paths.h"
 
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out;
-};
-
-Result run(const std::string& args) {
-  const std::string cmd = std::string(H1BKV_BINARY) + " " + args + " 2>&1";
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int st = pclose(p);
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  return r;
-}
+using Result = h1bkv::test::CliResult;
+Result run(const std::string& args) { return h1bkv::test::run_cli(args); }
 
 std::string stories() { return h1bkv::shared_dir() + "/models/stories260K.gguf"; }
 

@@ -9,27 +9,14 @@
 #include <sstream>
 #include <string>
 
+#include "cli/run_cli.h"
 #include "util/paths.h"
 
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out;
-};
-
-Result run_h1bkv(const std::string& args, bool merge_stderr = true) {
-  const std::string cmd = "OMP_WAIT_POLICY=passive " + std::string(H1BKV_BINARY) + " " + args +
-                          (merge_stderr ? " 2>&1" : " 2>/dev/null");
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int st = pclose(p);
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  return r;
-}
+using Result = h1bkv::test::CliResult;
+using h1bkv::test::run_cli;
+Result run_h1bkv(const std::string& args, bool merge_stderr = true) { return run_cli(args, merge_stderr); }
 
 std::string stories() { return h1bkv::shared_dir() + "/models/stories260K.gguf"; }
 

@@ -9,26 +9,13 @@
 #include <string>
 
 #include "kv/loki_basis.h"
+#include "cli/run_cli.h"
 #include "util/paths.h"
 
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out;
-};
-
-Result run(const std::string& args) {
-  const std::string cmd = "OMP_WAIT_POLICY=passive " + std::string(H1BKV_BINARY) + " " + args + " 2>&1";
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int st = pclose(p);
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  return r;
-}
+using Result = h1bkv::test::CliResult;
+Result run(const std::string& args) { return h1bkv::test::run_cli(args); }
 
 double ppl_of(const std::string& out) {
   const size_t at = out.find("PPL = ");

@@ -1,0 +1,34 @@
+// Runs the h1bkv binary under test with arguments through the shell; returns its exit code and
+// output (stdout, and stderr unless dropped).
+#pragma once
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <string>
+
+#include "util/paths.h"
+
+namespace h1bkv::test {
+
+struct CliResult {
+  int code = -1;
+  std::string out;
+};
+
+inline CliResult run_cli(const std::string& args, bool merge_stderr = true) {
+  const std::string cmd = "OMP_WAIT_POLICY=passive " + std::string(H1BKV_BINARY) + " " + args +
+                          (merge_stderr ? " 2>&1" : " 2>/dev/null");
+  CliResult r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int st = pclose(p);
+  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return r;
+}
+
+inline std::string stories260k() { return shared_dir() + "/models/stories260K.gguf"; }
+
+}  // namespace h1bkv::test
