@@ -52,3 +52,24 @@ TEST(EvalCli, UnknownTaskIsAnError) {
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("error: unknown task 'nope'"), std::string::npos) << r.out;
 }
+
+// The CI smoke run on the real model: every task, an exact and a compressed cache, a few items
+// each (one shot, so MMLU's 57 subjects and GSM8K stay short). Scores are not asserted (2 items
+// say nothing); that every row appears, with the items asked for, is.
+TEST(EvalCliSlow, SmolLM2SmokeRun) {
+  const std::string model = h1bkv::models_dir() + "/SmolLM2-135M-Instruct.Q4_1.gguf";
+  if (!std::ifstream(model).good()) GTEST_SKIP() << "no " << model << " (scripts/get_model.sh)";
+  const Result r = run_h1bkv("eval -m " + model +
+                                 " --tasks arc_easy,arc_challenge,piqa,hellaswag,mmlu,lambada,gsm8k,humaneval,passkey"
+                                 " --caches \"f16;kivi:bits=2\" --limit 1 --shots 1 -c 1024 -t 2 --json",
+                             false);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["rows"].size(), 18u);
+  for (const auto& row : j["rows"]) {
+    const int64_t want = row["task"] == "mmlu" ? 57 : 1;  // mmlu: --limit per subject
+    EXPECT_EQ(row["items"], want) << row.dump();
+    EXPECT_GE(row["acc"].get<double>(), 0.0);
+    EXPECT_LE(row["acc"].get<double>(), 1.0);
+  }
+}
