@@ -123,6 +123,8 @@ void block_quant_accumulate_ref(BlockQuant t, const float* w, const uint8_t* val
 
 namespace {
 
+constexpr int kMaxGroupHeads = 8;  // query heads per KV head the group kernels hold in registers
+
 float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -184,10 +186,73 @@ void block_quant_accumulate(BlockQuant t, const float* w, const uint8_t* vals, i
   }
 }
 
+void block_quant_score_group(BlockQuant t, const float* const* q, int G, const uint8_t* keys, int64_t n,
+                             int d, float* const* out) {
+  if (d < 32 || G > kMaxGroupHeads) {
+    for (int g = 0; g < G; ++g) block_quant_score(t, q[g], keys, n, d, out[g]);
+    return;
+  }
+  const size_t bb = block_bytes(t, 32), vb = (size_t)(d / 32) * bb;
+  for (int64_t i = 0; i < n; ++i) {
+    __m256 acc[kMaxGroupHeads];
+    for (int g = 0; g < G; ++g) acc[g] = _mm256_setzero_ps();
+    for (int b = 0; b < d / 32; ++b) {
+      const uint8_t* blk = keys + i * vb + b * bb;
+      __m256 c[4];
+      block_codes(t, blk, c);  // once for the group
+      const __m256 scale = _mm256_set1_ps(block_scale(blk));
+      for (int g = 0; g < G; ++g) {
+        const float* qb = q[g] + 32 * b;
+        __m256 s = _mm256_mul_ps(_mm256_loadu_ps(qb), c[0]);
+        for (int k = 1; k < 4; ++k) s = _mm256_fmadd_ps(_mm256_loadu_ps(qb + 8 * k), c[k], s);
+        acc[g] = _mm256_fmadd_ps(scale, s, acc[g]);
+      }
+    }
+    for (int g = 0; g < G; ++g) out[g][i] = hsum(acc[g]);
+  }
+}
+
+void block_quant_accumulate_group(BlockQuant t, const float* const* w, int G, const uint8_t* vals,
+                                  int64_t n, int d, float* const* out) {
+  if (d < 32 || G > kMaxGroupHeads) {
+    for (int g = 0; g < G; ++g) block_quant_accumulate(t, w[g], vals, n, d, out[g]);
+    return;
+  }
+  const size_t bb = block_bytes(t, 32), vb = (size_t)(d / 32) * bb;
+  for (int b = 0; b < d / 32; ++b) {
+    for (int g0 = 0; g0 < G; g0 += 2) {  // two heads' 32 outputs (8 registers) at a time
+      const int gn = std::min(2, G - g0);
+      __m256 acc[2][4];
+      for (int g = 0; g < gn; ++g)
+        for (int k = 0; k < 4; ++k) acc[g][k] = _mm256_loadu_ps(out[g0 + g] + 32 * b + 8 * k);
+      for (int64_t i = 0; i < n; ++i) {
+        const uint8_t* blk = vals + i * vb + b * bb;
+        __m256 c[4];
+        block_codes(t, blk, c);
+        const float sc = block_scale(blk);
+        for (int g = 0; g < gn; ++g) {
+          const __m256 a = _mm256_set1_ps(w[g0 + g][i] * sc);
+          for (int k = 0; k < 4; ++k) acc[g][k] = _mm256_fmadd_ps(a, c[k], acc[g][k]);
+        }
+      }
+      for (int g = 0; g < gn; ++g)
+        for (int k = 0; k < 4; ++k) _mm256_storeu_ps(out[g0 + g] + 32 * b + 8 * k, acc[g][k]);
+    }
+  }
+}
+
 #else
 
 void block_quant_score(BlockQuant t, const float* q, const uint8_t* keys, int64_t n, int d, float* out) {
   block_quant_score_ref(t, q, keys, n, d, out);
+}
+void block_quant_score_group(BlockQuant t, const float* const* q, int G, const uint8_t* keys, int64_t n,
+                             int d, float* const* out) {
+  for (int g = 0; g < G; ++g) block_quant_score_ref(t, q[g], keys, n, d, out[g]);
+}
+void block_quant_accumulate_group(BlockQuant t, const float* const* w, int G, const uint8_t* vals,
+                                  int64_t n, int d, float* const* out) {
+  for (int g = 0; g < G; ++g) block_quant_accumulate_ref(t, w[g], vals, n, d, out[g]);
 }
 void block_quant_accumulate(BlockQuant t, const float* w, const uint8_t* vals, int64_t n, int d, float* out) {
   block_quant_accumulate_ref(t, w, vals, n, d, out);
@@ -211,6 +276,10 @@ class BlockQuantKey : public KeyCodec {
   void score(const float* prep, const uint8_t* keys, int64_t n, float* out) const override {
     block_quant_score(t_, prep, keys, n, d_, out);
   }
+  void score_block_group(const float* const* preps, int G, const uint8_t* block, int t0, int n,
+                         float* const* out) const override {
+    block_quant_score_group(t_, preps, G, block + (size_t)t0 * bytes_, n, d_, out);
+  }
  private:
   BlockQuant t_;
   int d_;
@@ -225,6 +294,10 @@ class BlockQuantValue : public ValueCodec {
   void encode(const float* v, uint8_t* dst) const override { block_quant_encode(t_, v, d_, dst); }
   void accumulate(const float* w, const uint8_t* vals, int64_t n, float* out) const override {
     block_quant_accumulate(t_, w, vals, n, d_, out);
+  }
+  void accumulate_group(const float* const* w, int G, const uint8_t* vals, int64_t n,
+                        float* const* out) const override {
+    block_quant_accumulate_group(t_, w, G, vals, n, d_, out);
   }
  private:
   BlockQuant t_;

@@ -31,6 +31,13 @@ void block_quant_score_ref(BlockQuant t, const float* q, const uint8_t* keys, in
 void block_quant_accumulate(BlockQuant t, const float* w, const uint8_t* vals, int64_t n, int d, float* out);
 void block_quant_accumulate_ref(BlockQuant t, const float* w, const uint8_t* vals, int64_t n, int d, float* out);
 
+// The same for the G query heads of a KV head (q[g], w[g], out[g]): each block decoded once for
+// the group; the results equal G calls of the single-head kernels exactly (same operation order).
+void block_quant_score_group(BlockQuant t, const float* const* q, int G, const uint8_t* keys, int64_t n,
+                             int d, float* const* out);
+void block_quant_accumulate_group(BlockQuant t, const float* const* w, int G, const uint8_t* vals,
+                                  int64_t n, int d, float* const* out);
+
 // The codecs (registered as "q8_0" / "q4_0" in codec_factory.cpp).
 std::unique_ptr<KeyCodec> make_block_quant_key(BlockQuant t, int d);
 std::unique_ptr<ValueCodec> make_block_quant_value(BlockQuant t, int d);

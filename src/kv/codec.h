@@ -37,6 +37,12 @@ class KeyCodec {
   virtual void score_block(const float* prep, const uint8_t* block, int t0, int n, float* out) const {
     score(prep, block + (size_t)t0 * bytes_per_vector(), n, out);
   }
+  // The G query heads that share a KV head against the same keys: out[g][i] for preps[g]. A codec
+  // overrides it to decode each key once for the group; the default scores head by head.
+  virtual void score_block_group(const float* const* preps, int G, const uint8_t* block, int t0,
+                                 int n, float* const* out) const {
+    for (int g = 0; g < G; ++g) score_block(preps[g], block, t0, n, out[g]);
+  }
 };
 
 class ValueCodec {
@@ -47,6 +53,11 @@ class ValueCodec {
   virtual void encode(const float* v, uint8_t* dst) const = 0;
   // out[d] += sum_t w[t] * v_t[d] for n consecutive encoded values; out: [head_dim].
   virtual void accumulate(const float* w, const uint8_t* vals, int64_t n, float* out) const = 0;
+  // out[g][e] += sum_t w[g][t] * v_t[e] for G weight rows over the same values (decode once).
+  virtual void accumulate_group(const float* const* w, int G, const uint8_t* vals, int64_t n,
+                                float* const* out) const {
+    for (int g = 0; g < G; ++g) accumulate(w[g], vals, n, out[g]);
+  }
 };
 
 // Codecs by name (keys and values "f32", "f16", "q8_0", "q4_0"; values also "int4"); throws Error

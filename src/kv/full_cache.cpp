@@ -256,7 +256,7 @@ class TieredCache : public TieredLayerCache {
       } else if (sketch_) {
         sketch_score_group(*sketch_, preps, G, blk, o, (int)cnt, r);
       } else {
-        for (int g = 0; g < G; ++g) kc_->score_block(preps[g], blk, o, (int)cnt, r[g]);
+        kc_->score_block_group(preps, G, blk, o, (int)cnt, r);
       }
     });
     ring_runs(std::max(t0, c1), t1, [&](int64_t t, int64_t slot, int64_t cnt) {
@@ -287,7 +287,7 @@ class TieredCache : public TieredLayerCache {
       } else if (int4_) {
         int4_accumulate_group(wts, G, blk, cnt, d, int4_group_, acc);
       } else {
-        for (int g = 0; g < G; ++g) vc_->accumulate(wts[g], blk, cnt, acc[g]);
+        vc_->accumulate_group(wts, G, blk, cnt, acc);
       }
     });
     ring_runs(std::max(t0, c1), t1, [&](int64_t t, int64_t slot, int64_t cnt) {
