@@ -29,7 +29,7 @@ run() {  # $1 = output stem, rest = eval arguments; writes <stem>.md (command on
   log "$stem"
   local table
   table=$(OMP_WAIT_POLICY=passive "${cmd[@]}")
-  { echo '```'; printf '%q ' "${cmd[@]}"; echo; echo '```'; echo; echo "$table"; } > "$stem.md"
+  { echo '```'; printf '%q ' "${cmd[@]}" | sed "s|^$H1BKV |build/h1bkv |; s| $||"; echo; echo '```'; echo; echo "$table"; } > "$stem.md"
 }
 
 for s in $STAGE; do
