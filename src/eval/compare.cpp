@@ -1,4 +1,5 @@
 #include "eval/compare.h"
+#include "eval/svg.h"
 
 #include <algorithm>
 #include <cmath>
@@ -168,16 +169,6 @@ std::string compare_markdown(const CompareResult& r, int64_t ctx) {
   return s;
 }
 
-static std::string xml_escape(const std::string& t) {
-  std::string o;
-  for (char ch : t) {
-    if (ch == '<') o += "&lt;";
-    else if (ch == '>') o += "&gt;";
-    else if (ch == '&') o += "&amp;";
-    else o += ch;
-  }
-  return o;
-}
 
 std::string compare_svg(const CompareResult& r, const std::string& title) {
   const double W = 900, H = 560, L = 80, R = 260, T = 50, B = 60;  // plot area margins (px)

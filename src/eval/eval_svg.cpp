@@ -5,21 +5,12 @@
 #include <map>
 
 #include "eval/eval_run.h"
+#include "eval/svg.h"
 
 namespace h1bkv {
 
 namespace {
 
-std::string xml_escape(const std::string& t) {
-  std::string o;
-  for (char ch : t) {
-    if (ch == '<') o += "&lt;";
-    else if (ch == '>') o += "&gt;";
-    else if (ch == '&') o += "&amp;";
-    else o += ch;
-  }
-  return o;
-}
 
 double held_bytes(const EvalRow& row) {  // bytes per token held at the cache's n_ctx
   return row.bytes_per_token + (row.n_ctx > 0 ? row.fixed_bytes / (double)row.n_ctx : 0.0);
