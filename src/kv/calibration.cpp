@@ -1,4 +1,5 @@
 #include "kv/calibration.h"
+#include "kv/json_file.h"
 
 #include <nlohmann/json.hpp>
 
@@ -49,23 +50,11 @@ void save_calibration(const std::string& path, const CalibrationFile& f) {
             {"objective", f.objective}, {"text", f.text}, {"tokens", f.tokens},
             {"mult", mult}, {kl ? "kl_before" : "loss_before", f.before},
             {kl ? "kl_after" : "loss_after", f.after}};
-  std::ofstream out(path);
-  check(out.good(), path + ": cannot write");
-  out << j.dump(1) << "\n";
-  check(out.good(), path + ": write failed");
+  write_json_file(path, j);
 }
 
 CalibrationFile load_calibration(const std::string& path) {
-  std::ifstream in(path);
-  check(in.good(), path + ": cannot open calibration file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  json j;
-  try {
-    j = json::parse(ss.str());
-  } catch (const json::exception& e) {
-    throw Error(path + ": not valid JSON (" + std::string(e.what()) + ")");
-  }
+  const json j = read_json_file(path, "calibration file");
   CalibrationFile f;
   try {
     check(j.is_object() && j.value("format", "") == "h1bkv-calib",

@@ -1,4 +1,5 @@
 #include "kv/loki_basis.h"
+#include "kv/json_file.h"
 
 #include <cmath>
 #include <cstring>
@@ -142,23 +143,11 @@ void save_loki_basis(const std::string& path, const LokiBasis& b) {
              {"basis", floats_to_base64(b.basis)},
              {"mean", floats_to_base64(b.mean)},
              {"explained", floats_to_base64(b.explained)}};
-  std::ofstream out(path);
-  check(out.good(), path + ": cannot write");
-  out << j.dump(1) << "\n";
-  check(out.good(), path + ": write failed");
+  write_json_file(path, j);
 }
 
 LokiBasis load_loki_basis(const std::string& path) {
-  std::ifstream in(path);
-  check(in.good(), path + ": cannot open loki basis file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  json j;
-  try {
-    j = json::parse(ss.str());
-  } catch (const json::exception& e) {
-    throw Error(path + ": not valid JSON (" + std::string(e.what()) + ")");
-  }
+  const json j = read_json_file(path, "loki basis file");
   LokiBasis b;
   auto field = [&](const char* name) -> const json& {
     check(j.contains(name), path + ": missing field \"" + std::string(name) + "\"");
