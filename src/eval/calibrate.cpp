@@ -21,22 +21,33 @@ int64_t chunk_count(const std::vector<int32_t>& tokens, const CalibParams& p) {
   return n;
 }
 
+}  // namespace
+
+int64_t run_calibration_chunks(Model& model, KvCache& cache, const std::vector<int32_t>& tokens,
+                               const CalibParams& p, const CalibProgress& progress) {
+  const int64_t n = chunk_count(tokens, p);
+  std::vector<int32_t> chunk(p.n_ctx);
+  std::vector<float> logits(model.config().n_vocab);
+  Timer timer;
+  for (int64_t c = 0; c < n; ++c) {
+    std::copy(tokens.begin() + c * p.n_ctx, tokens.begin() + (c + 1) * p.n_ctx, chunk.begin());
+    if (p.bos >= 0) chunk[0] = p.bos;
+    cache.clear();
+    model.forward(chunk.data(), p.n_ctx, 0, cache, logits.data(), false);
+    if (progress) progress(c + 1, n, timer.seconds());
+  }
+  return n;
+}
+
+namespace {
+
 CalibResult calibrate_kl(Model& model, const CacheSpec& spec, const std::vector<int32_t>& tokens,
                          const CalibParams& p, const CalibProgress& progress) {
   const CacheGeometry g = model.cache_geometry(p.n_ctx);
   auto cache = make_recording_cache(spec, g, p.stride);
   CalibResult r;
-  r.n_chunks = chunk_count(tokens, p);
-  std::vector<int32_t> chunk(p.n_ctx);
-  std::vector<float> logits(model.config().n_vocab);
   Timer timer;
-  for (int64_t c = 0; c < r.n_chunks; ++c) {
-    std::copy(tokens.begin() + c * p.n_ctx, tokens.begin() + (c + 1) * p.n_ctx, chunk.begin());
-    if (p.bos >= 0) chunk[0] = p.bos;
-    cache->clear();
-    model.forward(chunk.data(), p.n_ctx, 0, *cache, logits.data(), false);
-    if (progress) progress(c + 1, r.n_chunks, timer.seconds());
-  }
+  r.n_chunks = run_calibration_chunks(model, *cache, tokens, p, progress);
   r.tokens = r.n_chunks * p.n_ctx;
   const auto curves = recorded_curves(*cache);  // [n_layer][n_head]
   const int nl = g.n_layer, nh = g.n_head;

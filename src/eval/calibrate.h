@@ -42,4 +42,10 @@ using CalibProgress = std::function<void(int64_t done, int64_t total, double sec
 CalibResult calibrate(Model& model, const CacheSpec& spec, const std::vector<int32_t>& tokens,
                       const CalibParams& p, const CalibProgress& progress = {});
 
+// Runs the calibration chunks (p.n_ctx tokens each, BOS first when p.bos >= 0, at most
+// p.max_chunks) through model, each from a cleared `cache` (a recording cache); returns how many.
+// Throws Error when the text is shorter than one chunk.
+int64_t run_calibration_chunks(Model& model, KvCache& cache, const std::vector<int32_t>& tokens,
+                               const CalibParams& p, const CalibProgress& progress = {});
+
 }  // namespace h1bkv
