@@ -4,7 +4,6 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
-#include <fstream>
 #include <sstream>
 
 #include "cli/commands.h"
@@ -53,9 +52,7 @@ struct CompareOptions {
 
 void write_plot(const CompareOptions& o, const CompareResult& r) {
   if (o.plot.empty()) return;
-  std::ofstream f(o.plot);
-  check(f.good(), o.plot + ": cannot open for writing");
-  f << compare_svg(r, o.title.empty() ? "quality per byte, ctx " + std::to_string(r.n_ctx) : o.title);
+  write_file(o.plot, compare_svg(r, o.title.empty() ? "quality per byte, ctx " + std::to_string(r.n_ctx) : o.title));
 }
 
 int replot(const CompareOptions& o) {
@@ -105,11 +102,7 @@ int compare(CompareOptions& o) {
     nlohmann::json j = compare_to_json(r);
     j["model"] = o.model;
     j["file"] = o.file;
-    if (!o.json_out.empty()) {
-      std::ofstream f(o.json_out);
-      f << j.dump(2) << "\n";
-      check(f.good(), o.json_out + ": cannot write");
-    }
+    if (!o.json_out.empty()) write_file(o.json_out, j.dump(2) + "\n");
     if (o.json) {
       std::printf("%s\n", j.dump(2).c_str());
       return 0;

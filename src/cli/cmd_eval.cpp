@@ -4,7 +4,6 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
-#include <fstream>
 #include <sstream>
 
 #include "cli/commands.h"
@@ -14,6 +13,7 @@
 #include "model/model.h"
 #include "tokenize/tokenizer.h"
 #include "util/error.h"
+#include "util/file.h"
 #include "util/paths.h"
 #include "util/timer.h"
 
@@ -105,16 +105,9 @@ int eval(EvalOptions& o) {
   j["limit"] = o.limit;
   j["full"] = o.full;
   j["seconds"] = t.seconds();
-  if (!o.json_out.empty()) {
-    std::ofstream f(o.json_out);
-    check(f.good(), o.json_out + ": cannot open for writing");
-    f << j.dump(2) << "\n";
-  }
-  if (!o.plot.empty()) {
-    std::ofstream f(o.plot);
-    check(f.good(), o.plot + ": cannot open for writing");
-    f << eval_svg(r, o.title.empty() ? "accuracy per byte: " + o.tasks : o.title);
-  }
+  if (!o.json_out.empty()) write_file(o.json_out, j.dump(2) + "\n");
+  if (!o.plot.empty())
+    write_file(o.plot, eval_svg(r, o.title.empty() ? "accuracy per byte: " + o.tasks : o.title));
   if (o.json) std::printf("%s\n", j.dump(2).c_str());
   else std::printf("%s\ntotal %.1f s\n", eval_markdown(r, o.groups).c_str(), t.seconds());
   return 0;

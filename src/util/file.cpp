@@ -16,4 +16,12 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream f(path, std::ios::binary);
+  check(f.good(), path + ": cannot open for writing");
+  f << text;
+  f.flush();
+  check(f.good(), path + ": write failed");
+}
+
 }  // namespace h1bkv
