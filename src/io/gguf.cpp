@@ -13,6 +13,7 @@
 
 #include "io/ggml_type.h"
 #include "util/error.h"
+#include "util/file.h"
 
 namespace h1bkv {
 
@@ -193,7 +194,8 @@ std::string GgufValue::to_string(size_t max_items) const {
 }
 
 std::unique_ptr<GgufFile> GgufFile::open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
+  check_regular_file(path);  // before open(): opening a FIFO blocks until a writer comes
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK);
   if (fd < 0) throw Error(path + ": cannot open: " + std::strerror(errno));
   struct stat st {};
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -314,6 +316,21 @@ void GgufFile::parse() {
                   std::to_string(t.n_bytes) + ") lies past the end of the file (" +
                   std::to_string(size_) + " bytes); the file is truncated or corrupt");
     t.data = base_ + begin;
+  }
+  // Two tensors sharing bytes (all offsets 0, say) would silently alias each other's weights.
+  std::vector<const GgufTensor*> by_offset;
+  by_offset.reserve(tensors_.size());
+  for (const GgufTensor& t : tensors_) by_offset.push_back(&t);
+  std::stable_sort(by_offset.begin(), by_offset.end(),
+            [](const GgufTensor* a, const GgufTensor* b) { return a->offset < b->offset; });
+  for (size_t k = 1; k < by_offset.size(); ++k) {
+    const GgufTensor& a = *by_offset[k - 1];
+    const GgufTensor& b = *by_offset[k];
+    if (a.offset + a.n_bytes > b.offset)
+      throw Error(path_ + ": tensors '" + a.name + "' [" + std::to_string(a.offset) + ", +" +
+                  std::to_string(a.n_bytes) + ") and '" + b.name + "' [" +
+                  std::to_string(b.offset) + ", +" + std::to_string(b.n_bytes) +
+                  ") overlap in the file; it is corrupt");
   }
 }
 

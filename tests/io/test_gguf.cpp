@@ -413,6 +413,17 @@ TEST(GgufBad, MisalignedOffset) {
                     "offset 32 is not aligned to 64");
 }
 
+TEST(GgufBad, OverlappingTensors) {
+  EXPECT_GGUF_ERROR(GgufBuilder().tensor("a", {16}, kTF32, 0).tensor("b", {8}, kTF32, 0).build(),
+                    "tensors 'a' [0, +64) and 'b' [0, +32) overlap in the file; it is corrupt");
+  // b starts inside a's 64 bytes
+  EXPECT_GGUF_ERROR(GgufBuilder().tensor("a", {16}, kTF32, 0).tensor("b", {8}, kTF32, 32).build(),
+                    "tensors 'a' [0, +64) and 'b' [32, +32) overlap");
+  // adjacent is fine
+  const auto img = GgufBuilder().tensor("a", {16}, kTF32, 0).tensor("b", {8}, kTF32, 64).build();
+  EXPECT_EQ(GgufFile::from_memory(img.data(), img.size(), "adjacent")->tensors().size(), 2u);
+}
+
 TEST(GgufBad, TensorDataPastEof) {
   EXPECT_GGUF_ERROR(GgufBuilder().tensor("w", {4}).chop(1).build(),
                     "tensor 'w' data [0, +16) lies past the end of the file");
