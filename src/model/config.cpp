@@ -1,5 +1,8 @@
 #include "model/config.h"
 
+#include <cmath>
+#include <cstdlib>
+
 #include "io/gguf.h"
 #include "util/error.h"
 
@@ -35,10 +38,15 @@ ModelConfig ModelConfig::from_gguf(const GgufFile& g) {
   c.n_rot = pos_int(a + "rope.dimension_count", g.get_int(a + "rope.dimension_count", c.head_dim));
   check(c.n_rot <= c.head_dim && c.n_rot % 2 == 0,
         g.path() + ": rope.dimension_count must be even and <= head size");
-  c.rope_base = (float)g.get_float(a + "rope.freq_base", 10000.0);
-  check(c.rope_base > 1.0f, g.path() + ": rope.freq_base must be > 1");
-  c.rms_eps = (float)g.get_float(a + "attention.layer_norm_rms_epsilon", 1e-5);
-  check(c.rms_eps > 0 && c.rms_eps < 1, g.path() + ": rms epsilon out of range");
+  // ranges as doubles before the float casts (a NaN fails every comparison)
+  const double rope_base = g.get_float(a + "rope.freq_base", 10000.0);
+  check(rope_base > 1.0 && rope_base <= 1e12,
+        g.path() + ": rope.freq_base = " + std::to_string(rope_base) + " is out of range (1, 1e12]");
+  c.rope_base = (float)rope_base;
+  const double rms_eps = g.get_float(a + "attention.layer_norm_rms_epsilon", 1e-5);
+  check(rms_eps > 0 && rms_eps < 1, g.path() + ": rms epsilon = " + std::to_string(rms_eps) +
+                                        " is out of range (0, 1)");
+  c.rms_eps = (float)rms_eps;
   // Rope scaling (linear, yarn, llama3) is not implemented: refuse rather than compute wrong.
   const std::string scaling = g.get_string(a + "rope.scaling.type", "none");
   check(scaling == "none" || g.get_float(a + "rope.scaling.factor", 1.0) == 1.0,
@@ -49,6 +57,18 @@ ModelConfig ModelConfig::from_gguf(const GgufFile& g) {
   check(emb != nullptr, g.path() + ": missing tensor 'token_embd.weight'");
   c.n_vocab = pos_int("vocab size", emb->ne[1]);
   c.tied_embeddings = g.find_tensor("output.weight") == nullptr;
+  // Cross-checks: each field can be valid alone and the file still disagree with itself.
+  if (const GgufValue* toks = g.find("tokenizer.ggml.tokens"))
+    check(toks->arr_len == (uint64_t)c.n_vocab,
+          g.path() + ": the tokenizer has " + std::to_string(toks->arr_len) +
+              " tokens but token_embd.weight has " + std::to_string(c.n_vocab) + " rows");
+  for (const auto& t : g.tensors()) {
+    if (t.name.rfind("blk.", 0) != 0) continue;
+    const long long il = std::strtoll(t.name.c_str() + 4, nullptr, 10);
+    check(il >= 0 && il < c.n_layer,
+          g.path() + ": tensor '" + t.name + "' belongs to block " + std::to_string(il) +
+              " but " + a + "block_count is " + std::to_string(c.n_layer));
+  }
   return c;
 }
 

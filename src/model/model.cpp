@@ -106,6 +106,14 @@ size_t Model::weight_bytes() const {
   return b;
 }
 
+size_t Model::workspace_bytes(int64_t n) const {
+  const ModelConfig& c = cfg_;
+  const int64_t qd = (int64_t)c.n_head * c.head_dim, kvd = (int64_t)c.n_kv_head * c.head_dim;
+  // x_, xb_, q_, k_, v_, att_, gate_, up_ as ensure_workspace sizes them
+  const int64_t per_token = c.n_embd + std::max<int64_t>(c.n_embd, qd) + qd + 2 * kvd + qd + 2 * c.n_ff;
+  return (size_t)n * (size_t)per_token * sizeof(float);
+}
+
 void Model::ensure_workspace(int64_t n) {
   if (n <= ws_n_) return;
   const ModelConfig& c = cfg_;
@@ -119,6 +127,17 @@ void Model::ensure_workspace(int64_t n) {
   gate_.assign(n * c.n_ff, 0);
   up_.assign(n * c.n_ff, 0);
   ws_n_ = n;
+}
+
+// Throws naming where a NaN/Inf first appeared: a damaged weight or a calibration that overflows
+// shows up at the first stage whose output it reaches, instead of as a printed 'nan' downstream.
+static void check_finite(const float* x, int64_t rows, int64_t cols, int32_t pos0,
+                         const std::string& where) {
+  for (int64_t i = 0; i < rows * cols; ++i)
+    if (!std::isfinite(x[i]))
+      throw Error("non-finite value (" + std::to_string(x[i]) + ") in " + where + " at position " +
+                  std::to_string(pos0 + i / cols) +
+                  " (damaged weights, or a calibration/cache setting that overflows)");
 }
 
 static void add_bias(float* x, const std::vector<float>& b, int64_t n) {
@@ -148,6 +167,7 @@ void Model::forward(const int32_t* tokens, int64_t n, int32_t pos0, KvCache& cac
   for (int64_t i = 0; i < n; ++i)
     dequantize_row(tok_embd_.type, tok_embd_.data + (size_t)tokens[i] * tok_embd_.row_bytes,
                    x_.data() + i * d, d);
+  check_finite(x_.data(), n, d, pos0, "the token embeddings");
 
   const float scale = 1.0f / std::sqrt((float)hd);
   for (int il = 0; il < c.n_layer; ++il) {
@@ -169,6 +189,7 @@ void Model::forward(const int32_t* tokens, int64_t n, int32_t pos0, KvCache& cac
     LayerCache& lc = cache.layer(il);
     lc.append(n, pos_.data(), k_.data(), v_.data());
     lc.attend(n, pos_.data(), q_.data(), scale, att_.data());  // att: [n][n_head][hd]
+    check_finite(att_.data(), n, qd, pos0, "layer " + std::to_string(il) + "'s attention output");
     matmul(L.wo, att_.data(), xb_.data(), n);
     add_inplace(x_.data(), xb_.data(), n * d);
 
@@ -180,12 +201,14 @@ void Model::forward(const int32_t* tokens, int64_t n, int32_t pos0, KvCache& cac
     swiglu(gate_.data(), up_.data(), n * c.n_ff);
     matmul(L.w_down, gate_.data(), xb_.data(), n);  // [n][d]
     add_inplace(x_.data(), xb_.data(), n * d);
+    check_finite(x_.data(), n, d, pos0, "layer " + std::to_string(il) + "'s output");
   }
 
   const int64_t first = all_logits ? 0 : n - 1, m = n - first;
   for (int64_t i = first; i < n; ++i)
     rmsnorm(x_.data() + i * d, output_norm_.data(), xb_.data() + (i - first) * d, d, c.rms_eps);
   matmul(output_, xb_.data(), logits, m);  // logits: [m][n_vocab]
+  check_finite(logits, m, c.n_vocab, pos0 + (int32_t)first, "the output logits");
 }
 
 }  // namespace h1bkv

@@ -32,6 +32,8 @@ class Model {
   const GgufFile& gguf() const { return *gguf_; }
   CacheGeometry cache_geometry(int64_t n_ctx) const;
   size_t weight_bytes() const;  // bytes of all tensor data in the file
+  // Bytes of the workspace forward() allocates for n tokens per call.
+  size_t workspace_bytes(int64_t n) const;
 
   // Runs tokens [n] at positions pos0 .. pos0+n-1, appending their K/V to cache.
   // logits: [n][n_vocab] when all_logits, else [n_vocab] for the last token only.
