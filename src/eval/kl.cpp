@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "util/error.h"
+#include "util/file.h"
 #include "util/fp16.h"
 
 namespace h1bkv {
@@ -16,39 +17,36 @@ constexpr long kCountOffset = 16;
 
 LogprobWriter::LogprobWriter(const std::string& path, int32_t n_vocab, int32_t n_ctx)
     : path_(path), n_vocab_(n_vocab), buf_(n_vocab) {
-  f_ = std::fopen(path.c_str(), "wb");
-  check(f_ != nullptr, path + ": cannot open for writing");
+  out_ = std::make_unique<OutputFile>(path);
   const uint32_t nv = n_vocab, nc = n_ctx;
   const uint64_t zero = 0;
-  std::fwrite(kMagic, 1, 8, f_);
-  std::fwrite(&nv, 4, 1, f_);
-  std::fwrite(&nc, 4, 1, f_);
-  std::fwrite(&zero, 8, 1, f_);
+  out_->write(kMagic, 8);
+  out_->write(&nv, 4);
+  out_->write(&nc, 4);
+  out_->write(&zero, 8);
 }
 
-LogprobWriter::~LogprobWriter() {
-  try { close(); } catch (...) {}
-}
+// Without close() (an error unwinding) the temporary file is removed, nothing is renamed.
+LogprobWriter::~LogprobWriter() = default;
 
 void LogprobWriter::add(const float* lp, int32_t next) {
   for (int32_t i = 0; i < n_vocab_; ++i) buf_[i] = f32_to_fp16(std::max(lp[i], -65000.0f));
-  check(std::fwrite(&next, 4, 1, f_) == 1 &&
-            std::fwrite(buf_.data(), 2, n_vocab_, f_) == (size_t)n_vocab_,
-        path_ + ": write failed (disk full?)");
+  out_->write(&next, 4);
+  out_->write(buf_.data(), 2 * (size_t)n_vocab_);
   ++n_;
 }
 
 void LogprobWriter::close() {
-  if (!f_) return;
-  std::fseek(f_, kCountOffset, SEEK_SET);
-  std::fwrite(&n_, 8, 1, f_);
-  const bool ok = std::fclose(f_) == 0;
-  f_ = nullptr;
-  check(ok, path_ + ": write failed");
+  if (!out_) return;
+  // a device written in place (/dev/null) cannot seek; it keeps no count to patch
+  if (std::fseek(out_->stream(), kCountOffset, SEEK_SET) == 0) out_->write(&n_, 8);
+  out_->commit();
+  out_.reset();
 }
 
 LogprobReader::LogprobReader(const std::string& path, int32_t n_vocab, int32_t n_ctx)
     : path_(path), n_vocab_(n_vocab), buf_(n_vocab) {
+  check_regular_file(path);
   f_ = std::fopen(path.c_str(), "rb");
   check(f_ != nullptr, path + ": cannot open base logits file");
   char magic[8];
@@ -81,7 +79,15 @@ int32_t LogprobReader::next(float* lp) {
   check(std::fread(&tok, 4, 1, f_) == 1 &&
             std::fread(buf_.data(), 2, n_vocab_, f_) == (size_t)n_vocab_,
         path_ + ": truncated");
-  for (int32_t i = 0; i < n_vocab_; ++i) lp[i] = fp16_to_f32(buf_[i]);
+  check(tok >= 0 && tok < n_vocab_, path_ + ": position " + std::to_string(read_) +
+                                        " has next token " + std::to_string(tok) + ", out of range");
+  for (int32_t i = 0; i < n_vocab_; ++i) {
+    lp[i] = fp16_to_f32(buf_[i]);
+    if (!std::isfinite(lp[i]) || lp[i] > 0.001f)
+      throw Error(path_ + ": position " + std::to_string(read_) + ", token " + std::to_string(i) +
+                  ": log-probability " + std::to_string(lp[i]) +
+                  " is not a finite value <= 0 (damaged base file)");
+  }
   ++read_;
   return tok;
 }

@@ -5,11 +5,16 @@
 #pragma once
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace h1bkv {
 
+class OutputFile;
+
+// Writes to a temporary file beside path; close() renames it into place, so a run that fails
+// midway leaves no file a later --kl-base would take as complete.
 class LogprobWriter {
  public:
   LogprobWriter(const std::string& path, int32_t n_vocab, int32_t n_ctx);
@@ -18,7 +23,7 @@ class LogprobWriter {
   void close();
  private:
   std::string path_;
-  FILE* f_ = nullptr;
+  std::unique_ptr<OutputFile> out_;
   int32_t n_vocab_;
   uint64_t n_ = 0;
   std::vector<uint16_t> buf_;
@@ -30,7 +35,8 @@ class LogprobReader {
   LogprobReader(const std::string& path, int32_t n_vocab, int32_t n_ctx);
   ~LogprobReader();
   uint64_t n_positions() const { return n_; }
-  // Reads the next position into logprobs [n_vocab]; returns its next token. Throws at the end.
+  // Reads the next position into logprobs [n_vocab]; returns its next token. Throws at the end,
+  // and on a non-finite log-probability (naming the position and token).
   int32_t next(float* logprobs);
  private:
   std::string path_;

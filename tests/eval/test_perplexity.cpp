@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -89,10 +90,17 @@ TEST(PerplexitySlow, SmolLM2F16CacheMatchesF32) {
 TEST(KlDivergence, LogprobFileRoundTrip) {
   const std::string path = ::testing::TempDir() + "/lp.bin";
   std::vector<float> lp = {-0.1f, -2.5f, -7.0f, -30.0f};
+  std::remove(path.c_str());
+  {
+    LogprobWriter w(path, 4, 16);
+    w.add(lp.data(), 2);
+  }  // not closed (an error unwound): nothing appears under path
+  EXPECT_THROW(LogprobReader(path, 4, 16), Error);
   {
     LogprobWriter w(path, 4, 16);
     w.add(lp.data(), 2);
     w.add(lp.data(), 0);
+    w.close();
   }
   LogprobReader r(path, 4, 16);
   EXPECT_EQ(r.n_positions(), 2u);
@@ -102,6 +110,25 @@ TEST(KlDivergence, LogprobFileRoundTrip) {
   EXPECT_EQ(r.next(got.data()), 0);
   EXPECT_THROW(r.next(got.data()), Error);
   EXPECT_THROW(LogprobReader(path, 5, 16), Error);
+}
+
+TEST(KlDivergence, NonFiniteBaseIsAnError) {
+  const std::string path = ::testing::TempDir() + "/lp_nan.bin";
+  const std::vector<float> lp = {-0.1f, NAN, -7.0f, -30.0f};
+  {
+    LogprobWriter w(path, 4, 16);
+    w.add(lp.data(), 2);
+    w.close();
+  }
+  LogprobReader r(path, 4, 16);
+  std::vector<float> got(4);
+  try {
+    r.next(got.data());
+    ADD_FAILURE() << "a NaN log-probability was read";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("position 0, token 1: log-probability nan is not a finite value"),
+              std::string::npos) << e.what();
+  }
 }
 
 TEST(KlDivergence, KnownValue) {
