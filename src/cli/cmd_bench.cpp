@@ -30,11 +30,14 @@ struct BenchOptions {
 
   void add_to(CLI::App& app) {
     m.add_to(app, 0);
-    app.add_option("-p,--n-prompt", pp, "prefill sizes (comma-separated)")->delimiter(',')->capture_default_str();
-    app.add_option("-n,--n-gen", tg, "decode lengths (comma-separated)")->delimiter(',')->capture_default_str();
+    app.add_option("-p,--n-prompt", pp, "prefill sizes (comma-separated)")->delimiter(',')->capture_default_str()
+        ->check(int_range(1, kMaxTokens));
+    app.add_option("-n,--n-gen", tg, "decode lengths (comma-separated)")->delimiter(',')->capture_default_str()
+        ->check(int_range(1, kMaxTokens));
     app.add_option("-d,--n-depth", depths, "decode depths, tokens already in the cache (comma-separated)")->delimiter(',')
-        ->capture_default_str();
-    app.add_option("-r,--repetitions", reps, "repetitions per test")->capture_default_str();
+        ->capture_default_str()->check(int_range(0, kMaxTokens));
+    app.add_option("-r,--repetitions", reps, "repetitions per test")->capture_default_str()
+        ->check(int_range(1, 1000));
     app.add_flag("--json", json, "print JSON instead of markdown");
   }
 };
@@ -57,13 +60,22 @@ int bench(BenchOptions& o) {
   for (int64_t p : o.pp) need = std::max(need, p);
   for (int64_t d : o.depths)
     for (int64_t n : o.tg) need = std::max(need, d + n);
-  if (o.m.n_ctx == 0) o.m.n_ctx = need;
+  const bool ctx_given = o.m.n_ctx > 0;
+  if (!ctx_given) o.m.n_ctx = need;
   const CacheSpec spec = o.m.resolve();
   check(need <= o.m.n_ctx, "context overflow: the tests need " + std::to_string(need) +
                                " tokens, -c is " + std::to_string(o.m.n_ctx));
   const int threads = apply_threads(o.m.threads);
   auto model = Model::load(o.m.model);
   const ModelConfig& c = model->config();
+  // the model bounds the depth: past its training context only when -c asks for it
+  check(ctx_given || need <= c.n_ctx_train,
+        "the tests need " + std::to_string(need) + " tokens (largest -p, or -d + -n), more than "
+        "the model's training context " + std::to_string(c.n_ctx_train) +
+        "; pass -c to run past it anyway");
+  check_memory("bench", cache_bytes(spec, model->cache_geometry(o.m.n_ctx)),
+               (double)model->workspace_bytes(std::min<int64_t>(512, need)) + 4.0 * (double)need,
+               4.0 * c.n_vocab);
   auto cache = make_cache_for(*model, spec, o.m);
   std::mt19937 rng(1234);
   std::vector<int32_t> toks(need);

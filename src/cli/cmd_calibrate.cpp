@@ -37,9 +37,12 @@ struct CalibrateOptions {
     app.add_option("--granularity", granularity, "multipliers per: global | layer | head (kl default: head)");
     app.add_option("--objective", objective, "kl: fit attention distributions; lm: LM loss, global")
         ->capture_default_str();
-    app.add_option("--chunks", chunks, "use at most N chunks of -c tokens (-1 = all)")->capture_default_str();
-    app.add_option("--stride", stride, "kl: sample queries at every N-th position")->capture_default_str();
-    app.add_option("--lm-evals", lm_evals, "lm: loss evaluations of the search")->capture_default_str();
+    app.add_option("--chunks", chunks, "use at most N chunks of -c tokens (-1 = all)")->capture_default_str()
+        ->check(chunks_range());
+    app.add_option("--stride", stride, "kl: sample queries at every N-th position (<= -c)")->capture_default_str()
+        ->check(int_range(1, kMaxTokens));
+    app.add_option("--lm-evals", lm_evals, "lm: loss evaluations of the search")->capture_default_str()
+        ->check(int_range(1, 10000));
   }
 };
 
@@ -53,7 +56,10 @@ int calibrate_loki_cmd(const CalibrateOptions& o, Model& model, const CalibParam
   progress_done();
   r.basis.model = o.m.model;
   r.basis.text = o.files;
-  save_loki_basis(o.out, r.basis);
+  OutputFile out(o.out);  // written beside o.out, renamed into place when complete
+  out.close_stream();
+  save_loki_basis(out.temp_path(), r.basis);
+  out.commit();
   const std::vector<double> ev = r.basis.explained_mean();
   std::printf("explained variance (mean over layers and KV heads) of the first r directions:\n");
   for (int rr = 1; rr <= r.basis.head_dim; rr *= 2) std::printf("  r=%-4d %.4f\n", rr, ev[rr - 1]);
@@ -73,10 +79,18 @@ int calibrate_cmd(CalibrateOptions& o) {
   p.objective = o.objective;
   p.granularity = !o.granularity.empty() ? o.granularity : o.objective == "lm" ? "global" : "head";
   p.lm_evals = o.lm_evals;
-  check(p.stride >= 1, "--stride must be >= 1");
+  check(p.stride >= 1 && p.stride <= p.n_ctx,
+        "--stride must be in [1, -c] = [1, " + std::to_string(p.n_ctx) +
+            "]: a larger stride samples no query");
+  std::vector<std::string> inputs = o.files;
+  inputs.push_back(o.m.model);
+  check_outputs_distinct(inputs, {o.out});
+  for (const auto& f : o.files) check_regular_file(f);
   apply_threads(o.m.threads);
   Loaded l = load_model(o.m.model);
   Model& model = *l.model;
+  check_memory("calibrate", cache_bytes(parse_cache_spec("f32"), model.cache_geometry(p.n_ctx)),
+               (double)model.workspace_bytes(p.n_ctx), 4.0 * model.config().n_vocab);
   std::vector<int32_t> toks;
   for (const auto& f : o.files) {
     const auto t = l.tok->encode(read_file(f), true, false);
@@ -91,6 +105,12 @@ int calibrate_cmd(CalibrateOptions& o) {
     progress(p.objective == "kl" ? "chunks" : "loss evals", d, n, s);
   });
   progress_done();
+  check(r.tokens > 0 && (p.objective != "kl" || r.samples > 0),
+        "the calibration saw no tokens or sampled no query (check --chunks and --stride)");
+  check_finite_result("the KL before calibration", r.before);
+  check_finite_result("the KL after calibration", r.after);
+  for (size_t k = 0; k < r.cal.mult.size(); ++k)
+    check_finite_result("multiplier " + std::to_string(k), r.cal.mult[k]);
 
   CalibrationFile f;
   f.model_id = model.cache_geometry(p.n_ctx).model_id;
@@ -103,7 +123,10 @@ int calibrate_cmd(CalibrateOptions& o) {
   f.cal = r.cal;
   f.before = r.before;
   f.after = r.after;
-  save_calibration(o.out, f);
+  OutputFile out(o.out);
+  out.close_stream();
+  save_calibration(out.temp_path(), f);
+  out.commit();
 
   const int nl = r.cal.n_layer, nh = r.cal.n_head;
   if (p.objective == "kl") {

@@ -36,12 +36,15 @@ struct CompareOptions {
 
   void add_to(CLI::App& app) {
     app.add_option("-m,--model", model, "GGUF model file (required unless --replot)");
-    app.add_option("-c,--ctx-size", n_ctx, "chunk (context) size in tokens")->capture_default_str();
-    app.add_option("-t,--threads", threads, "threads (0 = all cores)")->capture_default_str();
+    app.add_option("-c,--ctx-size", n_ctx, "chunk (context) size in tokens")->capture_default_str()
+        ->check(int_range(4, kMaxTokens));
+    app.add_option("-t,--threads", threads, "threads (0 = all cores)")->capture_default_str()
+        ->check(int_range(0, max_threads()));
     app.add_option("-f,--file", file, "text file to score (required unless --replot)");
     app.add_option("--caches", caches,
                    "caches separated by ';', each TYPE[:opts][@CALIB.json]")->capture_default_str();
-    app.add_option("--chunks", chunks, "chunks to score (-1 = all)")->capture_default_str();
+    app.add_option("--chunks", chunks, "chunks to score (-1 = all)")->capture_default_str()
+        ->check(chunks_range());
     app.add_flag("--json", json, "print JSON instead of markdown");
     app.add_option("--json-out", json_out, "also write the JSON to this file");
     app.add_option("--plot", plot, "write an SVG plot of KLD against bytes per token");
@@ -56,6 +59,7 @@ void write_plot(const CompareOptions& o, const CompareResult& r) {
 }
 
 int replot(const CompareOptions& o) {
+  check_outputs_distinct({o.replot}, {o.plot});
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(read_file(o.replot));
@@ -75,10 +79,21 @@ int compare(CompareOptions& o) {
   // parse every entry first, so a typo fails before any work
   const std::vector<CacheListEntry> entries = parse_cache_list(o.caches);
   check(o.n_ctx >= 4, "-c must be at least 4");
+  std::vector<std::string> inputs = {o.model, o.file};
+  for (const auto& e : entries) inputs.push_back(e.calib);
+  check_outputs_distinct(inputs, {o.json_out, o.plot});
+  check_regular_file(o.file);
+  for (const auto& e : entries)
+    if (!e.calib.empty()) check_regular_file(e.calib);
   apply_threads(o.threads);
   Loaded l = load_model(o.model);
   Model& model = *l.model;
   const CacheGeometry geo = model.cache_geometry(o.n_ctx);
+  double all_caches = cache_bytes(parse_cache_spec("f16"), geo);
+  for (const auto& e : entries) all_caches += cache_bytes(e.spec, geo);
+  // base and run log-probabilities [n_ctx][n_vocab] each (eval/compare.cpp)
+  check_memory("compare", all_caches, (double)model.workspace_bytes(o.n_ctx),
+               8.0 * (double)o.n_ctx * model.config().n_vocab);
   std::vector<std::unique_ptr<KvCache>> owned;
   std::vector<CompareCache> caches;
   for (const auto& e : entries) {

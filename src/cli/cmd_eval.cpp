@@ -38,19 +38,23 @@ struct EvalOptions {
   void add_to(CLI::App& app) {
     app.add_option("-m,--model", model, "GGUF model file")->required();
     app.add_option("-c,--ctx-size", n_ctx, "cache size in tokens (0 = what each task needs, up to the "
-                                           "model's training context)")->capture_default_str();
-    app.add_option("-t,--threads", threads, "threads (0 = all cores)")->capture_default_str();
+                                           "model's training context)")->capture_default_str()
+        ->check(int_range(0, kMaxTokens));
+    app.add_option("-t,--threads", threads, "threads (0 = all cores)")->capture_default_str()
+        ->check(int_range(0, max_threads()));
     app.add_option("--tasks", tasks, "tasks separated by ',': " + task_names())->capture_default_str();
     app.add_option("--caches", caches, "caches separated by ';', each TYPE[:opts][@CALIB.json]")->capture_default_str();
-    app.add_option("--limit", limit, "items per task (per subject for mmlu) instead of the standard subset");
+    app.add_option("--limit", limit, "items per task (per subject for mmlu) instead of the standard subset")
+        ->check(int_range(0, int64_t{1} << 31));
     app.add_flag("--full", full, "score every item");
-    app.add_option("--shots", shots, "few-shot exemplars (mmlu: default 5)");
+    app.add_option("--shots", shots, "few-shot exemplars (mmlu: default 5)")->check(int_range(-1, 64));
     app.add_option("--seed", seed, "seed of any exemplar / item sampling")->capture_default_str();
     app.add_flag("--json", json, "print JSON instead of markdown");
     app.add_option("--json-out", json_out, "also write the JSON to this file");
     app.add_option("--plot", plot, "write an SVG plot of accuracy against bytes per token");
     app.add_option("--title", title, "plot title");
-    app.add_option("--groups", groups, "print per-group accuracy (mmlu subjects, ...) up to this many groups");
+    app.add_option("--groups", groups, "print per-group accuracy (mmlu subjects, ...) up to this many groups")
+        ->check(int_range(0, int64_t{1} << 20));
   }
 };
 
@@ -75,6 +79,11 @@ int eval(EvalOptions& o) {
   }
   check(o.limit >= 0, "--limit must be >= 0");
   check(o.n_ctx >= 0, "-c must be >= 0");
+  std::vector<std::string> inputs = {o.model};
+  for (const auto& e : caches) inputs.push_back(e.calib);
+  check_outputs_distinct(inputs, {o.json_out, o.plot});
+  for (const auto& e : caches)
+    if (!e.calib.empty()) check_regular_file(e.calib);
   apply_threads(o.threads);
   Loaded l = load_model(o.model);
   TaskOptions to;

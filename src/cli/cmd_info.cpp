@@ -32,7 +32,8 @@ struct InfoOptions {
     app.add_flag("!--no-tensors", tensors, "omit the tensor table");
     app.add_flag("!--no-metadata", metadata, "omit the metadata table");
     app.add_option("--caches", caches, "cache types for the bytes table")->capture_default_str();
-    app.add_option("--contexts", contexts, "context sizes for the bytes table")->delimiter(',')->capture_default_str();
+    app.add_option("--contexts", contexts, "context sizes for the bytes table")->delimiter(',')->capture_default_str()
+        ->check(int_range(1, kMaxTokens));
   }
 };
 

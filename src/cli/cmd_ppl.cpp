@@ -31,8 +31,10 @@ struct PplOptions {
   void add_to(CLI::App& app) {
     m.add_to(app, 512);
     app.add_option("-f,--file", file, "text file to score")->required();
-    app.add_option("--chunks", chunks, "score at most N chunks (-1 = all)")->capture_default_str();
-    app.add_option("-b,--batch-size", batch, "tokens per forward call")->capture_default_str();
+    app.add_option("--chunks", chunks, "score at most N chunks (-1 = all)")->capture_default_str()
+        ->check(chunks_range());
+    app.add_option("-b,--batch-size", batch, "tokens per forward call")->capture_default_str()
+        ->check(int_range(1, kMaxTokens));
     app.add_flag("--json", json, "print the result as JSON on stdout");
     app.add_option("--save-logits", save_logits, "save this run's log-probabilities as a KL base");
     app.add_option("--kl-base", kl_base, "report KL divergence against a saved base run");
@@ -43,17 +45,23 @@ int ppl(PplOptions& o) {
   const CacheSpec spec = o.m.resolve();
   check(o.batch > 0, "-b must be positive");
   check(o.save_logits.empty() || o.kl_base.empty(), "--save-logits and --kl-base exclude each other");
+  check_outputs_distinct({o.m.model, o.file, o.m.calib, o.kl_base}, {o.save_logits});
+  check_regular_file(o.file);
+  if (!o.kl_base.empty()) check_regular_file(o.kl_base);
   apply_threads(o.m.threads);
   Loaded l = load_model(o.m.model);
   Model& model = *l.model;
+  const int32_t nv = model.config().n_vocab;
+  const int64_t batch = std::min(o.batch, o.m.n_ctx);
+  check_memory("ppl", cache_bytes(spec, model.cache_geometry(o.m.n_ctx)),
+               (double)model.workspace_bytes(batch), 4.0 * (double)o.m.n_ctx * nv);
   const std::string text = read_file(o.file);
   const std::vector<int32_t> toks = l.tok->encode(text, true, false);
-  const int32_t nv = model.config().n_vocab;
   auto cache = make_cache_for(model, spec, o.m);
 
   PplParams p;
   p.n_ctx = o.m.n_ctx;
-  p.n_batch = std::min(o.batch, o.m.n_ctx);
+  p.n_batch = batch;
   p.max_chunks = o.chunks;
   p.bos = l.tok->add_bos() ? l.tok->bos() : -1;
 
@@ -83,8 +91,13 @@ int ppl(PplOptions& o) {
                                    progress("ppl", c + 1, n, s.seconds);
                                  });
   progress_done();
+  check_finite_result("the perplexity", r.ppl);
   if (writer) writer->close();
   const KlStats ks = kl.stats();
+  if (reader) {
+    check_finite_result("the mean KL divergence", ks.kl_mean);
+    check_finite_result("the base run's perplexity", ks.base_ppl);
+  }
   check(!reader || (uint64_t)ks.n == reader->n_positions(),
         o.kl_base + ": base run has " + std::to_string(reader ? reader->n_positions() : 0) +
             " positions, this run scored " + std::to_string(ks.n) + " (use the same --chunks)");

@@ -26,12 +26,16 @@ struct RunOptions {
   void add_to(CLI::App& app) {
     m.add_to(app, 4096);
     app.add_option("-p,--prompt", prompt, "prompt text")->capture_default_str();
-    app.add_option("-n,--n-predict", n_predict, "tokens to generate")->capture_default_str();
+    app.add_option("-n,--n-predict", n_predict, "tokens to generate")->capture_default_str()
+        ->check(int_range(0, kMaxTokens));
     app.add_flag("--chat", chat, "wrap the prompt in the model's ChatML chat template");
     app.add_flag("--ignore-eos", ignore_eos, "keep generating past end-of-generation tokens");
-    app.add_option("--temp", s.temp, "temperature (0 = greedy)")->capture_default_str();
-    app.add_option("--top-k", s.top_k, "top-k (0 = off)")->capture_default_str();
-    app.add_option("--top-p", s.top_p, "top-p (1 = off)")->capture_default_str();
+    app.add_option("--temp", s.temp, "temperature (0 = greedy)")->capture_default_str()
+        ->check(float_range(0, 100));
+    app.add_option("--top-k", s.top_k, "top-k (0 = off)")->capture_default_str()
+        ->check(int_range(0, kMaxTokens));
+    app.add_option("--top-p", s.top_p, "top-p (1 = off)")->capture_default_str()
+        ->check(float_range(0, 1));
     app.add_option("-s,--seed", s.seed, "sampling seed")->capture_default_str();
   }
 };
@@ -55,8 +59,10 @@ int run(RunOptions& o) {
   check(total <= o.m.n_ctx, "context overflow: prompt (" + std::to_string(toks.size()) +
                                 " tokens) + -n " + std::to_string(o.n_predict) +
                                 " exceeds -c " + std::to_string(o.m.n_ctx));
-  auto cache = make_cache_for(model, spec, o.m);
   const int32_t nv = model.config().n_vocab;
+  check_memory("run", cache_bytes(spec, model.cache_geometry(o.m.n_ctx)),
+               (double)model.workspace_bytes((int64_t)toks.size()), 4.0 * nv);
+  auto cache = make_cache_for(model, spec, o.m);
   std::vector<float> logits(nv);
   Sampler sampler(o.s);
 

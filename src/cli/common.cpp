@@ -3,20 +3,118 @@
 #include <omp.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 
 #include "kv/calibration.h"
 #include "model/model.h"
 #include "tokenize/tokenizer.h"
 #include "util/error.h"
+#include "util/file.h"
 
 namespace h1bkv {
+
+int max_threads() { return 8 * omp_get_num_procs(); }
+
+namespace {
+
+std::string range_text(const std::string& lo, const std::string& hi) {
+  return "valid range [" + lo + ", " + hi + "]";
+}
+
+}  // namespace
+
+CLI::Validator int_range(int64_t lo, int64_t hi) {
+  const std::string range = range_text(std::to_string(lo), std::to_string(hi));
+  return CLI::Validator(
+      [lo, hi, range](std::string& s) -> std::string {
+        errno = 0;
+        char* end = nullptr;
+        const long long v = std::strtoll(s.c_str(), &end, 10);
+        if (s.empty() || *end != 0) return "'" + s + "' is not an integer (" + range + ")";
+        if (errno == ERANGE || v < lo || v > hi) return s + " is out of range (" + range + ")";
+        return "";
+      },
+      "INT in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+}
+
+CLI::Validator float_range(double lo, double hi) {
+  std::ostringstream a, b;
+  a << lo;
+  b << hi;
+  const std::string range = range_text(a.str(), b.str());
+  return CLI::Validator(
+      [lo, hi, range](std::string& s) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(s.c_str(), &end);
+        if (s.empty() || *end != 0) return "'" + s + "' is not a number (" + range + ")";
+        if (!std::isfinite(v)) return s + " is not finite (" + range + ")";
+        if (v < lo || v > hi) return s + " is out of range (" + range + ")";
+        return "";
+      },
+      "FLOAT in [" + a.str() + ", " + b.str() + "]");
+}
+
+CLI::Validator chunks_range() {
+  const int64_t hi = int64_t{1} << 31;
+  return CLI::Validator(
+      [hi](std::string& s) -> std::string {
+        errno = 0;
+        char* end = nullptr;
+        const long long v = std::strtoll(s.c_str(), &end, 10);
+        const std::string range = "-1 for all, or [1, " + std::to_string(hi) + "]";
+        if (s.empty() || *end != 0) return "'" + s + "' is not an integer (" + range + ")";
+        if (errno == ERANGE || (v != -1 && (v < 1 || v > hi)))
+          return s + " is out of range (" + range + ")";
+        return "";
+      },
+      "INT: -1 = all, or >= 1");
+}
+
+void check_finite_result(const std::string& what, double v) {
+  check(std::isfinite(v), what + " is not finite (" + std::to_string(v) + ")");
+}
+
+namespace {
+
+// MemAvailable in bytes, or a negative value when unknown.
+double available_memory() {
+  if (const char* lim = std::getenv("H1BKV_MEM_LIMIT"); lim && *lim) return std::strtod(lim, nullptr);
+  std::ifstream f("/proc/meminfo");
+  std::string key;
+  double kb = 0;
+  std::string unit;
+  while (f >> key >> kb >> unit)
+    if (key == "MemAvailable:") return kb * 1024.0;
+  return -1;
+}
+
+}  // namespace
+
+void check_memory(const std::string& what, double cache, double workspace, double logits) {
+  const double avail = available_memory();
+  const double need = cache + workspace + logits;
+  check(avail < 0 || need <= avail,
+        what + " needs " + human_bytes(need) + " (cache " + human_bytes(cache) + " + workspace " +
+            human_bytes(workspace) + " + logits " + human_bytes(logits) + "), more than the " +
+            human_bytes(avail) + " of memory available; lower -c or the sizes");
+}
+
+double cache_bytes(const CacheSpec& spec, const CacheGeometry& geo) {
+  return cache_bytes_per_token(spec, geo) * (double)geo.n_ctx + cache_fixed_bytes(spec, geo);
+}
 
 void ModelOptions::add_to(CLI::App& app, int64_t default_ctx, bool with_calib) {
   n_ctx = default_ctx;
   app.add_option("-m,--model", model, "GGUF model file")->required();
-  app.add_option("-c,--ctx-size", n_ctx, "context size in tokens")->capture_default_str();
-  app.add_option("-t,--threads", threads, "threads (0 = all cores)")->capture_default_str();
+  app.add_option("-c,--ctx-size", n_ctx, "context size in tokens")->capture_default_str()
+      ->check(int_range(1, kMaxTokens));
+  app.add_option("-t,--threads", threads, "threads (0 = all cores)")->capture_default_str()
+      ->check(int_range(0, max_threads()));
   app.add_option("--cache", cache, "KV cache: " + cache_types_help())->capture_default_str();
   app.add_option("--cache-type-k", ctk, "key codec (also -ctk; overrides --cache)");
   app.add_option("--cache-type-v", ctv, "value codec (also -ctv; overrides --cache)");
@@ -25,7 +123,8 @@ void ModelOptions::add_to(CLI::App& app, int64_t default_ctx, bool with_calib) {
 }
 
 int apply_threads(int threads) {
-  check(threads >= 0, "-t must be >= 0");
+  check(threads >= 0 && threads <= max_threads(),
+        "-t must be in [0, " + std::to_string(max_threads()) + "]");
   const int n = threads > 0 ? threads : omp_get_num_procs();
   omp_set_num_threads(n);
   return n;
@@ -48,6 +147,7 @@ CacheSpec ModelOptions::resolve() const {
 
 std::unique_ptr<KvCache> make_cache_for(const Model& model, const CacheSpec& spec,
                                         const ModelOptions& o) {
+  if (!o.calib.empty()) check_regular_file(o.calib);
   return make_cache(spec, model.cache_geometry(o.n_ctx), o.calib);
 }
 

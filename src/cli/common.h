@@ -12,6 +12,30 @@ class Model;
 class Tokenizer;
 class KvCache;
 
+// Largest token count any option accepts (-c, -n, -p, -d, ...): the largest context a model
+// config may declare (model/config.cpp). Tighter bounds come from the model or memory later.
+constexpr int64_t kMaxTokens = int64_t{1} << 24;
+// Most threads -t accepts: 8 per core of this machine.
+int max_threads();
+
+// CLI11 validators that parse the text themselves (a strict integer; a finite float) and name the
+// valid range in the message, so '1e9', 'nan', 'inf' or an overflowing value never reaches a cast.
+CLI::Validator int_range(int64_t lo, int64_t hi);
+CLI::Validator float_range(double lo, double hi);
+// --chunks: -1 (all) or 1 .. 2^31.
+CLI::Validator chunks_range();
+
+// Throws Error when a result that must be a number is NaN or infinite, naming it.
+void check_finite_result(const std::string& what, double v);
+
+// Refuses to start when the memory a command will allocate (weights are mapped and not counted)
+// exceeds MemAvailable of /proc/meminfo (or $H1BKV_MEM_LIMIT bytes when set, for tests), with
+// the numbers in the message. Skipped when neither is known.
+void check_memory(const std::string& what, double cache_bytes, double workspace_bytes,
+                  double logits_bytes);
+// Bytes of the cache of spec for geo (its n_ctx tokens), from the registry's formula.
+double cache_bytes(const CacheSpec& spec, const CacheGeometry& geo);
+
 // The flags every model-running command takes (llama.cpp names where they exist).
 struct ModelOptions {
   std::string model;        // -m

@@ -1,5 +1,9 @@
-// h1bkv: one binary, one subcommand per file (cmd_*.cpp). Errors in input (files, flags, text,
-// context overflow) print one line "error: ..." and exit 1.
+// h1bkv: one binary, one subcommand per file (cmd_*.cpp). Errors in input (files, text, context
+// overflow, a failed write) print one line "error: ..." and exit 1; a bad command line (unknown
+// flag, value out of range) prints one line "error: ..." and exits 2.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <exception>
 #include <map>
@@ -8,8 +12,17 @@
 
 #include "cli/commands.h"
 #include "util/error.h"
+#include "util/file.h"
 
 int main(int argc, char** argv) {
+  // A closed descriptor 0-2 would be reused by the next open(), and output meant for stdout would
+  // land in a file the run writes. Hold 0 and 2 with /dev/null; refuse to run without stdout.
+  for (int fd : {0, 2})
+    if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY) != fd) return 1;
+  if (fcntl(1, F_GETFD) < 0) {
+    std::fprintf(stderr, "error: standard output is closed\n");
+    return 1;
+  }
   CLI::App app{"h1bkv: LLM inference with compressed KV caches"};
   app.require_subcommand(1);
   std::map<CLI::App*, h1bkv::Action> actions;
@@ -30,16 +43,27 @@ int main(int argc, char** argv) {
   }
   try {
     app.parse(args);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "error: %s (see --help)\n", e.what());
+    return 2;
   }
   try {
     for (auto& [sub, act] : actions)
-      if (sub->parsed()) return act();
+      if (sub->parsed()) {
+        const int rc = act();
+        h1bkv::check_stdout();
+        return rc;
+      }
   } catch (const h1bkv::Error& e) {
+    std::fflush(stdout);  // what was printed comes before the message, which ends the output
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
   } catch (const std::bad_alloc&) {
+    std::fflush(stdout);
     std::fprintf(stderr, "error: out of memory\n");
     return 1;
   }

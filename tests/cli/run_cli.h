@@ -15,9 +15,12 @@ struct CliResult {
   std::string out;
 };
 
-inline CliResult run_cli(const std::string& args, bool merge_stderr = true) {
-  const std::string cmd = "OMP_WAIT_POLICY=passive " + std::string(H1BKV_BINARY) + " " + args +
-                          (merge_stderr ? " 2>&1" : " 2>/dev/null");
+// prefix goes before the binary: environment settings, or "timeout 60" for a run that could hang.
+// stderr is redirected before args, so args may redirect stdout alone (">/dev/full").
+inline CliResult run_cli(const std::string& args, bool merge_stderr = true,
+                         const std::string& prefix = "") {
+  const std::string cmd = "OMP_WAIT_POLICY=passive " + prefix + " " + std::string(H1BKV_BINARY) +
+                          (merge_stderr ? " 2>&1 " : " 2>/dev/null ") + args;
   CliResult r;
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;
