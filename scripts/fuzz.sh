@@ -1,23 +1,29 @@
 #!/usr/bin/env bash
-# Fuzzes the GGUF reader (fuzz/fuzz_gguf.cpp) with libFuzzer + ASan + UBSan for a bounded time.
-#   scripts/fuzz.sh            # 60 s;   FUZZ_SECONDS=600 scripts/fuzz.sh for longer
-# Builds only the fuzz target with clang in build-fuzz, seeds a corpus (tiny valid GGUF files
-# made here, plus the first 64 KiB of stories260K.gguf when the shared models are present),
-# and exits non-zero when the fuzzer finds a crash, UB, leak, OOM (> 2 GiB) or a timeout; the
-# reproducer lands in build-fuzz/artifacts/. Replay one with: build-fuzz/fuzz_gguf <file>.
+# Fuzzes the input parsers with libFuzzer + ASan + UBSan for a bounded time in total:
+#   fuzz_gguf        the GGUF reader (fuzz/fuzz_gguf.cpp)                      40 % of the time
+#   fuzz_cache_spec  the cache-spec parser and the caches it builds            20 %
+#   fuzz_calib_json  the h1b calibration and Loki basis JSON loaders           20 %
+#   fuzz_tokenizer   the tokenizers (stories260K SPM, SmolLM2 BPE) on any bytes 20 %
+#   scripts/fuzz.sh            # 60 s in all;   FUZZ_SECONDS=600 scripts/fuzz.sh for longer
+#   FUZZ_TARGETS="fuzz_tokenizer" scripts/fuzz.sh   # one target, all the time
+# Builds the fuzz targets with clang in build-fuzz, seeds a corpus per target (tiny valid GGUF
+# files made here plus the first 64 KiB of stories260K.gguf; valid specs; small JSON files; text),
+# and exits non-zero when a fuzzer finds a crash, UB, leak, OOM (> 2 GiB) or a timeout; the
+# reproducer lands in build-fuzz/artifacts/<target>/. Replay one with: build-fuzz/<target> <file>.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${FUZZ_BUILD:-build-fuzz}
 seconds=${FUZZ_SECONDS:-60}
 shared=${H1BKV_SHARED:-../shared}
+read -r -a targets <<< "${FUZZ_TARGETS:-fuzz_gguf fuzz_cache_spec fuzz_calib_json fuzz_tokenizer}"
 
 CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DH1BKV_FUZZ=ON -DH1BKV_TESTS=OFF -DH1BKV_BENCH=OFF >/dev/null
-cmake --build "$build" --target fuzz_gguf -j"$(nproc)"
+cmake --build "$build" --target "${targets[@]}" -j"$(nproc)"
 
-seeds="$build/seeds" corpus="$build/corpus" artifacts="$build/artifacts"
-rm -rf "$seeds"
-mkdir -p "$seeds" "$corpus" "$artifacts"
+seeds="$build/seeds/fuzz_gguf"
+rm -rf "$build/seeds"
+mkdir -p "$seeds" "$build/seeds/fuzz_cache_spec" "$build/seeds/fuzz_calib_json" "$build/seeds/fuzz_tokenizer"
 if [ -f "$shared/models/stories260K.gguf" ]; then
   head -c 65536 "$shared/models/stories260K.gguf" > "$seeds/stories260K-head64k.gguf"
   head -c 1024 "$shared/models/stories260K.gguf" > "$seeds/stories260K-head1k.gguf"
@@ -68,20 +74,66 @@ for name, data in files.items():
     with open(os.path.join(out, name), 'wb') as f: f.write(data)
 PY
 
-echo "fuzz_gguf: ${seconds}s, corpus $corpus, seeds $seeds ($(ls "$seeds" | wc -l) files)"
-# -timeout: one input taking > 10 s is a hang; -rss_limit_mb / -malloc_limit_mb: huge allocations.
-set +e
-"$build/fuzz_gguf" "$corpus" "$seeds" -dict=fuzz/gguf.dict -max_total_time="$seconds" \
-  -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 -print_final_stats=1 \
-  -artifact_prefix="$artifacts/" > "$build/fuzz.log" 2>&1
-rc=$?
-set -e
-# the seed-loading summary, the last progress lines and the final stats (full log: fuzz.log)
-grep -E 'INITED|DONE|ERROR|SUMMARY|^stat::|Test unit written' "$build/fuzz.log" || true
-grep -E '^#[0-9]+' "$build/fuzz.log" | tail -n 3 || true
-if [ "$rc" -ne 0 ]; then
-  echo "fuzz_gguf FAILED (exit $rc); reproducer(s) in $artifacts/:" >&2
-  ls -l "$artifacts" >&2
-  exit "$rc"
-fi
-echo "fuzz_gguf: no crash in ${seconds}s"
+# Valid cache specs of every type, some with every option.
+printf '%s\n' f16 f32 q8_0 q4_0 plain:k=f16,v=int4 h1b:bits=64 h1b:bits=256,est=qjl,T=2 \
+  h1b:bits=128,group=32,proj=head,seed=3,sink=4,window=16 kivi:bits=2 kivi:bits=4,group=32 \
+  evict:keep=0.25 evict:keep=8 loki:r=2,k=0.5 loki:r=4,k=3,sink=1 |
+  while read -r spec; do printf '%s' "$spec" > "$build/seeds/fuzz_cache_spec/${spec//[:=,]/_}"; done
+# A calibration and a Loki basis for the fuzzer's geometry (2 layers, 4 heads, 2 KV heads, dim 8).
+python3 - "$build/seeds/fuzz_calib_json" <<'PY'
+import base64, json, os, struct, sys
+out = sys.argv[1]
+def b64(xs): return base64.b64encode(struct.pack('<%df' % len(xs), *xs)).decode()
+calib = {"format": "h1bkv-calib", "version": 1, "model_id": "", "model": "m.gguf",
+         "cache": "h1b:bits=64", "granularity": "head", "objective": "kl", "text": ["t.txt"],
+         "tokens": 64, "mult": [[1.0, 1.1, 0.9, 1.2], [1.0, 1.0, 1.0, 1.0]],
+         "kl_before": 0.2, "kl_after": 0.1}
+eye = [1.0 if i == j else 0.0 for i in range(8) for j in range(8)]
+loki = {"format": "h1bkv-loki-basis", "version": 1, "model_id": "", "model": "m.gguf",
+        "n_layer": 2, "n_kv_head": 2, "head_dim": 8, "text": ["t.txt"], "tokens": 64,
+        "centered": True, "explained_mean": [0.125 * (i + 1) for i in range(8)],
+        "basis": b64(eye * 4), "mean": b64([0.0] * 32), "explained": b64([0.125 * (i % 8 + 1) for i in range(32)])}
+for name, j in (("calib.json", calib), ("loki.json", loki)):
+    with open(os.path.join(out, name), "w") as f: json.dump(j, f)
+PY
+# Text: plain, multilingual, control-token markup, invalid UTF-8.
+tok_seeds="$build/seeds/fuzz_tokenizer"
+printf '\000Once upon a time, there was a little girl.' > "$tok_seeds/plain"
+printf '\001<|im_start|>user\nHi <|im_end|>\n\t  x = 1e9;' > "$tok_seeds/chatml"
+printf '\000na\303\257ve caf\303\251 \346\227\245\346\234\254 \360\237\230\200 \316\261\316\262' > "$tok_seeds/unicode"
+printf '\001abc\377\376 \300\200' > "$tok_seeds/invalid"
+[ -f "$shared/data/tinystories/sample.txt" ] && head -c 2000 "$shared/data/tinystories/sample.txt" > "$tok_seeds/sample"
+
+# Time per target: fuzz_gguf 40 %, the others share the rest (all of it when it runs alone).
+share() {
+  if [ ${#targets[@]} -eq 1 ]; then echo "$seconds"
+  elif [ "$1" = fuzz_gguf ]; then echo $(( seconds * 2 / 5 ))
+  else echo $(( (seconds - seconds * 2 / 5) / (${#targets[@]} - 1) )); fi
+}
+failed=0
+for t in "${targets[@]}"; do
+  s=$(share "$t")
+  corpus="$build/corpus/$t" artifacts="$build/artifacts/$t"
+  mkdir -p "$corpus" "$artifacts"
+  dict=()
+  [ "$t" = fuzz_gguf ] && dict=(-dict=fuzz/gguf.dict)
+  echo "$t: ${s}s, corpus $corpus, seeds $build/seeds/$t ($(ls "$build/seeds/$t" | wc -l) files)"
+  # -timeout: one input taking > 10 s is a hang; -rss_limit_mb / -malloc_limit_mb: huge allocations.
+  set +e
+  "$build/$t" "$corpus" "$build/seeds/$t" "${dict[@]}" -max_total_time="$s" \
+    -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 -print_final_stats=1 \
+    -artifact_prefix="$artifacts/" > "$build/$t.log" 2>&1
+  rc=$?
+  set -e
+  # the seed-loading summary, the last progress lines and the final stats (full log: $t.log)
+  grep -E 'INITED|DONE|ERROR|SUMMARY|^stat::|Test unit written' "$build/$t.log" || true
+  grep -E '^#[0-9]+' "$build/$t.log" | tail -n 2 || true
+  if [ "$rc" -ne 0 ]; then
+    echo "$t FAILED (exit $rc); reproducer(s) in $artifacts/:" >&2
+    ls -l "$artifacts" >&2
+    failed=1
+  else
+    echo "$t: no crash in ${s}s"
+  fi
+done
+exit "$failed"

@@ -2,7 +2,7 @@
 # Sets up (packages, model), builds and runs the whole test suite:
 #   1. unit + integration tests (CTest, Release build)
 #   2. the same unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
-#   3. the GGUF reader fuzzer for a bounded time (libFuzzer, clang)
+#   3. the fuzzers (GGUF reader, cache specs, calibration JSON, tokenizers) for 60 s in all (libFuzzer, clang)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh build
