@@ -175,7 +175,7 @@ const std::vector<Row> kRows = {
     {"ContextOverflow", "run -m {M} -p 'Once upon a time' -n 64 -c 16", 1, "context overflow"},
     {"UnknownFlag", "run -m {M} --bogus", 2, "error: The following argument was not expected: --bogus"},
     {"MissingText", "ppl -m {M} -f /nonexistent/text.txt", 1, "/nonexistent/text.txt: cannot open"},
-    {"TextShorterThanAChunk", "ppl -m {M} -f {SHORT} -c 128", 1, "fewer than one chunk"},
+    {"TextShorterThanAChunk", "ppl -m {M} -f {SHORT} -c 128", 1, "the text has 6 tokens, fewer than one chunk of 128"},
     {"InvalidUtf8", "run -m {M} -p \"$(printf 'abc\\377\\376')\"", 1, "invalid UTF-8"},
     {"KlBaseOtherCtx", "ppl -m {M} -f {T} -c 32 --chunks 2 -t 1 --kl-base {BASE}", 1, "base logits were computed with -c 64"},
     {"KlBaseNotLogits", S + " --kl-base {NOTGGUF}", 1, "bad magic"},
