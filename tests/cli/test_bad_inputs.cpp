@@ -227,7 +227,7 @@ const std::vector<Row> kRows = {
     {"TokenizerSmallerThanEmbedding", "run -m {SHORTTOK} -p hi", 1, "the tokenizer has 511 tokens but token_embd.weight has 512 rows"},
     {"NanHyperparameter", "run -m {NANEPS} -p hi", 1, "rms epsilon = nan is out of range (0, 1)"},
     // --- non-finite results are errors naming where they appeared ---
-    {"NanWeights", "ppl -m {NANW} -f {T} -c 64 --chunks 2 -t 1", 1, "non-finite value (nan) in layer 1's output at position"},
+    {"NanWeights", "ppl -m {NANW} -f {T} -c 64 --chunks 2 -t 1", 1, "non-finite value (nan) in layer 1's feed-forward at position"},
     {"NanKlBase", S + " --kl-base {NANBASE}", 1, "position 0, token 7: log-probability nan is not a finite value"},
     {"CalibrationMultiplier1e38", S + " --cache h1b:bits=64 --calib {CALIB1E38}", 1, "non-finite value"},
     // --- every write is checked, stdout included ---
@@ -237,6 +237,9 @@ const std::vector<Row> kRows = {
     // --- memory: estimated and checked before allocating ---
     {"MemoryEstimate", "ppl -m {M} -f {T} -c 16000000", 1, "ppl needs 43.01 GB (cache 10.24 GB + workspace 1.36 MB + logits 32.77 GB), more than the 16.00 GB of memory available"},
 };
+
+// gtest_discover_tests names each case by its row's name alone
+void PrintTo(const Row& r, std::ostream* os) { *os << r.name; }
 
 class BadInput : public ::testing::TestWithParam<Row> {};
 

@@ -197,7 +197,8 @@ inline Bytes damage_all_offsets_zero(Bytes b) {
 }
 // <arch>.block_count (a u32 in llama.cpp's files) set to n.
 inline Bytes damage_block_count(Bytes b, uint32_t n, const std::string& arch = "llama") {
-  const KvField& f = gguf_layout(b).key(arch + ".block_count");
+  const GgufLayout L = gguf_layout(b);
+  const KvField& f = L.key(arch + ".block_count");
   if (f.type != kU32) throw std::runtime_error("block_count is not u32");
   set_at<uint32_t>(b, f.value, n);
   return b;
