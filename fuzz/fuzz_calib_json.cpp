@@ -48,5 +48,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   } catch (const h1bkv::Error&) {
   }
+  std::remove(temp_path().c_str());  // libFuzzer's exit runs no cleanup
   return 0;
 }
