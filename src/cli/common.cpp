@@ -5,7 +5,7 @@
 
 #include <cstdio>
 
-#include "kv/calibration.h"
+#include "kv/calib/h1b_calibration.h"
 #include "model/model.h"
 #include "tokenize/tokenizer.h"
 #include "util/error.h"

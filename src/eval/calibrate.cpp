@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "eval/perplexity.h"
-#include "kv/calibration_record.h"
+#include "kv/calib/h1b_record.h"
 #include "model/model.h"
 #include "util/error.h"
 #include "util/timer.h"
