@@ -6,7 +6,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "kv/cache_types.h"
+#include "kv/registry.h"
 #include "kv/codecs/float_kernels.h"
 #include "tensor/vexp.h"
 #include "util/error.h"
@@ -55,22 +55,18 @@ void validate_evict_spec(const CacheSpec& spec) {
 }  // namespace
 
 EvictLayerCache::EvictLayerCache(const CacheGeometry& g, const EvictOptions& o)
-    : g_(g), o_(o), budget_(evict_budget(o, g.n_ctx)), recent_(evict_recent(o, budget_)),
+    : LayerCache(g), g_(g), o_(o), budget_(evict_budget(o, g.n_ctx)), recent_(evict_recent(o, budget_)),
       heads_(g.n_kv_head) {
-  check(g.n_kv_head > 0 && g.n_head % g.n_kv_head == 0 && g.head_dim > 0 && g.n_ctx > 0,
-        "evict cache: invalid geometry");
   check(o.sink >= 0 && o.sink + recent_ <= budget_,
         "cache 'evict' options 'sink' (" + std::to_string(o.sink) + ") + 'recent' (" +
             std::to_string(recent_) + " tokens) exceed the budget 'keep' (" +
             std::to_string(budget_) + " tokens): no token would be evictable");
 }
 
-void EvictLayerCache::append(int64_t n, const int32_t* pos, const float* k, const float* v) {
+void EvictLayerCache::do_append(int64_t n, const int32_t* pos, const float* k, const float* v) {
   // invariant of the seam's use (model.cpp: append then attend, per layer and batch)
   check(pend_pos_.empty(), "evict cache: append while " + std::to_string(pend_pos_.size()) +
                                " appended tokens still wait for their queries");
-  check(n_done_ + n <= g_.n_ctx, "context overflow: " + std::to_string(n_done_ + n) +
-                                     " tokens exceed the context size " + std::to_string(g_.n_ctx));
   const size_t row = (size_t)g_.n_kv_head * g_.head_dim;
   pend_k_.resize(n * row);
   pend_v_.resize(n * row);
@@ -96,14 +92,15 @@ void EvictLayerCache::reserve_slots(int64_t need) {
   cap_ = cap;
 }
 
-void EvictLayerCache::attend(int64_t n_q, const int32_t* q_pos, const float* q, float scale,
+void EvictLayerCache::do_attend(int64_t n_q, const int32_t* q_pos, const float* q, float scale,
                              float* out) {
-  check(n_q == (int64_t)pend_pos_.size(),
-        "evict cache: attend for " + std::to_string(n_q) + " queries, but " +
-            std::to_string(pend_pos_.size()) + " tokens were appended (each step needs its query)");
+  if (n_q != (int64_t)pend_pos_.size()) [[unlikely]]
+    throw Error("evict cache: attend for " + std::to_string(n_q) + " queries, but " +
+                std::to_string(pend_pos_.size()) + " tokens were appended (each step needs its query)");
   for (int64_t i = 0; i < n_q; ++i)
-    check(q_pos[i] == pend_pos_[i], "evict cache: query position " + std::to_string(q_pos[i]) +
-                                        " is not the appended token's " + std::to_string(pend_pos_[i]));
+    if (q_pos[i] != pend_pos_[i]) [[unlikely]]
+      throw Error("evict cache: query position " + std::to_string(q_pos[i]) +
+                  " is not the appended token's " + std::to_string(pend_pos_[i]));
   if (n_q == 0) return;
   reserve_slots(std::min(held_ + n_q, budget_ + 1));
   const int nkv = g_.n_kv_head;
@@ -192,16 +189,11 @@ size_t EvictLayerCache::capacity_bytes() const {
   return (size_t)cap_ * slot + (pend_k_.capacity() + pend_v_.capacity()) * 2;
 }
 
-void EvictLayerCache::clear() {
-  held_ = n_done_ = 0;
-  pend_pos_.clear();
-}
-
-void EvictLayerCache::truncate(int64_t n) {
-  if (n >= n_tokens()) return;
+void EvictLayerCache::do_truncate(int64_t n) {
   check(n == 0, "evict cache cannot rewind to " + std::to_string(n) + " of " +
                     std::to_string(n_tokens()) + " tokens: evicted tokens are gone");
-  clear();
+  held_ = n_done_ = 0;
+  pend_pos_.clear();
 }
 
 std::vector<int64_t> EvictLayerCache::held_tokens(int hk) const {
@@ -218,13 +210,16 @@ std::unique_ptr<KvCache> make_evict_cache(const CacheSpec& spec, const CacheGeom
   return std::make_unique<KvCache>(spec.str(), g, cache_bytes_per_token(spec, g), std::move(layers));
 }
 
-CacheTypeDef evict_cache_type() {
+void add_evict_cache_types(std::vector<CacheTypeDef>& types) {
   CacheTypeDef t;
   t.name = "evict";
   t.help = "H2O token eviction: f16 keys and values of at most a budget of heavy-hitter and recent tokens";
-  t.options = {{"keep", "float", "0.125", "budget: <= 1 a fraction of the context, > 1 a token count"},
-               {"recent", "float", "0.5", "fraction of the budget kept as the most recent tokens"},
-               {"sink", "int", "0", "first tokens never evicted (inside the budget)"}};
+  t.options = {{"keep", "float", "0.125", "budget: <= 1 a fraction of the context, > 1 a token count", 0, kMaxCount, true},
+               {"recent", "float", "0.5", "fraction of the budget kept as the most recent tokens", 0, 1},
+               {"sink", "int", "0", "first tokens never evicted (inside the budget)", 0, kMaxCount}};
+  t.color = "#ff7f0e";
+  t.examples = {"evict", "evict:keep=64,recent=0.5,sink=4", "evict:keep=0.5,recent=0.25"};
+  t.exact_examples = {"evict:keep=1"};  // the budget is the whole context: nothing is evicted
   t.validate = validate_evict_spec;
   t.make = [](const CacheSpec& spec, const CacheGeometry& g, const std::string&) {
     return make_evict_cache(spec, g);
@@ -233,7 +228,7 @@ CacheTypeDef evict_cache_type() {
     const double frac = std::min(1.0, (double)evict_budget(evict_options(spec), g.n_ctx) / (double)g.n_ctx);
     return (double)evict_bytes_per_held_token(g) * g.n_layer * frac;
   };
-  return t;
+  types.push_back(t);
 }
 
 }  // namespace h1bkv

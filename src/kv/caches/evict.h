@@ -50,13 +50,8 @@ size_t evict_bytes_per_held_token(const CacheGeometry& g);          // one layer
 class EvictLayerCache : public LayerCache {
  public:
   EvictLayerCache(const CacheGeometry& g, const EvictOptions& o);
-  void append(int64_t n, const int32_t* pos, const float* k, const float* v) override;
-  void attend(int64_t n_q, const int32_t* q_pos, const float* q, float scale, float* out) override;
-  int64_t n_tokens() const override { return n_done_ + (int64_t)pend_pos_.size(); }
   size_t bytes() const override;           // held (and waiting) tokens: f16 K, V + f32 score
   size_t capacity_bytes() const override;   // allocated slots (with token ids) and waiting buffer
-  void clear() override;
-  void truncate(int64_t n) override;
 
   int64_t budget() const { return budget_; }
   int64_t recent() const { return recent_; }
@@ -65,6 +60,9 @@ class EvictLayerCache : public LayerCache {
   std::vector<int64_t> held_tokens(int hk) const;
 
  private:
+  void do_append(int64_t n, const int32_t* pos, const float* k, const float* v) override;
+  void do_attend(int64_t n_q, const int32_t* q_pos, const float* q, float scale, float* out) override;
+  void do_truncate(int64_t n) override;  // n == 0 only
   // One KV head: slots [0, held_) hold tokens in no particular order (an evicted slot takes the
   // last one), one more slot takes the token being decoded.
   struct Head {

@@ -1,9 +1,10 @@
 #include "kv/caches/h1b.h"
 
 #include <cmath>
+#include <cstdio>
 
-#include "kv/cache_types.h"
 #include "kv/calib/h1b_calibration.h"
+#include "kv/calib/h1b_record.h"
 #include "kv/codecs/float.h"
 #include "kv/caches/tiered.h"
 #include "kv/codecs/int4.h"
@@ -12,7 +13,7 @@
 namespace h1bkv {
 
 H1bOptions h1b_options(const CacheSpec& spec) {
-  check(spec.type == "h1b", "not an h1b cache spec: " + spec.str());
+  check(spec.type == "h1b", "needs an h1b cache (got " + spec.str() + ")");
   H1bOptions o;
   o.sketch.bits = (int)spec.get_int("bits");
   o.sketch.est = sketch_est_from_name(spec.get("est"));
@@ -53,11 +54,11 @@ std::unique_ptr<KvCache> make_h1b_cache(const CacheSpec& spec, const CacheGeomet
   return cache;
 }
 
-static SketchKeyCodec& sketch_of(KvCache& cache, int il) {
+// The key codec of layer il, when the layer is a tiered cache (h1b's policy).
+static KeyCodec& key_codec_of(KvCache& cache, int il) {
   auto* t = dynamic_cast<TieredLayerCache*>(&cache.layer(il));
-  auto* s = t ? dynamic_cast<SketchKeyCodec*>(&t->key_codec()) : nullptr;
-  check(s != nullptr, "cache '" + cache.spec() + "' is not an h1b cache");
-  return *s;
+  check(t != nullptr, "cache '" + cache.spec() + "' is not an h1b cache");
+  return t->key_codec();
 }
 
 void set_h1b_calibration(KvCache& cache, const H1bCalibration& cal) {
@@ -68,16 +69,18 @@ void set_h1b_calibration(KvCache& cache, const H1bCalibration& cal) {
             std::to_string(cal.n_head) + " heads; the cache has " + std::to_string(g.n_layer) +
             " x " + std::to_string(g.n_head));
   for (int il = 0; il < g.n_layer; ++il)
-    sketch_of(cache, il).set_multipliers(
-        std::vector<float>(cal.mult.begin() + (size_t)il * g.n_head, cal.mult.begin() + (size_t)(il + 1) * g.n_head));
+    check(key_codec_of(cache, il).set_logit_multipliers(std::vector<float>(
+              cal.mult.begin() + (size_t)il * g.n_head, cal.mult.begin() + (size_t)(il + 1) * g.n_head)),
+          "cache '" + cache.spec() + "' is not an h1b cache");
 }
 
 H1bCalibration get_h1b_calibration(KvCache& cache) {
   const CacheGeometry& g = cache.geometry();
   H1bCalibration cal = H1bCalibration::identity(g);
   for (int il = 0; il < g.n_layer; ++il) {
-    const auto& m = sketch_of(cache, il).multipliers();
-    std::copy(m.begin(), m.end(), cal.mult.begin() + (size_t)il * g.n_head);
+    const std::vector<float>* m = key_codec_of(cache, il).logit_multipliers();
+    check(m != nullptr, "cache '" + cache.spec() + "' is not an h1b cache");
+    std::copy(m->begin(), m->end(), cal.mult.begin() + (size_t)il * g.n_head);
   }
   return cal;
 }
@@ -90,19 +93,61 @@ double h1b_tier_bytes(const H1bOptions& o, const CacheGeometry& g) {
   return (double)(o.sink + o.window) * g.n_kv_head * g.head_dim * 4 * g.n_layer;
 }
 
-CacheTypeDef h1b_cache_type() {
+namespace {
+
+// The calibration hook's fit: KL per (layer, head) at the default settings (granularity head).
+std::string save_h1b_calibration(KvCache& rec, const CacheSpec& spec, const std::string& model,
+                                 const std::vector<std::string>& text, const std::string& path) {
+  const CacheGeometry& g = rec.geometry();
+  const auto curves = recorded_curves(rec);  // [n_layer][n_head]
+  CalibrationFile f;
+  f.model_id = g.model_id;
+  f.model = model;
+  f.cache = calib_spec_string(spec);
+  f.text = text;
+  f.tokens = rec.n_tokens();
+  f.cal = H1bCalibration::identity(g);
+  double n = 0;
+  for (int il = 0; il < g.n_layer; ++il)
+    for (int h = 0; h < g.n_head; ++h) {
+      const KlCurve& c = curves[il][h];
+      const KlFit fit = fit_kl_curve(c);
+      f.cal.at(il, h) = (float)fit.m;
+      f.before += fit.kl_before * c.n;
+      f.after += fit.kl_after * c.n;
+      n += c.n;
+    }
+  if (n > 0) f.before /= n, f.after /= n;
+  save_calibration(path, f);
+  char buf[128];
+  std::snprintf(buf, sizeof buf, "mean KL(exact || h1b) over %.0f samples: before %.5f, after %.5f", n,
+                f.before, f.after);
+  return buf;
+}
+
+}  // namespace
+
+void add_h1b_cache_types(std::vector<CacheTypeDef>& types) {
   CacheTypeDef t;
   t.name = "h1b";
   t.help = "H1B-KV: keys as b-bit sign sketches, values int4, optional exact sinks/window";
   t.options = {{"bits", "enum:64|128|256|512", "256", "sketch bits per key and KV head"},
                {"est", "enum:hamming|angle|qjl", "hamming", "logit estimator (see kv/sketch.h)"},
-               {"T", "float", "0.1", "hamming temperature: logit = (1 - 2h/b) / T"},
+               {"T", "float", "0.1", "hamming temperature: logit = (1 - 2h/b) / T", 0, 1e6, true},
                {"group", "enum:0|32|64", "0", "int4 value group size (0 = whole head)"},
                {"proj", "enum:layer|head", "layer", "one projection per layer or per (layer, KV head)"},
-               {"seed", "int", "42", "projection seed"},
-               {"sink", "int", "0", "first tokens kept exact (f16)"},
-               {"window", "int", "0", "most recent positions kept exact (f16)"}};
+               {"seed", "int", "42", "projection seed", 0, 4294967295.0},
+               {"sink", "int", "0", "first tokens kept exact (f16)", 0, kMaxCount},
+               {"window", "int", "0", "most recent positions kept exact (f16)", 0, kMaxCount}};
   t.calib = CalibUse::optional;
+  t.calibration.make_recorder = [](const CacheSpec& spec, const CacheGeometry& g, int stride) {
+    return make_recording_cache(spec, g, stride);
+  };
+  t.calibration.save = save_h1b_calibration;
+  t.color = "#d62728";
+  t.examples = {"h1b", "h1b:bits=256,est=qjl,sink=4,window=64", "h1b:bits=64,est=angle,group=32,proj=head",
+                "h1b:sink=260,window=20"};
+  t.exact_examples = {"h1b:window=1048576"};  // the window covers every token: all f16
   t.validate = validate_h1b_spec;
   t.make = [](const CacheSpec& spec, const CacheGeometry& g, const std::string& calib) {
     auto cache = make_h1b_cache(spec, g);
@@ -115,7 +160,7 @@ CacheTypeDef h1b_cache_type() {
   t.fixed_bytes = [](const CacheSpec& spec, const CacheGeometry& g) {
     return h1b_tier_bytes(h1b_options(spec), g);
   };
-  return t;
+  types.push_back(t);
 }
 
 }  // namespace h1bkv

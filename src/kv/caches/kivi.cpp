@@ -6,7 +6,8 @@
 #include <cstring>
 #include <vector>
 
-#include "kv/cache_types.h"
+#include "kv/caches/f16_ring.h"
+#include "kv/registry.h"
 #include "kv/codecs/float_kernels.h"
 #include "kv/codecs/kivi_quant.h"
 #include "util/error.h"
@@ -19,27 +20,18 @@ namespace {
 class KiviCache : public LayerCache {
  public:
   KiviCache(const CacheGeometry& g, const KiviOptions& o)
-      : g_(g), L_(kivi_layout(g.head_dim, o.bits, o.group, o.vgroup)), G_(o.group),
+      : LayerCache(g), g_(g), L_(kivi_layout(g.head_dim, o.bits, o.group, o.vgroup)), G_(o.group),
         R_(std::min<int64_t>(o.residual, g.n_ctx)), row_((size_t)g.n_kv_head * g.head_dim),
-        group_bytes_(L_.head_bytes() * g.n_kv_head) {
+        group_bytes_(L_.head_bytes() * g.n_kv_head), ring_(row_) {
     check(o.residual >= 0, "cache 'kivi' option 'residual': must be >= 0");
-    check(g.n_kv_head > 0 && g.n_head % g.n_kv_head == 0, "cache 'kivi': n_head must be a multiple of n_kv_head");
   }
 
-  void append(int64_t n, const int32_t* pos, const float* k, const float* v) override {
-    check(n_ + n <= g_.n_ctx, "context overflow: " + std::to_string(n_ + n) +
-                                  " tokens exceed the context size " + std::to_string(g_.n_ctx));
-    if (n <= 0) return;
-    grow_ring(std::min<int64_t>(g_.n_ctx, R_ + G_ - 1 + n));
+  void do_append(int64_t n, const int32_t* pos, const float* k, const float* v) override {
+    ring_.grow(std::min<int64_t>(g_.n_ctx, R_ + G_ - 1 + n), ex_lo_, n_);
     const int64_t n_old = n_;
     for (int64_t i = 0; i < n; ++i) {
-      assert(pos_.empty() || pos[i] > pos_.back());
-      const int64_t t = n_old + i, slot = t % ring_cap_;
-      for (size_t c = 0; c < row_; ++c) {
-        ring_k_[slot * row_ + c] = f32_to_fp16(k[i * row_ + c]);
-        ring_v_[slot * row_ + c] = f32_to_fp16(v[i * row_ + c]);
-      }
-      pos_.push_back(pos[i]);
+      const int64_t t = n_old + i;
+      ring_.put(t, k + i * row_, v + i * row_);
       n_ = t + 1;
       if (n_ % G_ == 0) quantize_group(t / G_);
     }
@@ -51,14 +43,15 @@ class KiviCache : public LayerCache {
   // query. Work items: (block of kQ queries, KV head); a block decodes each quantized group once
   // for all its queries and query heads. Each query's arithmetic (scores, softmax, accumulation
   // in token order) does not depend on the block, so batched == token-by-token.
-  void attend(int64_t n_q, const int32_t* q_pos, const float* q, float scale, float* out) override {
+  void do_attend(int64_t n_q, const int32_t* q_pos, const float* q, float scale, float* out) override {
+    const std::vector<int32_t>& pos_ = positions();
     std::vector<int64_t> nvis(n_q), qend(n_q);
     for (int64_t i = 0; i < n_q; ++i) {
       nvis[i] = std::upper_bound(pos_.begin(), pos_.end(), q_pos[i]) - pos_.begin();
       qend[i] = q_end(nvis[i]);
-      check(qend[i] == nvis[i] || qend[i] >= ex_lo_,
-            "cache kivi: query at position " + std::to_string(q_pos[i]) +
-                " needs f16 copies of tokens older than the retained residual");
+      if (qend[i] < nvis[i] && qend[i] < ex_lo_) [[unlikely]]
+        throw Error("cache kivi: query at position " + std::to_string(q_pos[i]) +
+                    " needs f16 copies of tokens older than the retained residual");
     }
     const int nkv = g_.n_kv_head;
     const int64_t n_items = (n_q + kQ - 1) / kQ * nkv;
@@ -73,13 +66,10 @@ class KiviCache : public LayerCache {
     }
   }
 
-  int64_t n_tokens() const override { return n_; }
   // Held: the quantized groups, plus the f16 copies of tokens [ex_lo_, n_).
   size_t bytes() const override { return groups_.size() * group_bytes_ + (size_t)(n_ - ex_lo_) * row_ * 4; }
-  size_t capacity_bytes() const override { return groups_.size() * group_bytes_ + (size_t)ring_cap_ * row_ * 4; }
-  void clear() override { truncate(0); }
-  void truncate(int64_t n) override {
-    if (n >= n_) return;
+  size_t capacity_bytes() const override { return groups_.size() * group_bytes_ + ring_.capacity_bytes(); }
+  void do_truncate(int64_t n) override {
     if (n > 0) {
       const int64_t lo = std::min(q_end(n + 1), n / G_ * G_);  // f16 needed: [lo, n)
       check(lo >= n || lo >= ex_lo_,
@@ -87,7 +77,6 @@ class KiviCache : public LayerCache {
             "dropped (a rewind within the last batch appended always works)");
     }
     groups_.resize(n / G_);
-    pos_.resize(n);
     n_ = n;
     ex_lo_ = std::min(ex_lo_, n);
   }
@@ -106,16 +95,16 @@ class KiviCache : public LayerCache {
   const uint8_t* group(int64_t gi, int hk) const { return groups_[gi].get() + hk * L_.head_bytes(); }
 
   void quantize_group(int64_t gi) {
-    assert((int64_t)groups_.size() == gi && ex_lo_ <= gi * G_ && G_ <= ring_cap_);
+    assert((int64_t)groups_.size() == gi && ex_lo_ <= gi * G_ && G_ <= ring_.cap());
     const int d = g_.head_dim;
     std::vector<float> k((size_t)G_ * d), v((size_t)G_ * d);  // [G][d]
     groups_.emplace_back(new uint8_t[group_bytes_]);
     for (int hk = 0; hk < g_.n_kv_head; ++hk) {
       for (int64_t j = 0; j < G_; ++j) {
-        const size_t off = ((gi * G_ + j) % ring_cap_) * row_ + (size_t)hk * d;
+        const uint16_t *rk = ring_.k(gi * G_ + j) + (size_t)hk * d, *rv = ring_.v(gi * G_ + j) + (size_t)hk * d;
         for (int c = 0; c < d; ++c) {
-          k[j * d + c] = fp16_to_f32(ring_k_[off + c]);
-          v[j * d + c] = fp16_to_f32(ring_v_[off + c]);
+          k[j * d + c] = fp16_to_f32(rk[c]);
+          v[j * d + c] = fp16_to_f32(rv[c]);
         }
       }
       kivi_quantize_group(L_, k.data(), v.data(), groups_[gi].get() + hk * L_.head_bytes());
@@ -149,7 +138,7 @@ class KiviCache : public LayerCache {
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t i = i0 + r / hpk;
       for (int64_t t = qend[i]; t < nvis[i]; ++t)
-        srow(r)[t] = dot_f32_f16(qrow(r), &ring_k_[(t % ring_cap_) * row_ + (size_t)hk * d], d);
+        srow(r)[t] = dot_f32_f16(qrow(r), ring_.k(t) + (size_t)hk * d, d);
     }
     // softmax: p = exp(score - max) in place
     for (int64_t r = 0; r < rows; ++r) {
@@ -172,23 +161,11 @@ class KiviCache : public LayerCache {
       const int64_t i = i0 + r / hpk;
       float* o = orow(r);
       for (int64_t t = qend[i]; t < nvis[i]; ++t)
-        axpy_f16(srow(r)[t], &ring_v_[(t % ring_cap_) * row_ + (size_t)hk * d], o, d);
+        axpy_f16(srow(r)[t], ring_.v(t) + (size_t)hk * d, o, d);
       if (nvis[i] == 0) continue;  // sees no token: zeros
       const float inv = 1.0f / s.sum[r];
       for (int c = 0; c < d; ++c) o[c] *= inv;
     }
-  }
-
-  void grow_ring(int64_t cap) {
-    if (cap <= ring_cap_) return;
-    std::vector<uint16_t> nk(cap * row_), nv(cap * row_);
-    for (int64_t t = ex_lo_; t < n_; ++t) {
-      std::memcpy(&nk[(t % cap) * row_], &ring_k_[(t % ring_cap_) * row_], row_ * 2);
-      std::memcpy(&nv[(t % cap) * row_], &ring_v_[(t % ring_cap_) * row_], row_ * 2);
-    }
-    ring_k_.swap(nk);
-    ring_v_.swap(nv);
-    ring_cap_ = cap;
   }
 
   CacheGeometry g_;
@@ -196,13 +173,11 @@ class KiviCache : public LayerCache {
   int64_t G_, R_;
   size_t row_;          // f16 values per token in the ring: n_kv_head * head_dim
   size_t group_bytes_;  // one quantized group, all KV heads
-  int64_t n_ = 0;
-  std::vector<int32_t> pos_;  // [n_] position of each held token, increasing
+  int64_t n_ = 0;  // tokens held (n_tokens() once an append completes)
   // [n_ / G] quantized groups, each [n_kv_head][L_.head_bytes()] (kivi_quant.h layout)
   std::vector<std::unique_ptr<uint8_t[]>> groups_;
-  // f16 K and V, [ring_cap_][n_kv_head][d], holding tokens [ex_lo_, n_) at slot t % ring_cap_
-  std::vector<uint16_t> ring_k_, ring_v_;
-  int64_t ring_cap_ = 0, ex_lo_ = 0;
+  F16Ring ring_;  // f16 K and V of tokens [ex_lo_, n_)
+  int64_t ex_lo_ = 0;
 };
 
 }  // namespace
@@ -234,14 +209,17 @@ double kivi_bytes_per_token_head(const KiviOptions& o, int d) {
   return 2.0 * d * o.bits / 8 + 4.0 * d / o.group + 4.0 * d / vg;
 }
 
-CacheTypeDef kivi_cache_type() {
+void add_kivi_cache_types(std::vector<CacheTypeDef>& types) {
   CacheTypeDef t;
   t.name = "kivi";
   t.help = "KIVI: keys per channel over token groups, values per token, asymmetric bits; recent tokens f16";
   t.options = {{"bits", "enum:2|4|8|16", "2", "bits per key and value element (16: f16, no quantization)"},
-               {"group", "int", "32", "tokens per key quantization group (G)"},
-               {"residual", "int", "128", "most recent tokens kept in f16 (R)"},
-               {"vgroup", "int", "32", "channels per value quantization group (clamped to head_dim)"}};
+               {"group", "int", "32", "tokens per key quantization group (G)", 1, 1 << 20},
+               {"residual", "int", "128", "most recent tokens kept in f16 (R)", 0, kMaxCount},
+               {"vgroup", "int", "32", "channels per value quantization group (clamped to head_dim)", 1, 1 << 20}};
+  t.color = "#2ca02c";
+  t.examples = {"kivi", "kivi:bits=2,group=32,residual=64", "kivi:bits=4,group=16,residual=0,vgroup=16", "kivi:bits=8"};
+  t.exact_examples = {"kivi:bits=16"};
   t.validate = validate_kivi_spec;
   t.make = [](const CacheSpec& spec, const CacheGeometry& g, const std::string&) {
     validate_kivi_spec(spec);
@@ -259,7 +237,7 @@ CacheTypeDef kivi_cache_type() {
     if (g.n_ctx > 0) toks = std::min(toks, (double)g.n_ctx);
     return toks * 4.0 * g.head_dim * g.n_kv_head * g.n_layer;
   };
-  return t;
+  types.push_back(t);
 }
 
 }  // namespace h1bkv

@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <numeric>
 
-#include "kv/cache_types.h"
+#include "kv/calib/loki_record.h"
+#include "kv/registry.h"
 #include "kv/codecs/float_kernels.h"
 #include "util/error.h"
 #include "util/fp16.h"
@@ -74,7 +76,7 @@ class LokiLayerCache : public LayerCache {
  public:
   // basis: [n_kv_head][d][d] rows = principal directions
   LokiLayerCache(const CacheGeometry& g, const LokiOptions& o, const float* basis)
-      : g_(g), o_(o), basis_(basis, basis + (size_t)g.n_kv_head * g.head_dim * g.head_dim) {
+      : LayerCache(g), g_(g), o_(o), basis_(basis, basis + (size_t)g.n_kv_head * g.head_dim * g.head_dim) {
     for (int h = 0; h < g.n_kv_head; ++h) {
       head_.emplace_back(o.r);
       tail_.emplace_back(g.head_dim - o.r);
@@ -82,7 +84,7 @@ class LokiLayerCache : public LayerCache {
     }
   }
 
-  void append(int64_t n, const int32_t* pos, const float* k, const float* v) override {
+  void do_append(int64_t n, const int32_t* pos, const float* k, const float* v) override {
     const int d = g_.head_dim, r = o_.r, nkv = g_.n_kv_head;
     std::vector<float> kr(d);
     for (int64_t i = 0; i < n; ++i) {
@@ -95,11 +97,11 @@ class LokiLayerCache : public LayerCache {
         for (int c = r; c < d; ++c) tr[c - r] = f32_to_fp16(kr[c]);
         for (int c = 0; c < d; ++c) vr[c] = f32_to_fp16(vh[c]);
       }
-      pos_.push_back(pos[i]);
     }
   }
 
-  void attend(int64_t n_q, const int32_t* q_pos, const float* q, float scale, float* out) override {
+  void do_attend(int64_t n_q, const int32_t* q_pos, const float* q, float scale, float* out) override {
+    const std::vector<int32_t>& pos_ = positions();
     const int d = g_.head_dim, r = o_.r, nh = g_.n_head, group = g_.n_head / g_.n_kv_head;
     const int64_t pairs = n_q * nh;
 #pragma omp parallel
@@ -145,19 +147,14 @@ class LokiLayerCache : public LayerCache {
     }
   }
 
-  int64_t n_tokens() const override { return (int64_t)pos_.size(); }
-  size_t bytes() const override { return pos_.size() * g_.n_kv_head * (size_t)g_.head_dim * 4; }
+  size_t bytes() const override { return (size_t)n_tokens() * g_.n_kv_head * (size_t)g_.head_dim * 4; }
   size_t capacity_bytes() const override {
     size_t b = 0;
     for (int h = 0; h < g_.n_kv_head; ++h)
       b += head_[h].capacity_bytes() + tail_[h].capacity_bytes() + val_[h].capacity_bytes();
     return b;
   }
-  void clear() override { truncate(0); }
-  void truncate(int64_t n) override {
-    if (n >= (int64_t)pos_.size()) return;
-    check(n >= 0, "truncate: negative token count");
-    pos_.resize(n);
+  void do_truncate(int64_t n) override {
     for (int h = 0; h < g_.n_kv_head; ++h) {
       head_[h].truncate(n);
       tail_[h].truncate(n);
@@ -176,7 +173,6 @@ class LokiLayerCache : public LayerCache {
   CacheGeometry g_;
   LokiOptions o_;
   std::vector<float> basis_;     // [n_kv_head][d][d]
-  std::vector<int32_t> pos_;     // [n]
   std::vector<BlockRows> head_;  // [n_kv_head][n][r] f16 rotated coordinates 0..r-1
   std::vector<BlockRows> tail_;  // [n_kv_head][n][d - r] f16 rotated coordinates r..d-1
   std::vector<BlockRows> val_;   // [n_kv_head][n][d] f16 values
@@ -201,16 +197,37 @@ std::unique_ptr<KvCache> make_loki_cache(const CacheSpec& spec, const CacheGeome
   return std::make_unique<KvCache>(spec.str(), g, loki_bytes_per_token(g), std::move(layers));
 }
 
-CacheTypeDef loki_cache_type() {
+void add_loki_cache_types(std::vector<CacheTypeDef>& types) {
   CacheTypeDef t;
   t.name = "loki";
   t.help =
       "Loki: attends the top-k tokens by r-dim PCA key scores, exactly (keys f16 in a calibrated "
       "PCA basis, values f16); keeps every token: saves reads, not memory";
-  t.options = {{"r", "int", "16", "principal dimensions used to score (1..head_dim)"},
-               {"k", "float", "0.125", "tokens attended: <= 1 fraction of the visible ones (1 = all), > 1 count"},
-               {"sink", "int", "0", "first tokens always selected, within the k (attention sinks; not in Loki)"}};
+  t.options = {{"r", "int", "16", "principal dimensions used to score (1..head_dim)", 1, 1024},
+               {"k", "float", "0.125", "tokens attended: <= 1 fraction of the visible ones (1 = all), > 1 count", 0, kMaxCount, true},
+               {"sink", "int", "0", "first tokens always selected, within the k (attention sinks; not in Loki)", 0, kMaxCount}};
   t.calib = CalibUse::required;
+  t.calibration.make_recorder = [](const CacheSpec&, const CacheGeometry& g, int) {
+    return make_loki_recording_cache(g);
+  };
+  t.calibration.save = [](KvCache& rec, const CacheSpec&, const std::string& model,
+                          const std::vector<std::string>& text, const std::string& path) {
+    LokiBasis b = loki_basis_from_recording(rec);
+    b.model = model;
+    b.text = text;
+    save_loki_basis(path, b);
+    const std::vector<double> ev = b.explained_mean();
+    std::string s = "explained variance (mean over layers and KV heads) of the first r directions:";
+    char buf[64];
+    for (int r = 1; r <= b.head_dim; r *= 2) {
+      std::snprintf(buf, sizeof buf, "\n  r=%-4d %.4f", r, ev[r - 1]);
+      s += buf;
+    }
+    return s;
+  };
+  t.color = "#9467bd";
+  t.examples = {"loki", "loki:r=16,k=0.25,sink=2", "loki:r=8,k=40"};
+  t.exact_examples = {"loki:k=1"};  // every visible token selected, scored with all d coordinates
   t.validate = validate_loki_spec;
   t.make = [](const CacheSpec& spec, const CacheGeometry& g, const std::string& calib) {
     return make_loki_cache(spec, g, load_loki_basis(calib), calib);
@@ -219,7 +236,7 @@ CacheTypeDef loki_cache_type() {
   t.fixed_bytes = [](const CacheSpec&, const CacheGeometry& g) {  // the f32 basis
     return (double)g.n_layer * g.n_kv_head * g.head_dim * g.head_dim * 4;
   };
-  return t;
+  types.push_back(t);
 }
 
 }  // namespace h1bkv

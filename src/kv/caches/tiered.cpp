@@ -11,10 +11,8 @@
 #include <thread>
 #include <vector>
 
-#include "kv/codecs/int4.h"
-#include "kv/codecs/sketch.h"
+#include "kv/caches/f16_ring.h"
 #include "kv/codecs/float_kernels.h"
-#include "kv/codecs/sketch.h"
 #include "tensor/vexp.h"
 #include "util/error.h"
 #include "util/fp16.h"
@@ -42,28 +40,19 @@ class TieredCache : public TieredLayerCache {
  public:
   TieredCache(const CacheGeometry& g, std::unique_ptr<KeyCodec> kc, std::unique_ptr<ValueCodec> vc,
               TierOptions t)
-      : g_(g), kc_(std::move(kc)), vc_(std::move(vc)), tiers_(t),
+      : TieredLayerCache(g), g_(g), kc_(std::move(kc)), vc_(std::move(vc)), tiers_(t),
         kbytes_(kc_->bytes_per_vector()), vbytes_(vc_->bytes_per_vector()),
-        kblocks_(g.n_kv_head), vblocks_(g.n_kv_head), ex_lo_(t.sink) {
+        kblocks_(g.n_kv_head), vblocks_(g.n_kv_head), ring_((size_t)g.n_kv_head * g.head_dim),
+        ex_lo_(t.sink) {
     check(t.sink >= 0 && t.window >= 0, "sink and window must be >= 0");
-    check(g.n_kv_head > 0 && g.n_head % g.n_kv_head == 0 && g.n_head / g.n_kv_head <= kMaxGroup,
-          "cache: n_head must be a multiple of n_kv_head, at most " + std::to_string(kMaxGroup) +
-              " query heads per KV head");
-    // codecs with grouped kernels (layouts known here); others go through the codec interface
-    const size_t d = (size_t)g.head_dim;
-    kf16_ = kc_->name() == "f16" && kbytes_ == 2 * d;
-    vf16_ = vc_->name() == "f16" && vbytes_ == 2 * d;
-    sketch_ = dynamic_cast<const SketchKeyCodec*>(kc_.get());
-    int vd = 0;
-    int4_ = int4_value_params(*vc_, &vd, &int4_group_) && vd == g.head_dim;
+    check(g.n_head / g.n_kv_head <= kMaxGroup,
+          "cache: at most " + std::to_string(kMaxGroup) + " query heads per KV head");
   }
 
   KeyCodec& key_codec() override { return *kc_; }
   const ValueCodec& value_codec() const override { return *vc_; }
 
-  void append(int64_t n, const int32_t* pos, const float* k, const float* v) override {
-    check(n_ + n <= g_.n_ctx, "context overflow: " + std::to_string(n_ + n) +
-                                  " tokens exceed the context size " + std::to_string(g_.n_ctx));
+  void do_append(int64_t n, const int32_t* pos, const float* k, const float* v) override {
     const int d = g_.head_dim, nkv = g_.n_kv_head;
     const size_t row = (size_t)nkv * d;  // f16 per token in the exact tier: [n_kv_head][d]
     if (tiers_.sink > 0 && sink_cap_ == 0) {
@@ -73,10 +62,9 @@ class TieredCache : public TieredLayerCache {
     }
     if (tiers_.window > 0) {
       max_batch_ = std::max(max_batch_, n);
-      grow_ring(keep());
+      ring_.grow(std::min(keep(), g_.n_ctx), ex_lo_, n_);  // a window past the context: n_ctx slots
     }
     for (int64_t i = 0; i < n; ++i) {
-      assert(pos_.empty() || pos[i] > pos_.back());
       const int64_t t = n_ + i, b = t / kBlockTokens, o = t % kBlockTokens;
       for (int h = 0; h < nkv; ++h) {
         if ((int64_t)kblocks_[h].size() <= b) {  // zeroed: codecs may read a whole block
@@ -86,18 +74,14 @@ class TieredCache : public TieredLayerCache {
         kc_->encode_slot(k + (i * nkv + h) * d, h, kblocks_[h][b].get(), (int)o);
         vc_->encode(v + (i * nkv + h) * d, vblocks_[h][b].get() + o * vbytes_);
       }
-      uint16_t *ek = nullptr, *ev = nullptr;
       if (t < tiers_.sink) {
-        ek = &sink_k_[t * row], ev = &sink_v_[t * row];
-      } else if (tiers_.window > 0) {
-        ek = &ring_k_[(t % ring_cap_) * row], ev = &ring_v_[(t % ring_cap_) * row];
-      }
-      if (ek)
         for (size_t c = 0; c < row; ++c) {
-          ek[c] = f32_to_fp16(k[i * row + c]);
-          ev[c] = f32_to_fp16(v[i * row + c]);
+          sink_k_[t * row + c] = f32_to_fp16(k[i * row + c]);
+          sink_v_[t * row + c] = f32_to_fp16(v[i * row + c]);
         }
-      pos_.push_back(pos[i]);
+      } else if (tiers_.window > 0) {
+        ring_.put(t, k + i * row, v + i * row);
+      }
     }
     n_ += n;
     // ring slots hold [ex_lo_, n_); never claim tokens older than those still valid
@@ -110,9 +94,10 @@ class TieredCache : public TieredLayerCache {
   // output o). A query's chunks are merged in chunk order by one fixed formula, whoever computes
   // them, so results depend only on the query's position and the held tokens: batched equals
   // token-by-token, for any number of threads.
-  void attend(int64_t n_q, const int32_t* q_pos, const float* q, float scale,
-              float* out) override {
-    const int d = g_.head_dim, nh = g_.n_head, nkv = g_.n_kv_head, G = nh / nkv;
+  void do_attend(int64_t n_q, const int32_t* q_pos, const float* q, float scale,
+                 float* out) override {
+    const int d = g_.head_dim, nkv = g_.n_kv_head, G = g_.n_head / nkv;
+    const std::vector<int32_t>& pos_ = positions();
     // per query: [0, s_end) sinks exact, [s_end, w0) compressed, [w0, nvis) window exact
     std::vector<int64_t> nvis(n_q), s_end(n_q), w0(n_q);
     for (int64_t i = 0; i < n_q; ++i) {
@@ -123,12 +108,12 @@ class TieredCache : public TieredLayerCache {
         const int64_t thr = (int64_t)q_pos[i] - tiers_.window;  // exact iff pos > thr
         w0[i] = std::upper_bound(pos_.begin(), pos_.begin() + nvis[i], thr) - pos_.begin();
         w0[i] = std::max(w0[i], s_end[i]);
-        check(w0[i] == nvis[i] || w0[i] >= ex_lo_,
-              "cache window: query at position " + std::to_string(q_pos[i]) +
-                  " needs exact copies of tokens older than the retained window");
+        if (w0[i] < nvis[i] && w0[i] < ex_lo_) [[unlikely]]
+          throw Error("cache window: query at position " + std::to_string(q_pos[i]) +
+                      " needs exact copies of tokens older than the retained window");
       }
     }
-    const size_t pf = kf16_ ? 0 : kc_->query_prep_floats();
+    const size_t pf = kc_->query_prep_floats();
     const size_t part = (size_t)G * (d + 2);  // per item: G x {o[d], m, s}
     // Batches of queries bound the scratch (partial states and prepared queries).
     int64_t i0 = 0;
@@ -235,7 +220,7 @@ class TieredCache : public TieredLayerCache {
       acc[g] = st + (size_t)g * (d + 2);
     }
     const bool exact = t0 < s1 || t1 > c1;
-    if (exact || kf16_)
+    if (exact)
       for (int g = 0; g < G; ++g)
         for (int e = 0; e < d; ++e) qs[(size_t)g * d + e] = qh[(size_t)g * d + e] * scale;
     auto shift = [&](auto* const* p, int64_t off, auto** dst) {
@@ -252,17 +237,11 @@ class TieredCache : public TieredLayerCache {
       const uint8_t* blk = kblocks_[hk][b].get();
       const int o = (int)(lo - b * kBlockTokens);
       shift(rows, lo - t0, r);
-      if (kf16_) {
-        dot_f32_f16_group(qsp, G, reinterpret_cast<const uint16_t*>(blk) + (size_t)o * d, d, cnt, d, r);
-      } else if (sketch_) {
-        sketch_score_group(*sketch_, preps, G, blk, o, (int)cnt, r);
-      } else {
-        kc_->score_block_group(preps, G, blk, o, (int)cnt, r);
-      }
+      kc_->score_block_group(preps, G, blk, o, (int)cnt, r);
     });
     ring_runs(std::max(t0, c1), t1, [&](int64_t t, int64_t slot, int64_t cnt) {
       shift(rows, t - t0, r);
-      dot_f32_f16_group(qsp, G, &ring_k_[slot * row + hk * d], row, cnt, d, r);
+      dot_f32_f16_group(qsp, G, ring_.k_slot(slot) + hk * d, row, cnt, d, r);
     });
     // softmax pieces: m = max, p = exp(score - m) in place, s = sum p
     for (int g = 0; g < G; ++g) {
@@ -283,18 +262,12 @@ class TieredCache : public TieredLayerCache {
       const uint8_t* blk = vblocks_[hk][b].get() + (lo - b * kBlockTokens) * vbytes_;
       shift(rows, lo - t0, r);
       for (int g = 0; g < G; ++g) wts[g] = r[g];
-      if (vf16_) {
-        axpy_f16_group(wts, G, reinterpret_cast<const uint16_t*>(blk), d, cnt, d, acc);
-      } else if (int4_) {
-        int4_accumulate_group(wts, G, blk, cnt, d, int4_group_, acc);
-      } else {
-        vc_->accumulate_group(wts, G, blk, cnt, acc);
-      }
+      vc_->accumulate_group(wts, G, blk, cnt, acc);
     });
     ring_runs(std::max(t0, c1), t1, [&](int64_t t, int64_t slot, int64_t cnt) {
       shift(rows, t - t0, r);
       for (int g = 0; g < G; ++g) wts[g] = r[g];
-      axpy_f16_group(wts, G, &ring_v_[slot * row + hk * d], row, cnt, d, acc);
+      axpy_f16_group(wts, G, ring_.v_slot(slot) + hk * d, row, cnt, d, acc);
     });
   }
 
@@ -388,14 +361,13 @@ class TieredCache : public TieredLayerCache {
   template <class F>
   void ring_runs(int64_t t0, int64_t t1, F&& f) const {
     for (int64_t t = t0; t < t1;) {
-      const int64_t slot = t % ring_cap_, cnt = std::min(t1 - t, ring_cap_ - slot);
+      const int64_t slot = t % ring_.cap(), cnt = std::min(t1 - t, ring_.cap() - slot);
       f(t, slot, cnt);
       t += cnt;
     }
   }
 
  public:
-  int64_t n_tokens() const override { return n_; }
   // Held: every token's codes, plus f16 K and V of the held sinks and retained window tokens.
   size_t bytes() const override { return (size_t)n_ * g_.n_kv_head * (kbytes_ + vbytes_) + tier_bytes(); }
   size_t capacity_bytes() const override {
@@ -409,11 +381,10 @@ class TieredCache : public TieredLayerCache {
     return (size_t)held * g_.n_kv_head * g_.head_dim * 4;  // f16 K + f16 V
   }
   size_t tier_capacity_bytes() const override {
-    return (size_t)(sink_cap_ + ring_cap_) * g_.n_kv_head * g_.head_dim * 4;
+    return (size_t)sink_cap_ * g_.n_kv_head * g_.head_dim * 4 + ring_.capacity_bytes();
   }
-  void clear() override { truncate(0); }
-  void truncate(int64_t n) override {
-    if (n >= n_) return;
+  void do_truncate(int64_t n) override {
+    const std::vector<int32_t>& pos_ = positions();
     if (n > 0 && tiers_.window > 0) {
       // the next token (pos > pos_[n-1]) needs exact copies of tokens with pos > pos_[n-1]+1-W
       const int64_t thr = (int64_t)pos_[n - 1] + 1 - tiers_.window;
@@ -428,7 +399,6 @@ class TieredCache : public TieredLayerCache {
       kblocks_[h].resize(std::min(kblocks_[h].size(), keep_blocks));
       vblocks_[h].resize(std::min(vblocks_[h].size(), keep_blocks));
     }
-    pos_.resize(n);
     n_ = n;
     ex_lo_ = std::max(tiers_.sink, std::min(ex_lo_, n));
   }
@@ -436,19 +406,6 @@ class TieredCache : public TieredLayerCache {
  private:
   // Window tokens the ring must retain: W-1 older ones plus the largest batch.
   int64_t keep() const { return tiers_.window - 1 + max_batch_; }
-
-  void grow_ring(int64_t cap) {
-    if (cap <= ring_cap_) return;
-    const size_t row = (size_t)g_.n_kv_head * g_.head_dim;
-    std::vector<uint16_t> nk(cap * row), nv(cap * row);
-    for (int64_t t = ex_lo_; t < n_; ++t) {
-      std::memcpy(&nk[(t % cap) * row], &ring_k_[(t % ring_cap_) * row], row * 2);
-      std::memcpy(&nv[(t % cap) * row], &ring_v_[(t % ring_cap_) * row], row * 2);
-    }
-    ring_k_.swap(nk);
-    ring_v_.swap(nv);
-    ring_cap_ = cap;
-  }
 
   // Calls f(block, first token, count) for the pieces of [t0, t1) in each block.
   template <class F>
@@ -466,19 +423,14 @@ class TieredCache : public TieredLayerCache {
   std::unique_ptr<ValueCodec> vc_;
   TierOptions tiers_;
   size_t kbytes_, vbytes_;
-  int64_t n_ = 0;
-  std::vector<int32_t> pos_;  // [n_] position of each held token, increasing
+  int64_t n_ = 0;  // tokens held (n_tokens() once an append completes)
   // [n_kv_head][block] -> block of kBlockTokens key codes (codec layout) / value codes
   // ([kBlockTokens][vbytes_])
   std::vector<Blocks> kblocks_, vblocks_;
-  // exact tier, f16: sinks [sink_cap_][n_kv_head][d]; ring [ring_cap_][n_kv_head][d] holding
-  // tokens [ex_lo_, n_) at slot t % ring_cap_
-  std::vector<uint16_t> sink_k_, sink_v_, ring_k_, ring_v_;
-  int64_t sink_cap_ = 0, ring_cap_ = 0, ex_lo_ = 0, max_batch_ = 0;
-  // grouped-kernel paths
-  bool kf16_ = false, vf16_ = false, int4_ = false;
-  int int4_group_ = 0;
-  const SketchKeyCodec* sketch_ = nullptr;
+  // exact tier, f16: sinks [sink_cap_][n_kv_head][d]; the ring holds tokens [ex_lo_, n_)
+  std::vector<uint16_t> sink_k_, sink_v_;
+  F16Ring ring_;
+  int64_t sink_cap_ = 0, ex_lo_ = 0, max_batch_ = 0;
 };
 
 }  // namespace

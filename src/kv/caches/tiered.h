@@ -24,6 +24,7 @@ struct TierOptions {
 
 class TieredLayerCache : public LayerCache {
  public:
+  using LayerCache::LayerCache;
   virtual KeyCodec& key_codec() = 0;
   virtual const ValueCodec& value_codec() const = 0;
   // Bytes of the exact tier held now / allocated now (included in bytes() / capacity_bytes()).

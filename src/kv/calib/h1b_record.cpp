@@ -11,6 +11,7 @@
 #include "kv/caches/tiered.h"
 #include "kv/caches/h1b.h"
 #include "kv/codecs/sketch.h"
+#include "tensor/simd.h"
 #include "tensor/vexp.h"
 #include "util/error.h"
 #include "util/fp16.h"
@@ -55,12 +56,7 @@ KlFit fit_kl_curve(const KlCurve& c) {
 
 namespace {
 
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
+using detail::hsum_ps;
 
 // sum_t exp(m s_t - mx) and sum_t exp(m s_t - mx) s_t over n scores
 void exp_sums(const float* s, int64_t n, float m, float mx, float& S, float& Sb) {
@@ -73,7 +69,7 @@ void exp_sums(const float* s, int64_t n, float m, float mx, float& S, float& Sb)
     acc = _mm256_add_ps(acc, w);
     accb = _mm256_fmadd_ps(w, x, accb);
   }
-  S = hsum(acc), Sb = hsum(accb);
+  S = hsum_ps(acc), Sb = hsum_ps(accb);
   for (; t < n; ++t) {
     const float w = std::exp(m * s[t] - mx);
     S += w, Sb += w * s[t];
@@ -126,11 +122,11 @@ namespace {
 class RecordingLayer : public LayerCache {
  public:
   RecordingLayer(const CacheGeometry& g, int layer, const H1bOptions& o, int stride)
-      : g_(g), o_(o), stride_(stride), codec_(g, layer, o.sketch), kb_(codec_.bytes_per_vector()),
+      : LayerCache(g), g_(g), o_(o), stride_(stride), codec_(g, layer, o.sketch), kb_(codec_.bytes_per_vector()),
         codes_(g.n_kv_head), curves_(g.n_head),
         inner_(make_full_layer_cache(g, make_f16_key(g.head_dim), make_f16_value(g.head_dim))) {}
 
-  void append(int64_t n, const int32_t* pos, const float* k, const float* v) override {
+  void do_append(int64_t n, const int32_t* pos, const float* k, const float* v) override {
     inner_->append(n, pos, k, v);
     const int d = g_.head_dim, nkv = g_.n_kv_head;
     for (int64_t i = 0; i < n; ++i) {
@@ -140,12 +136,12 @@ class RecordingLayer : public LayerCache {
         codes_[h].resize(codes_[h].size() + kb_);
         codec_.encode(kh, h, codes_[h].data() + codes_[h].size() - kb_);
       }
-      pos_.push_back(pos[i]);
     }
   }
 
-  void attend(int64_t n_q, const int32_t* q_pos, const float* q, float scale, float* out) override {
+  void do_attend(int64_t n_q, const int32_t* q_pos, const float* q, float scale, float* out) override {
     inner_->attend(n_q, q_pos, q, scale, out);
+    const std::vector<int32_t>& pos_ = positions();
     std::vector<int64_t> qs;
     for (int64_t i = 0; i < n_q; ++i)
       if ((q_pos[i] + 1) % stride_ == 0) qs.push_back(i);
@@ -178,14 +174,10 @@ class RecordingLayer : public LayerCache {
     }
   }
 
-  int64_t n_tokens() const override { return inner_->n_tokens(); }
   size_t bytes() const override { return inner_->bytes(); }
   size_t capacity_bytes() const override { return inner_->capacity_bytes(); }
-  void clear() override { truncate(0); }
-  void truncate(int64_t n) override {
+  void do_truncate(int64_t n) override {
     inner_->truncate(n);
-    if (n >= (int64_t)pos_.size()) return;
-    pos_.resize(n);
     keys_.resize((size_t)n * g_.n_kv_head * g_.head_dim);
     for (auto& c : codes_) c.resize((size_t)n * kb_);
   }
@@ -198,7 +190,6 @@ class RecordingLayer : public LayerCache {
   int stride_;
   SketchKeyCodec codec_;  // multipliers 1
   size_t kb_;
-  std::vector<int32_t> pos_;                // [n]
   std::vector<uint16_t> keys_;              // [n][n_kv_head][d] f16
   std::vector<std::vector<uint8_t>> codes_;  // [n_kv_head][n][kb_] token-major sketch codes
   std::vector<KlCurve> curves_;             // [n_head]
@@ -214,10 +205,8 @@ RecordingLayer& recorder_of(KvCache& cache, int il) {
 }  // namespace
 
 std::unique_ptr<KvCache> make_recording_cache(const CacheSpec& spec, const CacheGeometry& g, int stride) {
-  check(spec.type == "h1b", "calibration needs an h1b cache (got " + spec.str() + ")");
   check(stride >= 1, "calibration query stride must be >= 1");
-  validate_h1b_spec(spec);
-  const H1bOptions o = h1b_options(spec);
+  const H1bOptions o = h1b_options(spec);  // an Error for another type
   std::vector<std::unique_ptr<LayerCache>> layers;
   for (int il = 0; il < g.n_layer; ++il) layers.push_back(std::make_unique<RecordingLayer>(g, il, o, stride));
   return std::make_unique<KvCache>(spec.str(), g, cache_bytes_per_token(parse_cache_spec("f16"), g),

@@ -11,24 +11,22 @@ namespace {
 class KeyRecordingLayer : public LayerCache {
  public:
   explicit KeyRecordingLayer(const CacheGeometry& g)
-      : g_(g),
+      : LayerCache(g), g_(g),
         moments_(g.n_kv_head, KeyMoments(g.head_dim)),
         inner_(make_full_layer_cache(g, make_f16_key(g.head_dim), make_f16_value(g.head_dim))) {}
 
-  void append(int64_t n, const int32_t* pos, const float* k, const float* v) override {
+  void do_append(int64_t n, const int32_t* pos, const float* k, const float* v) override {
     inner_->append(n, pos, k, v);
     const size_t row = (size_t)g_.n_kv_head * g_.head_dim;  // k: [n][n_kv_head][d]
 #pragma omp parallel for schedule(static, 1)
     for (int h = 0; h < g_.n_kv_head; ++h) moments_[h].add(k + (size_t)h * g_.head_dim, n, row);
   }
-  void attend(int64_t n_q, const int32_t* q_pos, const float* q, float scale, float* out) override {
+  void do_attend(int64_t n_q, const int32_t* q_pos, const float* q, float scale, float* out) override {
     inner_->attend(n_q, q_pos, q, scale, out);
   }
-  int64_t n_tokens() const override { return inner_->n_tokens(); }
   size_t bytes() const override { return inner_->bytes(); }
   size_t capacity_bytes() const override { return inner_->capacity_bytes(); }
-  void clear() override { inner_->clear(); }  // the moments stay: they pool every chunk
-  void truncate(int64_t n) override { inner_->truncate(n); }
+  void do_truncate(int64_t n) override { inner_->truncate(n); }  // the moments stay: they pool every chunk
 
   const std::vector<KeyMoments>& moments() const { return moments_; }
 

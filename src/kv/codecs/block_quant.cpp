@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 
+#include "tensor/simd.h"
 #include "util/error.h"
 #include "util/fp16.h"
 
@@ -125,12 +126,7 @@ namespace {
 
 constexpr int kMaxGroupHeads = 8;  // query heads per KV head the group kernels hold in registers
 
-float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
+using detail::hsum_ps;
 
 __m128i load8(const uint8_t* p) { return _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)); }
 
@@ -164,7 +160,7 @@ void block_quant_score(BlockQuant t, const float* q, const uint8_t* keys, int64_
       for (int k = 1; k < 4; ++k) s = _mm256_fmadd_ps(_mm256_loadu_ps(q + 32 * b + 8 * k), c[k], s);
       acc = _mm256_fmadd_ps(_mm256_set1_ps(block_scale(blk)), s, acc);
     }
-    out[i] = hsum(acc);
+    out[i] = hsum_ps(acc);
   }
 }
 
@@ -208,7 +204,7 @@ void block_quant_score_group(BlockQuant t, const float* const* q, int G, const u
         acc[g] = _mm256_fmadd_ps(scale, s, acc[g]);
       }
     }
-    for (int g = 0; g < G; ++g) out[g][i] = hsum(acc[g]);
+    for (int g = 0; g < G; ++g) out[g][i] = hsum_ps(acc[g]);
   }
 }
 

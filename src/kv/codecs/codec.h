@@ -1,6 +1,8 @@
 // Codecs: how one head vector (head_dim values) of keys or values is stored, scored and
 // accumulated. A codec works on runs of consecutive encoded vectors, so kernels can stream a
-// block of tokens. Policies (which tokens are held) are separate: see full_cache.h.
+// block of tokens. Policies (which tokens are held) are separate: see kv/caches/.
+// Caches call codecs only through these interfaces: a codec with a faster kernel for the G query
+// heads of a KV head overrides score_block_group / accumulate_group.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -43,6 +45,10 @@ class KeyCodec {
                                  int n, float* const* out) const {
     for (int g = 0; g < G; ++g) score_block(preps[g], block, t0, n, out[g]);
   }
+  // Calibration hook: multipliers on this codec's logits per query head ([n_head]; h1b's
+  // calibration). Codecs without one return false / nullptr.
+  virtual bool set_logit_multipliers(const std::vector<float>& m) { return false; }
+  virtual const std::vector<float>* logit_multipliers() const { return nullptr; }
 };
 
 class ValueCodec {

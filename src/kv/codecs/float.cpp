@@ -44,6 +44,11 @@ class F16Key : public KeyCodec {
     const uint16_t* k = reinterpret_cast<const uint16_t*>(keys);  // [n][d] fp16
     for (int64_t t = 0; t < n; ++t) out[t] = dot_f32_f16(q, k + t * d_, d_);
   }
+  // The attention loop's path: the group kernel (prep = scale * q, as prepare_query makes it).
+  void score_block_group(const float* const* preps, int G, const uint8_t* block, int t0, int n,
+                         float* const* out) const override {
+    dot_f32_f16_group(preps, G, reinterpret_cast<const uint16_t*>(block) + (size_t)t0 * d_, d_, n, d_, out);
+  }
  private:
   int d_;
 };
@@ -74,6 +79,10 @@ class F16Value : public ValueCodec {
   void accumulate(const float* w, const uint8_t* vals, int64_t n, float* out) const override {
     const uint16_t* v = reinterpret_cast<const uint16_t*>(vals);  // [n][d] fp16
     for (int64_t t = 0; t < n; ++t) axpy_f16(w[t], v + t * d_, out, d_);
+  }
+  void accumulate_group(const float* const* w, int G, const uint8_t* vals, int64_t n,
+                        float* const* out) const override {
+    axpy_f16_group(w, G, reinterpret_cast<const uint16_t*>(vals), d_, n, d_, out);
   }
  private:
   int d_;

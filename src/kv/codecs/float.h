@@ -11,7 +11,5 @@ std::unique_ptr<KeyCodec> make_f32_key(int head_dim);
 std::unique_ptr<KeyCodec> make_f16_key(int head_dim);
 std::unique_ptr<ValueCodec> make_f32_value(int head_dim);
 std::unique_ptr<ValueCodec> make_f16_value(int head_dim);
-// 4-bit affine values; group = elements per (scale, zero) pair, 0 = whole head (int4_codec.cpp)
-std::unique_ptr<ValueCodec> make_int4_value(int head_dim, int group = 0);
 
 }  // namespace h1bkv

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstddef>
 
+#include "tensor/simd.h"
 #include "util/fp16.h"
 
 namespace h1bkv {
@@ -31,18 +32,13 @@ void axpy_f16_ref(float w, const uint16_t* x, float* out, int n) {
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 
-static inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
+using detail::hsum_ps;
 
 float dot_f32(const float* a, const float* b, int n) {
   __m256 acc = _mm256_setzero_ps();
   int i = 0;
   for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
-  float s = hsum(acc);
+  float s = hsum_ps(acc);
   for (; i < n; ++i) s += a[i] * b[i];
   return s;
 }
@@ -54,7 +50,7 @@ float dot_f32_f16(const float* a, const uint16_t* b, int n) {
     const __m256 bf = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i)));
     acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), bf, acc);
   }
-  float s = hsum(acc);
+  float s = hsum_ps(acc);
   for (; i < n; ++i) s += a[i] * fp16_to_f32(b[i]);
   return s;
 }

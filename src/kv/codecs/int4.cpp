@@ -6,7 +6,6 @@
 #include <cmath>
 #include <cstring>
 
-#include "kv/codecs/float.h"
 #include "util/error.h"
 #include "util/fp16.h"
 
@@ -222,8 +221,10 @@ class Int4Value : public ValueCodec {
   void accumulate(const float* w, const uint8_t* vals, int64_t n, float* out) const override {
     int4_accumulate(w, vals, n, d_, group_, out);
   }
-  int d() const { return d_; }
-  int group() const { return group_; }
+  void accumulate_group(const float* const* w, int G, const uint8_t* vals, int64_t n,
+                        float* const* out) const override {
+    int4_accumulate_group(w, G, vals, n, d_, group_, out);
+  }
  private:
   int d_, group_;
 };
@@ -232,13 +233,6 @@ class Int4Value : public ValueCodec {
 
 std::unique_ptr<ValueCodec> make_int4_value(int d, int group) {
   return std::make_unique<Int4Value>(d, group);
-}
-
-bool int4_value_params(const ValueCodec& v, int* d, int* group) {
-  const auto* p = dynamic_cast<const Int4Value*>(&v);
-  if (!p) return false;
-  *d = p->d(), *group = p->group();
-  return true;
 }
 
 }  // namespace h1bkv

@@ -8,6 +8,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 #include "kv/codecs/codec.h"
 
@@ -23,8 +24,7 @@ void int4_accumulate_ref(const float* w, const uint8_t* vals, int64_t n, int d, 
 // decoded once for the group); each row bit-identical to int4_accumulate, which is G = 1.
 void int4_accumulate_group(const float* const* w, int G, const uint8_t* vals, int64_t n, int d,
                            int group, float* const* acc);
-
-// True (and d, group) when v is the int4 value codec (codec_factory's "int4").
-bool int4_value_params(const ValueCodec& v, int* d, int* group);
+// The codec "int4" (codec.h's factory; h1b's values); group 0 = whole head.
+std::unique_ptr<ValueCodec> make_int4_value(int head_dim, int group = 0);
 
 }  // namespace h1bkv

@@ -347,6 +347,11 @@ void SketchKeyCodec::score_block(const float* prep, const uint8_t* block, int t0
   sketch_score_group(*this, &prep, 1, block, t0, n, &out);
 }
 
+void SketchKeyCodec::score_block_group(const float* const* preps, int G, const uint8_t* block,
+                                       int t0, int n, float* const* out) const {
+  sketch_score_group(*this, preps, G, block, t0, n, out);
+}
+
 // Token-major keys ([b/8 bytes][fp16 norm]): scalar table sums, the block path's logits.
 void SketchKeyCodec::score(const float* prep, const uint8_t* keys, int64_t n, float* out) const {
   const int b = o_.bits, nb = b / 8;

@@ -59,6 +59,13 @@ class SketchKeyCodec : public KeyCodec {
   void score(const float* prep, const uint8_t* keys, int64_t n, float* out) const override;
   void encode_slot(const float* k, int kv_head, uint8_t* block, int slot) const override;
   void score_block(const float* prep, const uint8_t* block, int t0, int n, float* out) const override;
+  void score_block_group(const float* const* preps, int G, const uint8_t* block, int t0, int n,
+                         float* const* out) const override;
+  bool set_logit_multipliers(const std::vector<float>& m) override {
+    set_multipliers(m);
+    return true;
+  }
+  const std::vector<float>* logit_multipliers() const override { return &mult_; }
 
   // Calibration hook: logit multipliers of this layer, [n_head] (query heads); 1 = none.
   void set_multipliers(const std::vector<float>& m);

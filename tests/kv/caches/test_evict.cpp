@@ -8,8 +8,8 @@
 
 #include "kv/caches/evict.h"
 #include "kv/registry.h"
-#include "reference_attention.h"
-#include "random.h"
+#include "kv/reference_attention.h"
+#include "kv/random.h"
 #include "util/error.h"
 #include "util/fp16.h"
 

@@ -14,8 +14,8 @@
 #include "kv/caches/loki.h"
 #include "kv/registry.h"
 #include "kv/calib/sym_eigen.h"
-#include "random.h"
-#include "reference_attention.h"
+#include "kv/random.h"
+#include "kv/reference_attention.h"
 #include "util/error.h"
 
 using namespace h1bkv;
