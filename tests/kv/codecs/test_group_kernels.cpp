@@ -182,41 +182,5 @@ TEST(ChunkedAttention, F32MatchesNaiveAcrossChunks) {
   }
 }
 
-class ChunkedBatchTest : public ::testing::TestWithParam<std::string> {};
+// Batched == token by token for every cache type: tests/kv/test_conformance.cpp.
 
-// Batched (one batch of 300 after 400, so queries span chunks) == token by token, with 1 and 2
-// threads, bit for bit.
-TEST_P(ChunkedBatchTest, BatchedEqualsTokenByTokenAnyThreads) {
-  const CacheGeometry g{1, 6, 2, 64, 800};
-  const int n = 700, n1 = 400, kvs = 2 * 64, qs = 6 * 64;
-  auto k = randn((size_t)n * kvs, 21), v = randn((size_t)n * kvs, 22), q = randn((size_t)n * qs, 23);
-  std::vector<int32_t> pos(n);
-  for (int i = 0; i < n; ++i) pos[i] = i + (i >= 300 ? 7 : 0);
-  const int saved = omp_get_max_threads();
-  std::vector<float> ref;
-  for (int threads : {1, 2}) {
-    omp_set_num_threads(threads);
-    auto a = make_cache(parse_cache_spec(GetParam()), g), b = make_cache(parse_cache_spec(GetParam()), g);
-    std::vector<float> oa(q.size()), ob(q.size());
-    a->layer(0).append(n1, pos.data(), k.data(), v.data());
-    a->layer(0).attend(n1, pos.data(), q.data(), 0.125f, oa.data());
-    a->layer(0).append(n - n1, pos.data() + n1, k.data() + n1 * kvs, v.data() + n1 * kvs);
-    a->layer(0).attend(n - n1, pos.data() + n1, q.data() + n1 * qs, 0.125f, oa.data() + n1 * qs);
-    for (int i = 0; i < n; ++i) {
-      b->layer(0).append(1, &pos[i], k.data() + i * kvs, v.data() + i * kvs);
-      if (i % 50 == 0 || i >= n - 3)  // token-by-token attention at a sample of steps
-        b->layer(0).attend(1, &pos[i], q.data() + i * qs, 0.125f, ob.data() + i * qs);
-    }
-    for (int i = 0; i < n; ++i) {
-      if (i % 50 != 0 && i < n - 3) continue;
-      for (int c = 0; c < qs; ++c) ASSERT_EQ(oa[i * qs + c], ob[i * qs + c]) << threads << " " << i;
-    }
-    if (ref.empty()) ref = oa;
-    else EXPECT_EQ(oa, ref);  // 1 thread == 2 threads
-  }
-  omp_set_num_threads(saved);
-}
-
-INSTANTIATE_TEST_SUITE_P(Specs, ChunkedBatchTest,
-                         ::testing::Values("f16", "f32", "plain:k=f16,v=int4", "h1b", "h1b:est=qjl,group=32",
-                                           "h1b:est=angle,sink=4,window=300", "h1b:sink=260,window=20"));
