@@ -11,13 +11,11 @@
 #include <random>
 #include <vector>
 
-#include "kv/codecs/int4.h"
-#include "kv/codecs/sketch.h"
 #include "kv/cache.h"
 #include "kv/codecs/float_kernels.h"
 #include "kv/codecs/int4.h"
-#include "kv/registry.h"
 #include "kv/codecs/sketch.h"
+#include "kv/registry.h"
 #include "tensor/vexp.h"
 #include "util/fp16.h"
 
