@@ -25,10 +25,10 @@
 #include <string>
 #include <vector>
 
-#include "kv/attend_simd.h"
 #include "kv/cache.h"
+#include "kv/codecs/int4.h"
+#include "kv/codecs/sketch.h"
 #include "kv/registry.h"
-#include "kv/sketch.h"
 
 using namespace h1bkv;
 

@@ -11,8 +11,8 @@
 #include <string>
 
 #include "kv/cache.h"
-#include "kv/calibration.h"
-#include "kv/loki_basis.h"
+#include "kv/calib/h1b_calibration.h"
+#include "kv/calib/loki_basis.h"
 #include "kv/registry.h"
 #include "util/error.h"
 

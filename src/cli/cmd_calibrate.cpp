@@ -1,6 +1,6 @@
 // h1bkv calibrate: fit the h1b cache's per-(layer, head) logit multipliers on calibration text
 // (eval/calibrate.h) and write them as JSON (kv/calibration.h) for --calib; or, with --cache loki,
-// the PCA basis of the keys (eval/calibrate_loki.h, kv/loki_basis.h).
+// the calibration of another type through its hook (kv/registry.h; loki: the PCA basis of the keys).
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -9,12 +9,13 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "eval/calibrate.h"
-#include "eval/calibrate_loki.h"
-#include "kv/calibration.h"
+#include "kv/calib/h1b_calibration.h"
+#include "kv/names.h"
 #include "model/model.h"
 #include "tokenize/tokenizer.h"
 #include "util/error.h"
 #include "util/file.h"
+#include "util/timer.h"
 
 namespace h1bkv {
 
@@ -46,32 +47,38 @@ struct CalibrateOptions {
   }
 };
 
-// --cache loki: PCA basis of the keys; prints the explained variance of the first r directions.
-int calibrate_loki_cmd(const CalibrateOptions& o, Model& model, const CalibParams& p,
-                       const std::vector<int32_t>& toks) {
-  std::fprintf(stderr, "loki: PCA of the keys on %zu tokens of %zu file(s)\n", toks.size(), o.files.size());
-  LokiCalibResult r = calibrate_loki(model, toks, p, [&](int64_t d, int64_t n, double s) {
+// A type's calibration hook (kv/registry.h): the text through its recording cache, then its fit,
+// written to -o; prints the hook's summary.
+int calibrate_hook_cmd(const CalibrateOptions& o, const CacheTypeDef& type, const CacheSpec& spec,
+                       Model& model, const CalibParams& p, const std::vector<int32_t>& toks) {
+  std::fprintf(stderr, "calibrating %s on %zu tokens of %zu file(s)\n", spec.str().c_str(), toks.size(),
+               o.files.size());
+  auto rec = type.calibration.make_recorder(spec, model.cache_geometry(p.n_ctx), p.stride);
+  Timer timer;
+  const int64_t n_chunks = run_calibration_chunks(model, *rec, toks, p, [&](int64_t d, int64_t n, double s) {
     progress("chunks", d, n, s);
   });
   progress_done();
-  r.basis.model = o.m.model;
-  r.basis.text = o.files;
+  check(n_chunks > 0, "the calibration saw no tokens (check --chunks)");
   OutputFile out(o.out);  // written beside o.out, renamed into place when complete
   out.close_stream();
-  save_loki_basis(out.temp_path(), r.basis);
+  const std::string summary = type.calibration.save(*rec, spec, o.m.model, o.files, out.temp_path());
   out.commit();
-  const std::vector<double> ev = r.basis.explained_mean();
-  std::printf("explained variance (mean over layers and KV heads) of the first r directions:\n");
-  for (int rr = 1; rr <= r.basis.head_dim; rr *= 2) std::printf("  r=%-4d %.4f\n", rr, ev[rr - 1]);
-  std::printf("%lld chunks x %lld tokens in %.1f s; wrote %s\n", (long long)r.n_chunks,
-              (long long)p.n_ctx, r.seconds, o.out.c_str());
+  if (!summary.empty()) std::printf("%s\n", summary.c_str());
+  std::printf("%lld chunks x %lld tokens in %.1f s; wrote %s\n", (long long)n_chunks,
+              (long long)p.n_ctx, timer.seconds(), o.out.c_str());
   return 0;
 }
 
 int calibrate_cmd(CalibrateOptions& o) {
   const CacheSpec spec = o.m.resolve();
-  check(spec.type == "h1b" || spec.type == "loki",
-        "calibrate needs an h1b or loki cache (--cache h1b:... | loki), got " + spec.str());
+  const CacheTypeDef& type = cache_type(spec.type);
+  std::vector<std::string> calibrated;
+  for (const auto& t : cache_types())
+    if (t.calibration.make_recorder) calibrated.push_back(t.name);
+  check(type.calibration.make_recorder != nullptr,
+        "calibrate needs a cache type that takes a calibration file (" + join_names(calibrated) +
+            "), got " + spec.str());
   CalibParams p;
   p.n_ctx = o.m.n_ctx;
   p.max_chunks = o.chunks;
@@ -97,7 +104,8 @@ int calibrate_cmd(CalibrateOptions& o) {
     toks.insert(toks.end(), t.begin(), t.end());
   }
   p.bos = l.tok->add_bos() ? l.tok->bos() : -1;
-  if (spec.type == "loki") return calibrate_loki_cmd(o, model, p, toks);
+  // h1b has its own command (objectives kl and lm, per-layer tables); other types use their hook
+  if (spec.type != "h1b") return calibrate_hook_cmd(o, type, spec, model, p, toks);
   std::fprintf(stderr, "calibrating %s (objective %s, granularity %s) on %zu tokens of %zu file(s)\n",
                calib_spec_string(spec).c_str(), p.objective.c_str(), p.granularity.c_str(),
                toks.size(), o.files.size());

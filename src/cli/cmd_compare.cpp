@@ -10,7 +10,7 @@
 #include "cli/common.h"
 #include "eval/cache_list.h"
 #include "eval/compare.h"
-#include "kv/calibration.h"
+#include "kv/calib/h1b_calibration.h"
 #include "model/model.h"
 #include "tokenize/tokenizer.h"
 #include "util/error.h"

@@ -10,7 +10,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "kv/calibration.h"
+#include "kv/calib/h1b_calibration.h"
 #include "model/model.h"
 #include "tokenize/tokenizer.h"
 #include "util/error.h"

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "kv/h1b_cache.h"
+#include "kv/caches/h1b.h"
 #include "kv/registry.h"
 
 namespace h1bkv {

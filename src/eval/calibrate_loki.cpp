@@ -1,6 +1,6 @@
 #include "eval/calibrate_loki.h"
 
-#include "kv/loki_record.h"
+#include "kv/calib/loki_record.h"
 #include "model/model.h"
 #include "util/error.h"
 #include "util/timer.h"

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "eval/calibrate.h"
-#include "kv/loki_basis.h"
+#include "kv/calib/loki_basis.h"
 
 namespace h1bkv {
 

@@ -225,14 +225,12 @@ std::string compare_svg(const CompareResult& r, const std::string& title) {
   s += buf;
   // one colour per cache family, a legend, and each family's Pareto front (points no other point of
   // the family beats with fewer bytes) drawn as its curve
-  const std::vector<std::string> order = {"f16", "f32", "plain", "q8_0", "q4_0", "kivi", "evict", "loki", "h1b"};
-  static const char* colors[] = {"#000000", "#7f7f7f", "#8c564b", "#1f77b4", "#17becf",
-                                 "#2ca02c", "#ff7f0e", "#9467bd", "#d62728"};
   auto family_of = [](const CompareRow& row) { return row.spec.substr(0, row.spec.find(':')); };
-  auto color_of = [&](const std::string& fam) {
-    for (size_t k = 0; k < order.size(); ++k)
-      if (order[k] == fam) return colors[k];
-    return "#e377c2";
+  static const std::string other_color = CacheTypeDef{}.color;
+  auto color_of = [&](const std::string& fam) -> const char* {  // the cache type's (kv/registry.h)
+    for (const auto& t : cache_types())
+      if (t.name == fam) return t.color.c_str();
+    return other_color.c_str();
   };
   std::vector<std::string> families;
   for (const auto& row : r.rows)

@@ -21,23 +21,43 @@ struct CacheGeometry {
   std::string model_id;
 };
 
-// The cache of one layer, all KV heads.
+// The cache of one layer, all KV heads. The public calls are the seam: they check what every
+// cache type relies on, once, here (also in Release; no message is built unless a check fails),
+// then call the type's implementation (do_append, do_attend, do_truncate).
 class LayerCache {
  public:
+  // Throws Error unless n_kv_head > 0, n_head % n_kv_head == 0 (GQA), head_dim > 0, n_ctx > 0.
+  explicit LayerCache(const CacheGeometry& g);
   virtual ~LayerCache() = default;
   // Appends n tokens. pos: [n], increasing and past every held position.
   // k, v: [n][n_kv_head][head_dim] f32, post-RoPE.
-  virtual void append(int64_t n, const int32_t* pos, const float* k, const float* v) = 0;
+  // Throws Error "context overflow: ..." when n_tokens() + n > n_ctx, and when n < 0, a pointer
+  // is null or a position does not increase; nothing is appended then.
+  void append(int64_t n, const int32_t* pos, const float* k, const float* v);
   // Attention for n_q queries. q, out: [n_q][n_head][head_dim]; query i attends to the held
   // tokens whose position is <= q_pos[i]; scores are q.k * scale, softmax in f32.
-  virtual void attend(int64_t n_q, const int32_t* q_pos, const float* q, float scale,
-                      float* out) = 0;
-  virtual int64_t n_tokens() const = 0;
+  void attend(int64_t n_q, const int32_t* q_pos, const float* q, float scale, float* out);
+  int64_t n_tokens() const { return (int64_t)pos_.size(); }  // tokens appended (and not rewound)
   virtual size_t bytes() const = 0;           // bytes of codes held now (n_tokens x per-token)
   virtual size_t capacity_bytes() const = 0;  // bytes allocated for codes (whole blocks)
-  virtual void clear() = 0;
-  // Drops every token at index >= n (rewind). Throws Error where the policy cannot.
-  virtual void truncate(int64_t n) = 0;
+  void clear() { truncate(0); }
+  // Drops every token at index >= n (rewind); n >= n_tokens() is a no-op. Throws Error for
+  // n < 0 and where the policy cannot (do_truncate), keeping the tokens then.
+  void truncate(int64_t n);
+  const CacheGeometry& geometry() const { return g_; }
+
+ protected:
+  // Position of each appended token, [n_tokens()], increasing. Inside do_append it holds the
+  // tokens before the new ones; inside do_truncate(n) still all of them.
+  const std::vector<int32_t>& positions() const { return pos_; }
+
+ private:
+  virtual void do_append(int64_t n, const int32_t* pos, const float* k, const float* v) = 0;
+  virtual void do_attend(int64_t n_q, const int32_t* q_pos, const float* q, float scale, float* out) = 0;
+  virtual void do_truncate(int64_t n) = 0;  // 0 <= n < n_tokens()
+
+  CacheGeometry g_;
+  std::vector<int32_t> pos_;
 };
 
 // The cache of a whole model: one LayerCache per layer plus its configuration.

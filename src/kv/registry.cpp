@@ -1,19 +1,37 @@
 #include "kv/registry.h"
 
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <sstream>
 
-#include "kv/cache_types.h"
+#include "kv/names.h"
 #include "util/error.h"
+
+// The cache types, in the order they are listed: one line per file of kv/caches/, which defines
+// add_NAME_cache_types.
+#define H1BKV_CACHE_FILES(X) \
+  X(plain)                   \
+  X(h1b)                     \
+  X(kivi)                    \
+  X(evict)                   \
+  X(loki)
 
 namespace h1bkv {
 
+#define H1BKV_DECLARE_CACHE_FILE(name) void add_##name##_cache_types(std::vector<CacheTypeDef>& types);
+H1BKV_CACHE_FILES(H1BKV_DECLARE_CACHE_FILE)
+#undef H1BKV_DECLARE_CACHE_FILE
+
 namespace {
 
-std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
-  return s;
+std::string join(const std::vector<std::string>& v, const char* sep = ", ") { return join_names(v, sep); }
+
+std::string range_text(const CacheOptionDef& o) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%s%.17g, %.17g]", o.min_open ? "(" : "[", o.min, o.max);
+  return buf;
 }
 
 
@@ -27,12 +45,18 @@ void check_value(const std::string& type, const CacheOptionDef& o, const std::st
   const std::string where = "cache '" + type + "' option '" + o.name + "'";
   if (o.kind == "int") {
     char* end = nullptr;
-    std::strtoll(v.c_str(), &end, 10);
+    errno = 0;
+    const long long x = std::strtoll(v.c_str(), &end, 10);
     check(!v.empty() && *end == 0, where + ": '" + v + "' is not an integer");
+    check(errno != ERANGE && (double)x >= o.min && (double)x <= o.max && !(o.min_open && (double)x == o.min),
+          where + ": " + v + " is out of range (valid: " + range_text(o) + ")");
   } else if (o.kind == "float") {
     char* end = nullptr;
-    std::strtod(v.c_str(), &end);
+    const double x = std::strtod(v.c_str(), &end);
     check(!v.empty() && *end == 0, where + ": '" + v + "' is not a number");
+    check(std::isfinite(x), where + ": '" + v + "' is not a finite number");
+    check(x >= o.min && x <= o.max && !(o.min_open && x == o.min),
+          where + ": " + v + " is out of range (valid: " + range_text(o) + ")");
   } else if (o.kind.rfind("enum:", 0) == 0) {
     std::stringstream ss(o.kind.substr(5));
     std::string item;
@@ -49,11 +73,10 @@ void check_value(const std::string& type, const CacheOptionDef& o, const std::st
 
 const std::vector<CacheTypeDef>& cache_types() {
   static const std::vector<CacheTypeDef> types = [] {
-    std::vector<CacheTypeDef> t = plain_cache_types();
-    t.push_back(h1b_cache_type());
-    t.push_back(kivi_cache_type());
-    t.push_back(evict_cache_type());
-    t.push_back(loki_cache_type());
+    std::vector<CacheTypeDef> t;
+#define H1BKV_ADD_CACHE_FILE(name) add_##name##_cache_types(t);
+    H1BKV_CACHE_FILES(H1BKV_ADD_CACHE_FILE)
+#undef H1BKV_ADD_CACHE_FILE
     return t;
   }();
   return types;

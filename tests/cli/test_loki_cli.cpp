@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "kv/loki_basis.h"
+#include "kv/calib/loki_basis.h"
 #include "cli/run_cli.h"
 #include "util/paths.h"
 

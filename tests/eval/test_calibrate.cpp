@@ -8,7 +8,7 @@
 
 #include "eval/calibrate.h"
 #include "eval/perplexity.h"
-#include "kv/calibration.h"
+#include "kv/calib/h1b_calibration.h"
 #include "kv/registry.h"
 #include "model/model.h"
 #include "tokenize/tokenizer.h"

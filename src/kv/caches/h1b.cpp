@@ -1,0 +1,166 @@
+#include "kv/caches/h1b.h"
+
+#include <cmath>
+#include <cstdio>
+
+#include "kv/calib/h1b_calibration.h"
+#include "kv/calib/h1b_record.h"
+#include "kv/codecs/float.h"
+#include "kv/caches/tiered.h"
+#include "kv/codecs/int4.h"
+#include "util/error.h"
+
+namespace h1bkv {
+
+H1bOptions h1b_options(const CacheSpec& spec) {
+  check(spec.type == "h1b", "needs an h1b cache (got " + spec.str() + ")");
+  H1bOptions o;
+  o.sketch.bits = (int)spec.get_int("bits");
+  o.sketch.est = sketch_est_from_name(spec.get("est"));
+  o.sketch.T = (float)spec.get_float("T");
+  o.sketch.per_head = spec.get("proj") == "head";
+  o.sketch.seed = (uint64_t)spec.get_int("seed");
+  o.group = (int)spec.get_int("group");
+  o.sink = spec.get_int("sink");
+  o.window = spec.get_int("window");
+  return o;
+}
+
+void validate_h1b_spec(const CacheSpec& spec) {
+  const double T = spec.get_float("T");
+  check(T > 0 && std::isfinite(T), "cache 'h1b' option 'T': must be a number > 0 (got " + spec.get("T") + ")");
+  check(spec.get_int("sink") >= 0, "cache 'h1b' option 'sink': must be >= 0");
+  check(spec.get_int("window") >= 0, "cache 'h1b' option 'window': must be >= 0");
+}
+
+H1bCalibration H1bCalibration::identity(const CacheGeometry& g) {
+  return H1bCalibration{g.n_layer, g.n_head, std::vector<float>((size_t)g.n_layer * g.n_head, 1.0f)};
+}
+
+std::unique_ptr<KvCache> make_h1b_cache(const CacheSpec& spec, const CacheGeometry& g,
+                                        const H1bCalibration* cal) {
+  validate_h1b_spec(spec);
+  const H1bOptions o = h1b_options(spec);
+  check(o.group == 0 || g.head_dim % o.group == 0,
+        "cache 'h1b' option 'group': " + std::to_string(o.group) + " does not divide head_dim " +
+            std::to_string(g.head_dim));
+  std::vector<std::unique_ptr<LayerCache>> layers;
+  for (int il = 0; il < g.n_layer; ++il)
+    layers.push_back(make_tiered_layer_cache(g, std::make_unique<SketchKeyCodec>(g, il, o.sketch),
+                                             make_int4_value(g.head_dim, o.group),
+                                             TierOptions{o.sink, o.window}));
+  auto cache = std::make_unique<KvCache>(spec.str(), g, cache_bytes_per_token(spec, g), std::move(layers));
+  if (cal) set_h1b_calibration(*cache, *cal);
+  return cache;
+}
+
+// The key codec of layer il, when the layer is a tiered cache (h1b's policy).
+static KeyCodec& key_codec_of(KvCache& cache, int il) {
+  auto* t = dynamic_cast<TieredLayerCache*>(&cache.layer(il));
+  check(t != nullptr, "cache '" + cache.spec() + "' is not an h1b cache");
+  return t->key_codec();
+}
+
+void set_h1b_calibration(KvCache& cache, const H1bCalibration& cal) {
+  const CacheGeometry& g = cache.geometry();
+  check(cal.n_layer == g.n_layer && cal.n_head == g.n_head &&
+            cal.mult.size() == (size_t)g.n_layer * g.n_head,
+        "h1b calibration is for " + std::to_string(cal.n_layer) + " layers x " +
+            std::to_string(cal.n_head) + " heads; the cache has " + std::to_string(g.n_layer) +
+            " x " + std::to_string(g.n_head));
+  for (int il = 0; il < g.n_layer; ++il)
+    check(key_codec_of(cache, il).set_logit_multipliers(std::vector<float>(
+              cal.mult.begin() + (size_t)il * g.n_head, cal.mult.begin() + (size_t)(il + 1) * g.n_head)),
+          "cache '" + cache.spec() + "' is not an h1b cache");
+}
+
+H1bCalibration get_h1b_calibration(KvCache& cache) {
+  const CacheGeometry& g = cache.geometry();
+  H1bCalibration cal = H1bCalibration::identity(g);
+  for (int il = 0; il < g.n_layer; ++il) {
+    const std::vector<float>* m = key_codec_of(cache, il).logit_multipliers();
+    check(m != nullptr, "cache '" + cache.spec() + "' is not an h1b cache");
+    std::copy(m->begin(), m->end(), cal.mult.begin() + (size_t)il * g.n_head);
+  }
+  return cal;
+}
+
+size_t h1b_bytes_per_token_head(const H1bOptions& o, int d) {
+  return sketch_bytes(o.sketch) + int4_bytes(d, o.group);
+}
+
+double h1b_tier_bytes(const H1bOptions& o, const CacheGeometry& g) {
+  return (double)(o.sink + o.window) * g.n_kv_head * g.head_dim * 4 * g.n_layer;
+}
+
+namespace {
+
+// The calibration hook's fit: KL per (layer, head) at the default settings (granularity head).
+std::string save_h1b_calibration(KvCache& rec, const CacheSpec& spec, const std::string& model,
+                                 const std::vector<std::string>& text, const std::string& path) {
+  const CacheGeometry& g = rec.geometry();
+  const auto curves = recorded_curves(rec);  // [n_layer][n_head]
+  CalibrationFile f;
+  f.model_id = g.model_id;
+  f.model = model;
+  f.cache = calib_spec_string(spec);
+  f.text = text;
+  f.tokens = rec.n_tokens();
+  f.cal = H1bCalibration::identity(g);
+  double n = 0;
+  for (int il = 0; il < g.n_layer; ++il)
+    for (int h = 0; h < g.n_head; ++h) {
+      const KlCurve& c = curves[il][h];
+      const KlFit fit = fit_kl_curve(c);
+      f.cal.at(il, h) = (float)fit.m;
+      f.before += fit.kl_before * c.n;
+      f.after += fit.kl_after * c.n;
+      n += c.n;
+    }
+  if (n > 0) f.before /= n, f.after /= n;
+  save_calibration(path, f);
+  char buf[128];
+  std::snprintf(buf, sizeof buf, "mean KL(exact || h1b) over %.0f samples: before %.5f, after %.5f", n,
+                f.before, f.after);
+  return buf;
+}
+
+}  // namespace
+
+void add_h1b_cache_types(std::vector<CacheTypeDef>& types) {
+  CacheTypeDef t;
+  t.name = "h1b";
+  t.help = "H1B-KV: keys as b-bit sign sketches, values int4, optional exact sinks/window";
+  t.options = {{"bits", "enum:64|128|256|512", "256", "sketch bits per key and KV head"},
+               {"est", "enum:hamming|angle|qjl", "hamming", "logit estimator (see kv/sketch.h)"},
+               {"T", "float", "0.1", "hamming temperature: logit = (1 - 2h/b) / T", 0, 1e6, true},
+               {"group", "enum:0|32|64", "0", "int4 value group size (0 = whole head)"},
+               {"proj", "enum:layer|head", "layer", "one projection per layer or per (layer, KV head)"},
+               {"seed", "int", "42", "projection seed", 0, 4294967295.0},
+               {"sink", "int", "0", "first tokens kept exact (f16)", 0, kMaxCount},
+               {"window", "int", "0", "most recent positions kept exact (f16)", 0, kMaxCount}};
+  t.calib = CalibUse::optional;
+  t.calibration.make_recorder = [](const CacheSpec& spec, const CacheGeometry& g, int stride) {
+    return make_recording_cache(spec, g, stride);
+  };
+  t.calibration.save = save_h1b_calibration;
+  t.color = "#d62728";
+  t.examples = {"h1b", "h1b:bits=256,est=qjl,sink=4,window=64", "h1b:bits=64,est=angle,group=32,proj=head",
+                "h1b:sink=260,window=20"};
+  t.exact_examples = {"h1b:window=1048576"};  // the window covers every token: all f16
+  t.validate = validate_h1b_spec;
+  t.make = [](const CacheSpec& spec, const CacheGeometry& g, const std::string& calib) {
+    auto cache = make_h1b_cache(spec, g);
+    if (!calib.empty()) apply_calibration_file(*cache, calib);
+    return cache;
+  };
+  t.bytes_per_token = [](const CacheSpec& spec, const CacheGeometry& g) {
+    return (double)h1b_bytes_per_token_head(h1b_options(spec), g.head_dim) * g.n_kv_head * g.n_layer;
+  };
+  t.fixed_bytes = [](const CacheSpec& spec, const CacheGeometry& g) {
+    return h1b_tier_bytes(h1b_options(spec), g);
+  };
+  types.push_back(t);
+}
+
+}  // namespace h1bkv

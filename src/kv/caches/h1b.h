@@ -1,0 +1,51 @@
+// The H1B-KV cache (arXiv 2510.05529): keys as b-bit sign sketches (sketch.h), values as int4
+// (int4_codec.h), optional exact f16 sinks and recent window (full_cache.h), one softmax.
+// Spec: "h1b:bits=256,est=hamming|angle|qjl,T=0.1,group=0|32|64,proj=layer|head,seed=42,
+// sink=0,window=0" (registry.h).
+//
+// Bytes per token, per layer and KV head (what bytes() counts for every held token):
+//   b/8 sketch + 2 (fp16 ||k||, angle and qjl only) + d/2 value nibbles + 4 per value group
+// plus the exact tier, which is not per token: f16 K and V (4 d bytes per layer and KV head)
+// for min(n, sink) sinks and up to window - 1 + largest batch recent tokens (window > 0).
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "kv/cache.h"
+#include "kv/registry.h"
+#include "kv/codecs/sketch.h"
+
+namespace h1bkv {
+
+struct H1bOptions {
+  SketchOptions sketch;
+  int group = 0;  // int4 value group, 0 = whole head
+  int64_t sink = 0, window = 0;
+};
+H1bOptions h1b_options(const CacheSpec& spec);  // spec.type == "h1b"
+// Checks the values the option kinds cannot (T > 0, sink/window >= 0); throws Error.
+void validate_h1b_spec(const CacheSpec& spec);
+
+// Calibration hook: a multiplier on every compressed-key logit of (layer, query head), for all
+// estimators (hamming: an effective per-head temperature T / mult). 1 = uncalibrated.
+struct H1bCalibration {
+  int n_layer = 0, n_head = 0;
+  std::vector<float> mult;  // [n_layer][n_head]
+  static H1bCalibration identity(const CacheGeometry& g);
+  float& at(int layer, int head) { return mult[(size_t)layer * n_head + head]; }
+  float at(int layer, int head) const { return mult[(size_t)layer * n_head + head]; }
+};
+
+std::unique_ptr<KvCache> make_h1b_cache(const CacheSpec& spec, const CacheGeometry& g,
+                                        const H1bCalibration* cal = nullptr);
+// Replaces the multipliers of an h1b cache (not while it attends); throws Error for another cache
+// type or a calibration of another geometry.
+void set_h1b_calibration(KvCache& cache, const H1bCalibration& cal);
+H1bCalibration get_h1b_calibration(KvCache& cache);
+
+// Bytes per token of one layer and KV head (the formula above).
+size_t h1b_bytes_per_token_head(const H1bOptions& o, int head_dim);
+// Exact-tier bytes of all layers while decoding one token at a time with >= sink + window tokens.
+double h1b_tier_bytes(const H1bOptions& o, const CacheGeometry& g);
+
+}  // namespace h1bkv

@@ -1,0 +1,199 @@
+#include "kv/codecs/float_kernels.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstddef>
+
+#include "tensor/simd.h"
+#include "util/fp16.h"
+
+namespace h1bkv {
+
+float dot_f32_ref(const float* a, const float* b, int n) {
+  float s = 0;
+  for (int i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+float dot_f32_f16_ref(const float* a, const uint16_t* b, int n) {
+  float s = 0;
+  for (int i = 0; i < n; ++i) s += a[i] * fp16_to_f32_scalar(b[i]);
+  return s;
+}
+
+void axpy_f32_ref(float w, const float* x, float* out, int n) {
+  for (int i = 0; i < n; ++i) out[i] += w * x[i];
+}
+
+void axpy_f16_ref(float w, const uint16_t* x, float* out, int n) {
+  for (int i = 0; i < n; ++i) out[i] += w * fp16_to_f32_scalar(x[i]);
+}
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+
+using detail::hsum_ps;
+
+float dot_f32(const float* a, const float* b, int n) {
+  __m256 acc = _mm256_setzero_ps();
+  int i = 0;
+  for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
+  float s = hsum_ps(acc);
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+float dot_f32_f16(const float* a, const uint16_t* b, int n) {
+  __m256 acc = _mm256_setzero_ps();
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 bf = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i)));
+    acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), bf, acc);
+  }
+  float s = hsum_ps(acc);
+  for (; i < n; ++i) s += a[i] * fp16_to_f32(b[i]);
+  return s;
+}
+
+void axpy_f32(float w, const float* x, float* out, int n) {
+  const __m256 wv = _mm256_set1_ps(w);
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + i), _mm256_loadu_ps(out + i)));
+  for (; i < n; ++i) out[i] += w * x[i];
+}
+
+void axpy_f16(float w, const uint16_t* x, float* out, int n) {
+  const __m256 wv = _mm256_set1_ps(w);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 xf = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i)));
+    _mm256_storeu_ps(out + i, _mm256_fmadd_ps(wv, xf, _mm256_loadu_ps(out + i)));
+  }
+  for (; i < n; ++i) out[i] += w * fp16_to_f32(x[i]);
+}
+
+// 8 horizontal sums at once: lane j = sum of a[j], tree ((0+1)+(2+3))+((4+5)+(6+7)).
+static inline __m256 hsum8(const __m256* a) {
+  const __m256 t0 = _mm256_hadd_ps(a[0], a[1]), t1 = _mm256_hadd_ps(a[2], a[3]);
+  const __m256 t2 = _mm256_hadd_ps(a[4], a[5]), t3 = _mm256_hadd_ps(a[6], a[7]);
+  const __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
+  // u0 = [a0..a3 lanes 0-3 | a0..a3 lanes 4-7], u1 likewise for a4..a7
+  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+template <int NG>
+static void dot_group_avx(const float* const* q, const uint16_t* k, size_t stride, int64_t n, int d,
+                          float* const* out) {
+  const int nc = d / 8;
+  for (int64_t t0 = 0; t0 < n; t0 += 8) {
+    const int m = (int)std::min<int64_t>(8, n - t0);
+    __m256 acc[NG][8];
+    for (int j = 0; j < 8; ++j) {
+      const uint16_t* kt = k + (size_t)(t0 + std::min(j, m - 1)) * stride;  // pad: repeat the last
+      for (int g = 0; g < NG; ++g) acc[g][j] = _mm256_setzero_ps();
+      for (int c = 0; c < nc; ++c) {
+        const __m256 kf = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kt + 8 * c)));
+        for (int g = 0; g < NG; ++g) acc[g][j] = _mm256_fmadd_ps(_mm256_loadu_ps(q[g] + 8 * c), kf, acc[g][j]);
+      }
+    }
+    for (int g = 0; g < NG; ++g) {
+      const __m256 s = hsum8(acc[g]);
+      if (m == 8) {
+        _mm256_storeu_ps(out[g] + t0, s);
+      } else {
+        alignas(32) float tmp[8];
+        _mm256_store_ps(tmp, s);
+        for (int j = 0; j < m; ++j) out[g][t0 + j] = tmp[j];
+      }
+    }
+  }
+}
+
+template <int NG, int NC>
+static void axpy_group_tile(const float* const* w, const uint16_t* v, size_t stride, int64_t n,
+                            int c0, float* const* acc) {
+  __m256 a[NG][NC];
+  for (int g = 0; g < NG; ++g)
+    for (int c = 0; c < NC; ++c) a[g][c] = _mm256_loadu_ps(acc[g] + 8 * (c0 + c));
+  for (int64_t t = 0; t < n; ++t) {
+    const uint16_t* vt = v + (size_t)t * stride + 8 * c0;
+    for (int c = 0; c < NC; ++c) {
+      const __m256 vf = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(vt + 8 * c)));
+      for (int g = 0; g < NG; ++g) a[g][c] = _mm256_fmadd_ps(_mm256_broadcast_ss(w[g] + t), vf, a[g][c]);
+    }
+  }
+  for (int g = 0; g < NG; ++g)
+    for (int c = 0; c < NC; ++c) _mm256_storeu_ps(acc[g] + 8 * (c0 + c), a[g][c]);
+}
+
+template <int NG>
+static void axpy_group_avx(const float* const* w, const uint16_t* v, size_t stride, int64_t n, int d,
+                           float* const* acc) {
+  constexpr int NC = NG <= 3 ? 4 : 2;  // NG * NC <= 12 accumulators (FMA chains)
+  const int nc = d / 8;
+  for (int c0 = 0; c0 < nc; c0 += NC) {
+    switch (std::min(NC, nc - c0)) {
+      case 1: axpy_group_tile<NG, 1>(w, v, stride, n, c0, acc); break;
+      case 2: axpy_group_tile<NG, 2>(w, v, stride, n, c0, acc); break;
+      case 3: axpy_group_tile<NG, 3>(w, v, stride, n, c0, acc); break;
+      default: axpy_group_tile<NG, NC>(w, v, stride, n, c0, acc); break;
+    }
+  }
+}
+
+void dot_f32_f16_group(const float* const* q, int G, const uint16_t* k, size_t stride, int64_t n,
+                       int d, float* const* out) {
+  if (d % 8 != 0) {
+    for (int g = 0; g < G; ++g)
+      for (int64_t t = 0; t < n; ++t) out[g][t] = dot_f32_f16(q[g], k + (size_t)t * stride, d);
+    return;
+  }
+  for (int g0 = 0; g0 < G; g0 += 4) {
+    switch (std::min(4, G - g0)) {
+      case 1: dot_group_avx<1>(q + g0, k, stride, n, d, out + g0); break;
+      case 2: dot_group_avx<2>(q + g0, k, stride, n, d, out + g0); break;
+      case 3: dot_group_avx<3>(q + g0, k, stride, n, d, out + g0); break;
+      default: dot_group_avx<4>(q + g0, k, stride, n, d, out + g0); break;
+    }
+  }
+}
+
+void axpy_f16_group(const float* const* w, int G, const uint16_t* v, size_t stride, int64_t n,
+                    int d, float* const* acc) {
+  if (d % 8 != 0) {
+    for (int g = 0; g < G; ++g)
+      for (int64_t t = 0; t < n; ++t) axpy_f16(w[g][t], v + (size_t)t * stride, acc[g], d);
+    return;
+  }
+  for (int g0 = 0; g0 < G; g0 += 3) {
+    switch (std::min(3, G - g0)) {
+      case 1: axpy_group_avx<1>(w + g0, v, stride, n, d, acc + g0); break;
+      case 2: axpy_group_avx<2>(w + g0, v, stride, n, d, acc + g0); break;
+      default: axpy_group_avx<3>(w + g0, v, stride, n, d, acc + g0); break;
+    }
+  }
+}
+
+#else
+
+void dot_f32_f16_group(const float* const* q, int G, const uint16_t* k, size_t stride, int64_t n,
+                       int d, float* const* out) {
+  for (int g = 0; g < G; ++g)
+    for (int64_t t = 0; t < n; ++t) out[g][t] = dot_f32_f16(q[g], k + (size_t)t * stride, d);
+}
+
+void axpy_f16_group(const float* const* w, int G, const uint16_t* v, size_t stride, int64_t n,
+                    int d, float* const* acc) {
+  for (int g = 0; g < G; ++g)
+    for (int64_t t = 0; t < n; ++t) axpy_f16(w[g][t], v + (size_t)t * stride, acc[g], d);
+}
+
+float dot_f32(const float* a, const float* b, int n) { return dot_f32_ref(a, b, n); }
+float dot_f32_f16(const float* a, const uint16_t* b, int n) { return dot_f32_f16_ref(a, b, n); }
+void axpy_f32(float w, const float* x, float* out, int n) { axpy_f32_ref(w, x, out, n); }
+void axpy_f16(float w, const uint16_t* x, float* out, int n) { axpy_f16_ref(w, x, out, n); }
+
+#endif
+
+}  // namespace h1bkv
