@@ -10,6 +10,8 @@
 #include "cli/common.h"
 #include "eval/cache_list.h"
 #include "eval/eval_run.h"
+#include "eval/tasks/arc_piqa.h"
+#include "eval/tasks/task_file.h"
 #include "model/model.h"
 #include "tokenize/tokenizer.h"
 #include "util/error.h"
@@ -26,6 +28,8 @@ struct EvalOptions {
   int64_t n_ctx = 0;
   int threads = 0;
   std::string tasks = "arc_easy,arc_challenge,piqa,hellaswag,mmlu,lambada";
+  CLI::Option* tasks_opt = nullptr;
+  std::vector<std::string> task_files;
   std::string caches = "f16";
   int64_t limit = 0;
   bool full = false;
@@ -42,7 +46,10 @@ struct EvalOptions {
         ->check(int_range(0, kMaxTokens));
     app.add_option("-t,--threads", threads, "threads (0 = all cores)")->capture_default_str()
         ->check(int_range(0, max_threads()));
-    app.add_option("--tasks", tasks, "tasks separated by ',': " + task_names())->capture_default_str();
+    tasks_opt = app.add_option("--tasks", tasks, "tasks separated by ',': " + task_names() +
+                                                     " (default without --task-file)")->capture_default_str();
+    app.add_option("--task-file", task_files, "a multiple-choice task of your own: JSON Lines, one "
+                   "{\"query\", \"choices\", \"gold\"[, \"context\"]} per line (repeatable)");
     app.add_option("--caches", caches, "caches separated by ';', each TYPE[:opts][@CALIB.json]")->capture_default_str();
     app.add_option("--limit", limit, "items per task (per subject for mmlu) instead of the standard subset")
         ->check(int_range(0, int64_t{1} << 31));
@@ -70,17 +77,20 @@ std::vector<std::string> split_commas(const std::string& s) {
 int eval(EvalOptions& o) {
   // check every name first, so a typo fails before the model loads
   const std::vector<CacheListEntry> caches = parse_cache_list(o.caches);
-  const std::vector<std::string> names = split_commas(o.tasks);
-  check(!names.empty(), "--tasks lists no task");
+  std::vector<std::string> names = split_commas(o.tasks);
+  if (!o.task_files.empty() && o.tasks_opt->count() == 0) names.clear();  // only the files
+  check(!names.empty() || !o.task_files.empty(), "--tasks lists no task");
   for (const auto& n : names) {
     bool known = false;
     for (const auto& t : task_types()) known = known || t.name == n;
     check(known, "unknown task '" + n + "' (tasks: " + task_names() + ")");
   }
+  for (const auto& f : o.task_files) load_query_choices_gold(f);  // a bad line fails before the model loads
   check(o.limit >= 0, "--limit must be >= 0");
   check(o.n_ctx >= 0, "-c must be >= 0");
   std::vector<std::string> inputs = {o.model};
   for (const auto& e : caches) inputs.push_back(e.calib);
+  inputs.insert(inputs.end(), o.task_files.begin(), o.task_files.end());
   check_outputs_distinct(inputs, {o.json_out, o.plot});
   for (const auto& e : caches)
     if (!e.calib.empty()) check_regular_file(e.calib);
@@ -99,6 +109,12 @@ int eval(EvalOptions& o) {
     owned.push_back(make_task(n, to));
     tasks.push_back(owned.back().get());
   }
+  for (const auto& f : o.task_files) {
+    owned.push_back(make_task_from_file(f, *l.tok));
+    tasks.push_back(owned.back().get());
+  }
+  std::string task_list;
+  for (const Task* t : tasks) task_list += (task_list.empty() ? "" : ",") + t->name();
   EvalParams p;
   p.limit = o.limit;
   p.full = o.full;
@@ -116,7 +132,7 @@ int eval(EvalOptions& o) {
   j["seconds"] = t.seconds();
   if (!o.json_out.empty()) write_file(o.json_out, j.dump(2) + "\n");
   if (!o.plot.empty())
-    write_file(o.plot, eval_svg(r, o.title.empty() ? "accuracy per byte: " + o.tasks : o.title));
+    write_file(o.plot, eval_svg(r, o.title.empty() ? "accuracy per byte: " + task_list : o.title));
   if (o.json) std::printf("%s\n", j.dump(2).c_str());
   else std::printf("%s\ntotal %.1f s\n", eval_markdown(r, o.groups).c_str(), t.seconds());
   return 0;

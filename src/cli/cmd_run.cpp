@@ -7,6 +7,7 @@
 #include "io/gguf.h"
 #include "model/model.h"
 #include "model/sampler.h"
+#include "tokenize/chat.h"
 #include "tokenize/tokenizer.h"
 #include "util/error.h"
 #include "util/timer.h"
@@ -49,11 +50,12 @@ int run(RunOptions& o) {
   std::string text = o.prompt;
   if (o.chat) {
     const std::string tmpl = model.gguf().get_string("tokenizer.chat_template", "");
-    check(tmpl.find("<|im_start|>") != std::string::npos,
+    check(is_chatml_template(tmpl),
           "--chat supports ChatML templates only; this model's template is not ChatML");
-    text = "<|im_start|>user\n" + o.prompt + "<|im_end|>\n<|im_start|>assistant\n";
+    text = chatml_prompt(o.prompt);
   }
-  std::vector<int32_t> toks = l.tok->encode(text, true, true);
+  // ChatML starts with <|im_start|>, never a BOS
+  std::vector<int32_t> toks = l.tok->encode(text, !o.chat, true);
   check(!toks.empty(), "the prompt is empty and the model adds no BOS token");
   const int64_t total = (int64_t)toks.size() + o.n_predict;
   check(total <= o.m.n_ctx, "context overflow: prompt (" + std::to_string(toks.size()) +

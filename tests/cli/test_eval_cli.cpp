@@ -73,3 +73,38 @@ TEST(EvalCliSlow, SmolLM2SmokeRun) {
     EXPECT_LE(row["acc"].get<double>(), 1.0);
   }
 }
+
+// --task-file: the first lines of the ARC-Easy file, as a user's file, score exactly as the
+// built-in task on the same items; with --tasks both run.
+TEST(EvalCli, TaskFileScoresLikeBuiltInTask) {
+  const std::string path = ::testing::TempDir() + "/arc5.jsonl";
+  {
+    std::ifstream in(h1bkv::shared_dir() + "/data/tasks/arc_easy.jsonl");
+    std::ofstream out(path);
+    std::string line;
+    for (int i = 0; i < 5 && std::getline(in, line); ++i) out << line << "\n";
+  }
+  const Result a = run_h1bkv("eval -m " + stories() + " --task-file " + path + " --caches f16 -t 1 --json", false);
+  const Result b = run_h1bkv("eval -m " + stories() + " --tasks arc_easy --limit 5 --caches f16 -t 1 --json", false);
+  ASSERT_EQ(a.code, 0) << a.out;
+  ASSERT_EQ(b.code, 0) << b.out;
+  const nlohmann::json ja = nlohmann::json::parse(a.out), jb = nlohmann::json::parse(b.out);
+  ASSERT_EQ(ja["rows"].size(), 1u);
+  EXPECT_EQ(ja["rows"][0]["task"], "arc5");
+  EXPECT_EQ(ja["rows"][0]["items"], 5);
+  EXPECT_EQ(ja["rows"][0]["acc"], jb["rows"][0]["acc"]);
+  EXPECT_EQ(ja["rows"][0]["acc_norm"], jb["rows"][0]["acc_norm"]);
+  const Result both = run_h1bkv("eval -m " + stories() + " --tasks piqa --limit 2 --task-file " + path +
+                                " --caches f16 -t 1 --json", false);
+  ASSERT_EQ(both.code, 0) << both.out;
+  EXPECT_EQ(nlohmann::json::parse(both.out)["rows"].size(), 2u);
+}
+
+TEST(EvalCli, MalformedTaskFileLineIsOneLineError) {
+  const std::string path = ::testing::TempDir() + "/bad_user_task.jsonl";
+  std::ofstream(path) << "{\"query\": \"q\", \"choices\": [\"a\", \"b\"], \"gold\": 0}\n"
+                      << "{\"query\": \"q\", \"choices\": [\"a\", \"b\"], \"gold\": 5}\n";
+  const Result r = run_h1bkv("eval -m " + stories() + " --task-file " + path + " --caches f16");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_EQ(r.out, "error: " + path + ":2: gold 5 is out of range [0, 2)\n");
+}

@@ -45,3 +45,42 @@ TEST(HumanEval, ProgramLayout) {
             "def f(x):\n    return x + 1\ndef check(c):\n    assert c(1) == 2\n\ncheck(f)\n");
   EXPECT_EQ(humaneval_stop().size(), 6u);
 }
+
+TEST(HumanEvalChat, ExtractCodeBlock) {
+  EXPECT_EQ(extract_code_block("Sure:\n```python\ndef f(x):\n    return x\n```\nIt returns x."),
+            "def f(x):\n    return x\n");
+  EXPECT_EQ(extract_code_block("```\nprint(1)\n```"), "print(1)\n");
+  EXPECT_EQ(extract_code_block("```py\na = 1\n```\n```python\nb = 2\n```"), "a = 1\n");  // the first
+  EXPECT_EQ(extract_code_block("```python\ndef f():\n    pass\n"), "def f():\n    pass\n");  // unclosed
+  EXPECT_EQ(extract_code_block("    return x + 1\n"), "    return x + 1\n");  // no fence: all of it
+  EXPECT_EQ(extract_code_block("text ```"), "");
+}
+
+TEST(HumanEvalChat, RequestAndProgramLayout) {
+  const HumanEvalProblem p{"t/1", "import math\ndef f(x):\n    \"\"\"x + 1\"\"\"\n", "f",
+                           "def check(c):\n    assert c(1) == 2\n", ""};
+  EXPECT_EQ(humaneval_chat_request(p),
+            "Please provide a self-contained Python script that solves the following problem in a "
+            "markdown code block:\n```\nimport math\ndef f(x):\n    \"\"\"x + 1\"\"\"\n```\n");
+  // a reply that defines the function redefines it after the prompt (its imports stay)
+  EXPECT_EQ(humaneval_chat_program(p, "Here:\n```python\ndef f(x):\n    return x + 1\n```\n"),
+            "import math\ndef f(x):\n    \"\"\"x + 1\"\"\"\n\ndef f(x):\n    return x + 1\n\n"
+            "def check(c):\n    assert c(1) == 2\n\ncheck(f)\n");
+  // a reply with only the body continues the prompt
+  EXPECT_EQ(humaneval_chat_program(p, "```python\n    return x + 1\n```"),
+            "import math\ndef f(x):\n    \"\"\"x + 1\"\"\"\n    return x + 1\n\n"
+            "def check(c):\n    assert c(1) == 2\n\ncheck(f)\n");
+}
+
+// A chat-style reply around the canonical solution passes the real tests; a wrong one fails.
+TEST(HumanEvalChat, ReplyWithCorrectCodeBlockPasses) {
+  if (python3_path().empty()) GTEST_SKIP() << "python3 not found on PATH";
+  const HumanEvalProblem& p = problems()[0];
+  const std::string good = "Here is the function:\n```python\nfrom typing import List\n\n" + p.prompt.substr(p.prompt.find("def ")) +
+                           p.canonical_solution + "```\nIt sorts nothing.";
+  SandboxResult r = run_python(humaneval_chat_program(p, good));
+  EXPECT_TRUE(r.passed()) << r.output;
+  r = run_python(humaneval_chat_program(p, "```python\ndef has_close_elements(numbers, threshold):\n    return False\n```"));
+  EXPECT_FALSE(r.passed());
+  EXPECT_NE(r.output.find("AssertionError"), std::string::npos);
+}

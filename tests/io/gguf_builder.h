@@ -62,6 +62,7 @@ class GgufBuilder {
     std::optional<uint64_t> offset;  // default: next aligned offset after the previous tensor
     uint64_t n_bytes = 0;            // data bytes written for it (from the type and dims)
     uint64_t placed_offset = 0;      // the offset actually written (filled by build())
+    Bytes data;                      // written instead of pattern() when not empty
   };
 
   explicit GgufBuilder(uint32_t version = 3) : version_(version) {}
@@ -141,6 +142,17 @@ class GgufBuilder {
     return *this;
   }
 
+  // An F32 tensor with the given values (dims[0] contiguous, as GGUF orders them).
+  GgufBuilder& tensor_f32(const std::string& name, std::vector<uint64_t> dims,
+                          const std::vector<float>& values) {
+    tensor(name, std::move(dims), kTF32);
+    Bytes& d = tensors_.back().data;
+    d.resize(values.size() * sizeof(float));
+    std::memcpy(d.data(), values.data(), d.size());
+    tensors_.back().n_bytes = d.size();
+    return *this;
+  }
+
   static uint8_t pattern(size_t tensor_index, uint64_t byte) {
     return static_cast<uint8_t>(tensor_index * 37 + byte * 7 + 1);
   }
@@ -177,7 +189,8 @@ class GgufBuilder {
         if (t.placed_offset > (uint64_t{1} << 24) || t.n_bytes > (uint64_t{1} << 24)) continue;
         const uint64_t begin = data_offset_ + t.placed_offset;
         if (b.size() < begin + t.n_bytes) b.resize(begin + t.n_bytes, 0);
-        for (uint64_t j = 0; j < t.n_bytes; ++j) b[begin + j] = pattern(k, j);
+        if (!t.data.empty()) std::memcpy(b.data() + begin, t.data.data(), t.data.size());
+        else for (uint64_t j = 0; j < t.n_bytes; ++j) b[begin + j] = pattern(k, j);
       }
     }
     b.resize(b.size() - std::min(chop_, b.size()));

@@ -88,7 +88,7 @@ TEST_P(VocabVectors, MatchLlamaCpp) {
 // Every vocab in the folder with test vectors and a "llama" or "gpt2" model.
 INSTANTIATE_TEST_SUITE_P(All, VocabVectors,
                          ::testing::Values("llama-spm", "phi-3", "gpt-2", "mpt", "falcon",
-                                           "starcoder", "refact", "deepseek-llm",
+                                           "starcoder", "refact", "deepseek-llm", "qwen2",
                                            "deepseek-coder"),
                          [](const auto& info) {
                            std::string n = info.param;

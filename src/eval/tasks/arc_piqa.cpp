@@ -26,12 +26,22 @@ std::vector<McQuestion> load_query_choices_gold(const std::string& path) {
           where + "expected {\"query\": string, \"choices\": [...], \"gold\": int}");
     McQuestion q;
     q.context = question_answer_prompt(j["query"].get<std::string>());
+    if (j.contains("context")) {  // a passage before the question, as lm-eval's SciQ prompt
+      check(j["context"].is_string(), where + "\"context\" is not a string");
+      std::string c = j["context"].get<std::string>();
+      while (!c.empty() && std::isspace((unsigned char)c.back())) c.pop_back();
+      if (!c.empty()) q.context = c + "\n" + q.context;
+    }
     for (const auto& c : j["choices"]) {
       check(c.is_string(), where + "a choice is not a string");
       q.choices.push_back(c.get<std::string>());
     }
-    q.gold = j["gold"].get<int>();
-    check(q.gold >= 0 && q.gold < (int)q.choices.size(), where + "gold out of range");
+    const int64_t gold = j["gold"].get<int64_t>();
+    check(!q.choices.empty(), where + "\"choices\" is empty");
+    check(gold >= 0 && gold < (int64_t)q.choices.size(),
+          where + "gold " + std::to_string(gold) + " is out of range [0, " +
+              std::to_string(q.choices.size()) + ")");
+    q.gold = (int)gold;
     items.push_back(std::move(q));
   }
   return items;

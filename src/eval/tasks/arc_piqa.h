@@ -13,7 +13,9 @@ namespace h1bkv {
 // "Question: {q}\nAnswer:" from a query that may already start with "Question: " and may end in
 // whitespace (the files' PIQA queries end in "\n").
 std::string question_answer_prompt(const std::string& query);
-// One McQuestion per line; throws Error "PATH:LINE: ..." on a malformed line.
+// One McQuestion per line: {"query": str, "choices": [str, ...], "gold": int} and an optional
+// "context": str put before the question ("{context}\nQuestion: {q}\nAnswer:").
+// Throws Error "PATH:LINE: ..." on a malformed line.
 std::vector<McQuestion> load_query_choices_gold(const std::string& path);
 
 std::unique_ptr<Task> make_arc_easy_task(const TaskOptions& o);

@@ -7,6 +7,7 @@
 #include "eval/generate.h"
 #include "eval/sandbox.h"
 #include "eval/session.h"
+#include "tokenize/chat.h"
 #include "tokenize/tokenizer.h"
 #include "util/error.h"
 
@@ -37,9 +38,32 @@ const std::vector<std::string>& humaneval_stop() {
   return stop;
 }
 
+std::string humaneval_chat_request(const HumanEvalProblem& p) {
+  std::string code = p.prompt;
+  while (!code.empty() && (code.back() == '\n' || code.back() == ' ')) code.pop_back();
+  return "Please provide a self-contained Python script that solves the following problem in a "
+         "markdown code block:\n```\n" + code + "\n```\n";
+}
+
+std::string extract_code_block(const std::string& reply) {
+  const size_t open = reply.find("```");
+  if (open == std::string::npos) return reply;
+  const size_t body = reply.find('\n', open);
+  if (body == std::string::npos) return "";
+  const size_t close = reply.find("```", body + 1);
+  return reply.substr(body + 1, close == std::string::npos ? std::string::npos : close - body - 1);
+}
+
+std::string humaneval_chat_program(const HumanEvalProblem& p, const std::string& reply) {
+  const std::string code = extract_code_block(reply);
+  const bool defines = code.find("def " + p.entry_point + "(") != std::string::npos;
+  return p.prompt + (defines ? "\n" : "") + code + "\n" + p.test + "\ncheck(" + p.entry_point + ")\n";
+}
+
 namespace {
 
 constexpr int64_t kMaxNewTokens = 512;
+constexpr int64_t kMaxChatTokens = 768;  // a chat reply restates the function and may explain it
 
 SandboxLimits humaneval_limits() {
   SandboxLimits l;
@@ -56,28 +80,31 @@ const Tokenizer& need_tokenizer(const Tokenizer* t) {
 
 class HumanEvalTask : public Task {
  public:
-  explicit HumanEvalTask(const TaskOptions& o) : tok_(need_tokenizer(o.tok)) {
+  HumanEvalTask(const TaskOptions& o, bool chat) : tok_(need_tokenizer(o.tok)), chat_(chat) {
     problems_ = load_humaneval(o.data_dir + "/humaneval/HumanEval.jsonl.gz");
     check(!python3_path().empty(), "humaneval: needs python3 on PATH to run the tests");
+    check(!chat_ || tok_.token_id("<|im_start|>") >= 0,
+          "humaneval_chat: the model's vocabulary has no <|im_start|> (ChatML only)");
   }
 
-  std::string name() const override { return "humaneval"; }
+  std::string name() const override { return chat_ ? "humaneval_chat" : "humaneval"; }
   int64_t size() const override { return (int64_t)problems_.size(); }
   int64_t standard_size() const override { return (int64_t)problems_.size(); }
 
   int64_t ctx_needed() const override {
     int64_t longest = 0;
-    for (const auto& p : problems_) longest = std::max<int64_t>(longest, (int64_t)encode_prompt(tok_, p.prompt).size());
-    return longest + kMaxNewTokens;
+    for (const auto& p : problems_) longest = std::max<int64_t>(longest, (int64_t)prompt_tokens(p).size());
+    return longest + max_new_tokens();
   }
 
   ItemResult score(EvalSession& s, int64_t item) override {
     const HumanEvalProblem& p = problems_[(size_t)item];
     GenerateOptions opt;
-    opt.max_new_tokens = kMaxNewTokens;
-    opt.stop = humaneval_stop();
-    const Generation g = generate_greedy(s, tok_, encode_prompt(tok_, p.prompt), opt);
-    const SandboxResult r = run_python(humaneval_program(p, g.text), humaneval_limits());
+    opt.max_new_tokens = max_new_tokens();
+    if (!chat_) opt.stop = humaneval_stop();  // a chat reply ends at <|im_end|>
+    const Generation g = generate_greedy(s, tok_, prompt_tokens(p), opt);
+    const std::string program = chat_ ? humaneval_chat_program(p, g.text) : humaneval_program(p, g.text);
+    const SandboxResult r = run_python(program, humaneval_limits());
     if (!r.network_isolated && !warned_) {
       std::fprintf(stderr, "humaneval: network isolation not available (no network namespace); "
                            "tests run with the host network\n");
@@ -104,6 +131,17 @@ class HumanEvalTask : public Task {
 
   nlohmann::json settings() const override {
     const SandboxLimits l = humaneval_limits();
+    if (chat_)
+      return {{"shots", 0},
+              {"prompt", "ChatML user turn: \"Please provide a self-contained Python script that solves the "
+                         "following problem in a markdown code block:\\n```\\n{prompt}\\n```\\n\" (evalplus)"},
+              {"stop", "end of the assistant turn"},
+              {"max_new_tokens", kMaxChatTokens},
+              {"program", "prompt + the reply's first code block (as a redefinition when it defines "
+                          "entry_point) + test + check(entry_point)"},
+              {"limits", {{"wall_s", l.wall_seconds}, {"cpu_s", l.cpu_seconds}, {"memory_bytes", l.memory_bytes}}},
+              {"metric", "pass@1 (one greedy completion)"},
+              {"subset", "standard: all 164 problems"}};
     return {{"shots", 0},
             {"prompt", "the problem's prompt, verbatim"},
             {"stop", humaneval_stop()},
@@ -116,13 +154,24 @@ class HumanEvalTask : public Task {
   }
 
  private:
+  int64_t max_new_tokens() const { return chat_ ? kMaxChatTokens : kMaxNewTokens; }
+  // ChatML has no BOS and its control tokens are parsed; the plain prompt is encoded as text
+  std::vector<int32_t> prompt_tokens(const HumanEvalProblem& p) const {
+    return chat_ ? tok_.encode(chatml_prompt(humaneval_chat_request(p)), false, true)
+                 : encode_prompt(tok_, p.prompt);
+  }
+
   const Tokenizer& tok_;
+  const bool chat_;
   std::vector<HumanEvalProblem> problems_;
   bool warned_ = false;
 };
 
 }  // namespace
 
-std::unique_ptr<Task> make_humaneval_task(const TaskOptions& o) { return std::make_unique<HumanEvalTask>(o); }
+std::unique_ptr<Task> make_humaneval_task(const TaskOptions& o) { return std::make_unique<HumanEvalTask>(o, false); }
+std::unique_ptr<Task> make_humaneval_chat_task(const TaskOptions& o) {
+  return std::make_unique<HumanEvalTask>(o, true);
+}
 
 }  // namespace h1bkv

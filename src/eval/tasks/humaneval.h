@@ -23,7 +23,19 @@ std::string humaneval_program(const HumanEvalProblem& p, const std::string& comp
 // and lm-eval), and "\n```" (lm-eval's: instruct models close a code fence after the function)
 const std::vector<std::string>& humaneval_stop();
 
+// Chat variant for instruct models (evalplus's instruction prompt): the user turn asks for a
+// self-contained script in a code block; the reply is generated to the end of the turn.
+std::string humaneval_chat_request(const HumanEvalProblem& p);
+// The first fenced block of a reply (the language tag dropped; an unclosed fence runs to the
+// end), or the whole reply when it has no fence.
+std::string extract_code_block(const std::string& reply);
+// prompt, then the reply's code as a redefinition when it defines entry_point (the prompt's
+// imports and helpers stay), else as the function's body; then test + check(entry_point).
+std::string humaneval_chat_program(const HumanEvalProblem& p, const std::string& reply);
+
 // The task: all 164 problems in file order (standard subset = all).
 std::unique_ptr<Task> make_humaneval_task(const TaskOptions& o);
+// The same problems asked through the ChatML template (needs a ChatML model).
+std::unique_ptr<Task> make_humaneval_chat_task(const TaskOptions& o);
 
 }  // namespace h1bkv

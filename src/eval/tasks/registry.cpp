@@ -22,6 +22,7 @@ const std::vector<TaskDef>& task_types() {
     t.push_back({"lambada", "LAMBADA (OpenAI), greedy last word exact (acc) and last-word ppl", make_lambada_task});
     t.push_back({"gsm8k", "GSM8K, 8-shot chain of thought (exemplars from the test file), exact final number", make_gsm8k_task});
     t.push_back({"humaneval", "HumanEval, greedy completion run against its tests in a sandbox (pass@1)", make_humaneval_task});
+    t.push_back({"humaneval_chat", "HumanEval through the ChatML template (instruct models), code block of the reply run in the sandbox (pass@1)", make_humaneval_chat_task});
     t.push_back({"passkey", "passkey retrieval, context 1k-8k x depth 0-100% (long context)", make_passkey_task});
     return t;
   }();
