@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "io/gguf_layout.h"
 #include "kv/registry.h"
 #include "model/model.h"
@@ -33,7 +35,8 @@ struct Outcome {
 // Loads the image from a temp file, tokenizes a prompt and runs it; returns what happened.
 // Anything but h1bkv::Error escapes and fails the test.
 Outcome load_and_run(const Bytes& img) {
-  const std::string path = ::testing::TempDir() + "/mutated.gguf";
+  // per process: CTest runs each test in its own process, several at once
+  const std::string path = ::testing::TempDir() + "/mutated-" + std::to_string(getpid()) + ".gguf";
   h1bkv::test::write_file(path, img);
   Outcome o;
   try {
