@@ -30,4 +30,9 @@ TEST(CacheOptionCli, LokiKHuge) {
                         "cache 'loki' option 'k': 1e30 is out of range (valid: (0, 2147483647])");
 }
 
+TEST(CacheOptionCli, H1bTemperatureNotPositive) {
+  expect_one_line_error("run -m " + stories260k() + " -p hi --cache h1b:T=-1",
+                        "cache 'h1b' option 'T': -1 is out of range (valid: (0, 1000000])");
+}
+
 }  // namespace
