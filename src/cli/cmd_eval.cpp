@@ -10,6 +10,7 @@
 #include "cli/common.h"
 #include "eval/cache_list.h"
 #include "eval/eval_run.h"
+#include "eval/tasks/humaneval.h"
 #include "model/model.h"
 #include "tokenize/tokenizer.h"
 #include "util/error.h"
@@ -34,6 +35,7 @@ struct EvalOptions {
   bool json = false;
   std::string json_out, plot, title;
   int64_t groups = 0;
+  bool unsafe_exec = false;
 
   void add_to(CLI::App& app) {
     app.add_option("-m,--model", model, "GGUF model file")->required();
@@ -51,6 +53,8 @@ struct EvalOptions {
     app.add_option("--plot", plot, "write an SVG plot of accuracy against bytes per token");
     app.add_option("--title", title, "plot title");
     app.add_option("--groups", groups, "print per-group accuracy (mmlu subjects, ...) up to this many groups");
+    app.add_flag("--unsafe-exec", unsafe_exec, "humaneval: run model-written programs without the bubblewrap "
+                                               "sandbox (when it cannot start); recorded in the output");
   }
 };
 
@@ -75,6 +79,9 @@ int eval(EvalOptions& o) {
   }
   check(o.limit >= 0, "--limit must be >= 0");
   check(o.n_ctx >= 0, "-c must be >= 0");
+  bool humaneval = false;
+  for (const auto& n : names) humaneval = humaneval || n == "humaneval";
+  if (humaneval) check_humaneval_can_run(o.unsafe_exec);  // before the model loads
   apply_threads(o.threads);
   Loaded l = load_model(o.model);
   TaskOptions to;
@@ -82,6 +89,7 @@ int eval(EvalOptions& o) {
   to.data_dir = shared_dir() + "/data";
   to.shots = o.shots;
   to.seed = o.seed;
+  to.unsafe_exec = o.unsafe_exec;
   const int64_t train = l.model->config().n_ctx_train;  // tasks that size themselves (passkey) fit -c
   to.n_ctx = o.n_ctx > 0 && (train <= 0 || o.n_ctx < train) ? o.n_ctx : train;
   std::vector<std::unique_ptr<Task>> owned;
@@ -104,12 +112,16 @@ int eval(EvalOptions& o) {
   j["seed"] = o.seed;
   j["limit"] = o.limit;
   j["full"] = o.full;
+  j["unsafe_exec"] = o.unsafe_exec;
   j["seconds"] = t.seconds();
   if (!o.json_out.empty()) write_file(o.json_out, j.dump(2) + "\n");
   if (!o.plot.empty())
     write_file(o.plot, eval_svg(r, o.title.empty() ? "accuracy per byte: " + o.tasks : o.title));
   if (o.json) std::printf("%s\n", j.dump(2).c_str());
-  else std::printf("%s\ntotal %.1f s\n", eval_markdown(r, o.groups).c_str(), t.seconds());
+  else std::printf("%s\n%stotal %.1f s\n", eval_markdown(r, o.groups).c_str(),
+                   humaneval && o.unsafe_exec ? "UNSAFE: --unsafe-exec: humaneval programs ran without the "
+                                                "bubblewrap sandbox\n" : "",
+                   t.seconds());
   return 0;
 }
 

