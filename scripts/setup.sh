@@ -3,7 +3,7 @@
 # Usage: scripts/setup.sh [build-dir]   (default: build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pkgs=(build-essential cmake libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev
+pkgs=(build-essential cmake libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev bubblewrap
       libbenchmark-dev libomp-dev clang libclang-rt-14-dev gnuplot-nox python3
       zlib1g-dev libbz2-dev)
 missing=()

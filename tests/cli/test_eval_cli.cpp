@@ -5,6 +5,8 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -51,6 +53,49 @@ TEST(EvalCli, UnknownTaskIsAnError) {
   const Result r = run_h1bkv("eval -m " + stories() + " --tasks arc_easy,nope --caches f16");
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("error: unknown task 'nope'"), std::string::npos) << r.out;
+}
+
+// HumanEval refuses to run model-written code when bubblewrap cannot start (here: a PATH with
+// python3 but no bwrap), in one line and before the model loads, unless --unsafe-exec is passed.
+TEST(EvalCli, HumanEvalRefusesWithoutTheSandbox) {
+  const std::filesystem::path dir = ::testing::TempDir() + "/h1bkv-path-without-bwrap";
+  std::filesystem::create_directories(dir);
+  std::error_code ec;
+  std::filesystem::create_symlink("/usr/bin/python3", dir / "python3", ec);  // may be there already
+  const std::string saved = std::getenv("PATH") ? std::getenv("PATH") : "";
+  setenv("PATH", dir.c_str(), 1);
+  const Result refused = run_h1bkv("eval -m /nonexistent/model.gguf --tasks arc_easy,humaneval --caches f16");
+  const Result unsafe = run_h1bkv("eval -m /nonexistent/model.gguf --tasks humaneval --caches f16 --unsafe-exec");
+  setenv("PATH", saved.c_str(), 1);
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_EQ(refused.out, "error: humaneval: the sandbox cannot start (bwrap not found on PATH (install the bubblewrap "
+                         "package)); pass --unsafe-exec to run model-written code without it\n");
+  EXPECT_EQ(unsafe.code, 1);
+  EXPECT_EQ(unsafe.out.find("sandbox"), std::string::npos) << unsafe.out;  // it got as far as the model
+  EXPECT_NE(unsafe.out.find("/nonexistent/model.gguf"), std::string::npos) << unsafe.out;
+}
+
+// Whether the programs ran in the sandbox is in the table and the JSON.
+TEST(EvalCli, HumanEvalRecordsTheSandbox) {
+  Result r = run_h1bkv("eval -m " + stories() + " --tasks humaneval --caches f16 --limit 1 -t 1 --json", false);
+  ASSERT_EQ(r.code, 0) << r.out;
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["unsafe_exec"], false);
+  EXPECT_EQ(j["tasks"]["humaneval"]["unsafe_exec"], false);
+  EXPECT_EQ(j["rows"][0]["sandboxed_frac"], 1.0);
+  EXPECT_NE(j["tasks"]["humaneval"]["runner"].get<std::string>().find("inside bubblewrap"), std::string::npos);
+  // the story model's text (not Python) is what --unsafe-exec runs outside the sandbox here
+  r = run_h1bkv("eval -m " + stories() + " --tasks humaneval --caches f16 --limit 1 -t 1 --json --unsafe-exec", false);
+  ASSERT_EQ(r.code, 0) << r.out;
+  j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["unsafe_exec"], true);
+  EXPECT_EQ(j["rows"][0]["sandboxed_frac"], 0.0);
+  EXPECT_EQ(j["rows"][0]["acc"], 0.0);
+  r = run_h1bkv("eval -m " + stories() + " --tasks humaneval --caches f16 --limit 1 -t 1 --unsafe-exec");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("sandboxed_frac 0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("UNSAFE: --unsafe-exec: humaneval programs ran without the bubblewrap sandbox"), std::string::npos)
+      << r.out;
 }
 
 // The CI smoke run on the real model: every task, an exact and a compressed cache, a few items

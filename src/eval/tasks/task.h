@@ -36,6 +36,7 @@ struct TaskOptions {
   int shots = -1;        // few-shot exemplars (-1 = the task's default)
   uint64_t seed = 0;     // fixes any sampling of exemplars / generated items
   int64_t n_ctx = 0;     // the cache size: -c, or the model's training context (tasks cap prompts to it)
+  bool unsafe_exec = false;  // humaneval: run model-written programs without bubblewrap (--unsafe-exec)
 };
 
 class Task {
