@@ -58,6 +58,7 @@ std::string humaneval_chat_program(const HumanEvalProblem& p, const std::string&
   const std::string code = extract_code_block(reply);
   const bool defines = code.find("def " + p.entry_point + "(") != std::string::npos;
   return p.prompt + (defines ? "\n" : "") + code + "\n" + p.test + "\ncheck(" + p.entry_point + ")\n";
+}
 
 void check_humaneval_can_run(bool unsafe_exec) {
   check(!python3_path().empty(), "humaneval: needs python3 under /usr on PATH to run the tests");
