@@ -3,6 +3,7 @@
 #include <omp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -159,10 +160,16 @@ Loaded load_model(const std::string& path) {
 }
 
 void progress(const std::string& label, int64_t done, int64_t total, double seconds) {
-  if (!isatty(STDERR_FILENO)) return;
+  const double eta = done > 0 ? seconds / done * (total - done) : 0;
+  if (!isatty(STDERR_FILENO)) {  // a log: one line per 5 % of the items (and the last)
+    const int64_t step = std::max<int64_t>(1, total / 20);
+    if (done == total || done % step == 0)
+      std::fprintf(stderr, "%s %lld/%lld  %.0fs elapsed, ETA %.0fs\n", label.c_str(), (long long)done,
+                   (long long)total, seconds, eta);
+    return;
+  }
   const int width = 30;
   const int filled = total > 0 ? (int)(width * done / total) : 0;
-  const double eta = done > 0 ? seconds / done * (total - done) : 0;
   std::fprintf(stderr, "\r%s [%.*s%*s] %lld/%lld  %.0fs elapsed, ETA %.0fs ", label.c_str(),
                filled, "##############################", width - filled, "", (long long)done,
                (long long)total, seconds, eta);

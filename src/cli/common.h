@@ -64,7 +64,8 @@ struct Loaded {
 };
 Loaded load_model(const std::string& path);
 
-// A one-line progress bar on stderr (only when stderr is a terminal or force is set).
+// Progress on stderr: a bar redrawn in place on a terminal; otherwise (a log) a line per 5 % of
+// the items and one for the last.
 void progress(const std::string& label, int64_t done, int64_t total, double seconds);
 void progress_done();
 
