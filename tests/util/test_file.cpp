@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "error_of.h"
 #include "util/error.h"
 #include "util/file.h"
 
@@ -55,14 +56,7 @@ std::vector<std::string> temp_files() {
   closedir(d);
   return v;
 }
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 }  // namespace
 

@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "error_of.h"
 #include "kv/calib/h1b_calibration.h"
 #include "kv/calib/h1b_record.h"
 #include "kv/caches/h1b.h"
@@ -50,14 +51,7 @@ const CacheGeometry kGeom{2, 4, 2, 64, 300, "model-a"};
 
 std::string tmp_path(const char* name) { return ::testing::TempDir() + name; }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 }  // namespace
 
