@@ -133,12 +133,14 @@ void Model::ensure_workspace(int64_t n) {
 // shows up at the first stage whose output it reaches, instead of as a printed 'nan' downstream.
 // Every matmul input and everything stored in the cache is checked: a kernel that quantizes its
 // input (or a cache that quantizes keys) could otherwise turn a NaN into a finite wrong number.
-static void check_finite(const float* x, int64_t rows, int64_t cols, int32_t pos0,
-                         const std::string& where) {
+// layer < 0: a stage outside the layers. The message is built only when a value is not finite.
+static void check_finite(const float* x, int64_t rows, int64_t cols, int32_t pos0, int layer,
+                         const char* stage) {
   for (int64_t i = 0; i < rows * cols; ++i)
     if (!std::isfinite(x[i]))
-      throw Error("non-finite value (" + std::to_string(x[i]) + ") in " + where + " at position " +
-                  std::to_string(pos0 + i / cols) +
+      throw Error("non-finite value (" + std::to_string(x[i]) + ") in " +
+                  (layer >= 0 ? "layer " + std::to_string(layer) + "'s " : std::string()) + stage +
+                  " at position " + std::to_string(pos0 + i / cols) +
                   " (damaged weights, or a calibration/cache setting that overflows)");
 }
 
@@ -169,16 +171,15 @@ void Model::forward(const int32_t* tokens, int64_t n, int32_t pos0, KvCache& cac
   for (int64_t i = 0; i < n; ++i)
     dequantize_row(tok_embd_.type, tok_embd_.data + (size_t)tokens[i] * tok_embd_.row_bytes,
                    x_.data() + i * d, d);
-  check_finite(x_.data(), n, d, pos0, "the token embeddings");
+  check_finite(x_.data(), n, d, pos0, -1, "the token embeddings");
 
   const float scale = 1.0f / std::sqrt((float)hd);
   for (int il = 0; il < c.n_layer; ++il) {
     const LayerWeights& L = layers_[il];
-    const std::string layer = "layer " + std::to_string(il) + "'s ";
 #pragma omp parallel for if (n > 8)
     for (int64_t i = 0; i < n; ++i)
       rmsnorm(x_.data() + i * d, L.attn_norm.data(), xb_.data() + i * d, d, c.rms_eps);
-    check_finite(xb_.data(), n, d, pos0, layer + "attention norm");
+    check_finite(xb_.data(), n, d, pos0, il, "attention norm");
     matmul(L.wq, xb_.data(), q_.data(), n);  // q: [n][n_head][hd]
     matmul(L.wk, xb_.data(), k_.data(), n);  // k: [n][n_kv][hd]
     matmul(L.wv, xb_.data(), v_.data(), n);  // v: [n][n_kv][hd]
@@ -190,35 +191,35 @@ void Model::forward(const int32_t* tokens, int64_t n, int32_t pos0, KvCache& cac
       rope(q_.data() + i * qd, c.n_head, (int)hd, c.n_rot, pos_[i], c.rope_base, c.rope_neox);
       rope(k_.data() + i * kvd, c.n_kv_head, (int)hd, c.n_rot, pos_[i], c.rope_base, c.rope_neox);
     }
-    check_finite(q_.data(), n, qd, pos0, layer + "queries");
-    check_finite(k_.data(), n, kvd, pos0, layer + "keys");
-    check_finite(v_.data(), n, kvd, pos0, layer + "values");
+    check_finite(q_.data(), n, qd, pos0, il, "queries");
+    check_finite(k_.data(), n, kvd, pos0, il, "keys");
+    check_finite(v_.data(), n, kvd, pos0, il, "values");
     LayerCache& lc = cache.layer(il);
     lc.append(n, pos_.data(), k_.data(), v_.data());
     lc.attend(n, pos_.data(), q_.data(), scale, att_.data());  // att: [n][n_head][hd]
-    check_finite(att_.data(), n, qd, pos0, layer + "attention output");
+    check_finite(att_.data(), n, qd, pos0, il, "attention output");
     matmul(L.wo, att_.data(), xb_.data(), n);
     add_inplace(x_.data(), xb_.data(), n * d);
 
 #pragma omp parallel for if (n > 8)
     for (int64_t i = 0; i < n; ++i)
       rmsnorm(x_.data() + i * d, L.ffn_norm.data(), xb_.data() + i * d, d, c.rms_eps);
-    check_finite(xb_.data(), n, d, pos0, layer + "feed-forward norm");
+    check_finite(xb_.data(), n, d, pos0, il, "feed-forward norm");
     matmul(L.w_gate, xb_.data(), gate_.data(), n);  // [n][n_ff]
     matmul(L.w_up, xb_.data(), up_.data(), n);      // [n][n_ff]
     swiglu(gate_.data(), up_.data(), n * c.n_ff);
-    check_finite(gate_.data(), n, c.n_ff, pos0, layer + "feed-forward");
+    check_finite(gate_.data(), n, c.n_ff, pos0, il, "feed-forward");
     matmul(L.w_down, gate_.data(), xb_.data(), n);  // [n][d]
     add_inplace(x_.data(), xb_.data(), n * d);
-    check_finite(x_.data(), n, d, pos0, layer + "output");
+    check_finite(x_.data(), n, d, pos0, il, "output");
   }
 
   const int64_t first = all_logits ? 0 : n - 1, m = n - first;
   for (int64_t i = first; i < n; ++i)
     rmsnorm(x_.data() + i * d, output_norm_.data(), xb_.data() + (i - first) * d, d, c.rms_eps);
-  check_finite(xb_.data(), m, d, pos0 + (int32_t)first, "the output norm");
+  check_finite(xb_.data(), m, d, pos0 + (int32_t)first, -1, "the output norm");
   matmul(output_, xb_.data(), logits, m);  // logits: [m][n_vocab]
-  check_finite(logits, m, c.n_vocab, pos0 + (int32_t)first, "the output logits");
+  check_finite(logits, m, c.n_vocab, pos0 + (int32_t)first, -1, "the output logits");
 }
 
 }  // namespace h1bkv
