@@ -110,7 +110,7 @@ int info(InfoOptions& o) {
     for (int64_t n : o.contexts) {
       CacheGeometry gn = geo;
       gn.n_ctx = n;
-      std::printf(" %s |", human_bytes(cache_bytes_per_token(s, gn) * n + cache_fixed_bytes(s, gn)).c_str());
+      std::printf(" %s |", human_bytes(cache_bytes(s, gn)).c_str());
     }
     std::printf("\n");
   }

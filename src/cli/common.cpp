@@ -27,17 +27,25 @@ std::string range_text(const std::string& lo, const std::string& hi) {
   return "valid range [" + lo + ", " + hi + "]";
 }
 
+// A whole decimal integer (no trailing text, no exponent): "" and v set, or the error for s.
+std::string parse_strict_int(const std::string& s, long long& v, const std::string& range) {
+  errno = 0;
+  char* end = nullptr;
+  v = std::strtoll(s.c_str(), &end, 10);
+  if (s.empty() || *end != 0) return "'" + s + "' is not an integer (" + range + ")";
+  if (errno == ERANGE) return s + " is out of range (" + range + ")";
+  return "";
+}
+
 }  // namespace
 
 CLI::Validator int_range(int64_t lo, int64_t hi) {
   const std::string range = range_text(std::to_string(lo), std::to_string(hi));
   return CLI::Validator(
       [lo, hi, range](std::string& s) -> std::string {
-        errno = 0;
-        char* end = nullptr;
-        const long long v = std::strtoll(s.c_str(), &end, 10);
-        if (s.empty() || *end != 0) return "'" + s + "' is not an integer (" + range + ")";
-        if (errno == ERANGE || v < lo || v > hi) return s + " is out of range (" + range + ")";
+        long long v = 0;
+        if (std::string e = parse_strict_int(s, v, range); !e.empty()) return e;
+        if (v < lo || v > hi) return s + " is out of range (" + range + ")";
         return "";
       },
       "INT in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
@@ -64,13 +72,10 @@ CLI::Validator chunks_range() {
   const int64_t hi = int64_t{1} << 31;
   return CLI::Validator(
       [hi](std::string& s) -> std::string {
-        errno = 0;
-        char* end = nullptr;
-        const long long v = std::strtoll(s.c_str(), &end, 10);
         const std::string range = "-1 for all, or [1, " + std::to_string(hi) + "]";
-        if (s.empty() || *end != 0) return "'" + s + "' is not an integer (" + range + ")";
-        if (errno == ERANGE || (v != -1 && (v < 1 || v > hi)))
-          return s + " is out of range (" + range + ")";
+        long long v = 0;
+        if (std::string e = parse_strict_int(s, v, range); !e.empty()) return e;
+        if (v != -1 && (v < 1 || v > hi)) return s + " is out of range (" + range + ")";
         return "";
       },
       "INT: -1 = all, or >= 1");
