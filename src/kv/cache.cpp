@@ -12,12 +12,14 @@ namespace {
 
 }  // namespace
 
-LayerCache::LayerCache(const CacheGeometry& g) : g_(g) {
+void check_cache_geometry(const CacheGeometry& g) {
   if (!(g.n_kv_head > 0 && g.n_head > 0 && g.n_head % g.n_kv_head == 0 && g.head_dim > 0 && g.n_ctx > 0))
     fail("invalid cache geometry: " + std::to_string(g.n_head) + " query heads, " +
          std::to_string(g.n_kv_head) + " KV heads (must divide them), head_dim " +
          std::to_string(g.head_dim) + ", n_ctx " + std::to_string(g.n_ctx));
 }
+
+LayerCache::LayerCache(const CacheGeometry& g) : g_(g) { check_cache_geometry(g); }
 
 void LayerCache::append(int64_t n, const int32_t* pos, const float* k, const float* v) {
   const int64_t held = n_tokens();

@@ -21,12 +21,15 @@ struct CacheGeometry {
   std::string model_id;
 };
 
+// Throws Error unless n_kv_head > 0, n_head % n_kv_head == 0 (GQA), head_dim > 0, n_ctx > 0.
+void check_cache_geometry(const CacheGeometry& g);
+
 // The cache of one layer, all KV heads. The public calls are the seam: they check what every
 // cache type relies on, once, here (also in Release; no message is built unless a check fails),
 // then call the type's implementation (do_append, do_attend, do_truncate).
 class LayerCache {
  public:
-  // Throws Error unless n_kv_head > 0, n_head % n_kv_head == 0 (GQA), head_dim > 0, n_ctx > 0.
+  // Throws Error on an invalid geometry (check_cache_geometry).
   explicit LayerCache(const CacheGeometry& g);
   virtual ~LayerCache() = default;
   // Appends n tokens. pos: [n], increasing and past every held position.

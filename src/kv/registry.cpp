@@ -157,8 +157,7 @@ void check_calib_use(const CacheSpec& spec, const std::string& calib) {
 
 std::unique_ptr<KvCache> make_cache(const CacheSpec& spec, const CacheGeometry& g,
                                     const std::string& calib) {
-  check(g.n_kv_head > 0 && g.n_head % g.n_kv_head == 0 && g.head_dim > 0 && g.n_ctx > 0,
-        "invalid cache geometry");
+  check_cache_geometry(g);  // before the type's factory sizes anything from it
   check_calib_use(spec, calib);
   return cache_type(spec.type).make(spec, g, calib);
 }
