@@ -153,7 +153,6 @@ CacheSpec ModelOptions::resolve() const {
 
 std::unique_ptr<KvCache> make_cache_for(const Model& model, const CacheSpec& spec,
                                         const ModelOptions& o) {
-  if (!o.calib.empty()) check_regular_file(o.calib);
   return make_cache(spec, model.cache_geometry(o.n_ctx), o.calib);
 }
 

@@ -54,7 +54,7 @@ void save_calibration(const std::string& path, const CalibrationFile& f) {
 }
 
 CalibrationFile load_calibration(const std::string& path) {
-  const json j = read_json_file(path, "calibration file");
+  const json j = read_json_file(path);
   CalibrationFile f;
   try {
     check(j.is_object() && j.value("format", "") == "h1bkv-calib",

@@ -1,19 +1,16 @@
 #include "kv/calib/json_file.h"
 
 #include <fstream>
-#include <sstream>
 
 #include "util/error.h"
+#include "util/file.h"
 
 namespace h1bkv {
 
-nlohmann::json read_json_file(const std::string& path, const std::string& what) {
-  std::ifstream in(path);
-  check(in.good(), path + ": cannot open " + what);
-  std::stringstream ss;
-  ss << in.rdbuf();
+nlohmann::json read_json_file(const std::string& path) {
+  const std::string text = read_file(path);  // a regular file (stat before open), bounded
   try {
-    return nlohmann::json::parse(ss.str());
+    return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + ": not valid JSON (" + std::string(e.what()) + ")");
   }

@@ -6,8 +6,9 @@
 
 namespace h1bkv {
 
-// Throws Error "PATH: cannot open WHAT" or "PATH: not valid JSON (...)".
-nlohmann::json read_json_file(const std::string& path, const std::string& what);
+// Reads through util's read_file (a regular file, checked before it is opened; bounded size);
+// throws Error "PATH: cannot open: ...", "PATH: not a regular file (...)" or "PATH: not valid JSON (...)".
+nlohmann::json read_json_file(const std::string& path);
 // Writes j.dump(1) and a newline; throws Error "PATH: cannot write" / "PATH: write failed".
 void write_json_file(const std::string& path, const nlohmann::ordered_json& j);
 

@@ -147,7 +147,7 @@ void save_loki_basis(const std::string& path, const LokiBasis& b) {
 }
 
 LokiBasis load_loki_basis(const std::string& path) {
-  const json j = read_json_file(path, "loki basis file");
+  const json j = read_json_file(path);
   LokiBasis b;
   auto field = [&](const char* name) -> const json& {
     check(j.contains(name), path + ": missing field \"" + std::string(name) + "\"");
