@@ -150,11 +150,8 @@ std::string compare_markdown(const CompareResult& r, int64_t ctx) {
                 "mean KLD | KLD p99 | top-1 %% |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
                 (long long)ctx);
   s += buf;
-  double f16_bpt = 0;
-  for (const auto& row : r.rows)
-    if (row.spec == "f16") f16_bpt = row.bytes_per_token;
   for (const auto& row : r.rows) {
-    const double ratio = f16_bpt > 0 ? f16_bpt / row.bytes_per_token : 0;
+    const double ratio = 16.0 / row.bits_per_element;  // f16 stores 16 bits per element
     std::snprintf(buf, sizeof buf,
                   "| %s | %.2f | %.0f | %.2fx | %.2f | %.2f | %.4f ± %.3f | %+.2f | %.5f | %.4f | %.2f |\n",
                   display_label(row.label).c_str(), row.bits_per_element, row.bytes_per_token, ratio,

@@ -88,3 +88,14 @@ TEST(Compare, EveryCacheTypeProducesItsRow) {
   EXPECT_GE(count("(reference)"), 1u);
   EXPECT_EQ(count("r=\"4\"") + count("(reference)"), specs.size());
 }
+
+TEST(Compare, CompressionColumnNeedsNoF16Row) {
+  CompareResult r;
+  r.n_ctx = 512;
+  CompareRow row;
+  row.label = row.spec = "q4_0";
+  row.bits_per_element = 4.5;  // q4_0: 18 bytes per 32 elements
+  row.bytes_per_token = 1000;
+  r.rows.push_back(row);
+  EXPECT_NE(compare_markdown(r, 512).find("| 3.56x |"), std::string::npos) << compare_markdown(r, 512);
+}
