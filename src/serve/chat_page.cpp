@@ -1,5 +1,6 @@
 // The chat page at /: one self-contained HTML file (no external scripts, styles or fonts).
-// It streams /v1/chat/completions and polls /health for the cache type and bytes held.
+// It streams /v1/chat/completions and polls /health for the cache type and bytes held;
+// /?prompt=TEXT sends TEXT on load.
 #include "serve/server.h"
 
 namespace h1bkv {
@@ -39,7 +40,8 @@ async function health(){
 }
 setInterval(health,1000);health();
 function line(cls,text){const d=document.createElement("div");d.className=cls;d.textContent=text;log.appendChild(d);return d;}
-document.getElementById("form").addEventListener("submit",async ev=>{
+const form=document.getElementById("form");
+form.addEventListener("submit",async ev=>{
   ev.preventDefault();
   const p=document.getElementById("prompt");const text=p.value;if(!text)return;p.value="";
   messages.push({role:"user",content:text});line("user","> "+text);
@@ -64,7 +66,11 @@ document.getElementById("form").addEventListener("submit",async ev=>{
     document.getElementById("tps").textContent=(ntok/s).toFixed(1);
   }catch(e){line("error","error: "+e.message);messages.pop();}
   health();
+  document.body.dataset.replies=String(messages.length/2);
 });
+// /?prompt=TEXT sends TEXT at once (a link that starts a conversation; the browser test uses it)
+const q=new URLSearchParams(location.search).get("prompt");
+if(q){document.getElementById("prompt").value=q;form.requestSubmit();}
 </script></body></html>
 )HTML";
 }
