@@ -156,19 +156,53 @@ TEST_F(ServeBadInput, NoFileIsServed) {
   EXPECT_TRUE(has(page->body, "/v1/chat/completions"));
 }
 
+int raw_connect(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd >= 0 && connect(fd, (sockaddr*)&a, sizeof a) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+std::string raw_request(const std::string& body) {
+  return "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+// A client that sends a streaming request and reads nothing: the scheduler does not wait for it
+// (its tokens queue on its sequence); another client is answered meanwhile, and the silent one's
+// sequence runs to its end.
+TEST_F(ServeBadInput, SilentClientDoesNotStallOthers) {
+  LiveServer s(small_config(), {});
+  const int fd = raw_connect(s.port);
+  ASSERT_GE(fd, 0);
+  const std::string req =
+      raw_request(R"({"prompt":"Once upon a time","max_tokens":240,"temperature":0,"stream":true})");
+  ASSERT_EQ(write(fd, req.data(), req.size()), (ssize_t)req.size());
+  auto c = s.client();
+  auto r = c.Post("/v1/completions", R"({"prompt":"The dog","max_tokens":30,"temperature":0})", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  for (int w = 0; w < 2000 && s.sched->stats().finished < 2; ++w)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const SchedulerStats st = s.sched->stats();
+  EXPECT_EQ(st.finished, 2);
+  EXPECT_EQ(st.generated_tokens, 240 + 30);
+  close(fd);
+}
+
 // A raw connection: sends a streaming request, reads until the first token arrives, hangs up.
 TEST_F(ServeBadInput, ClientThatLeavesMidStreamFreesItsSlot) {
   LiveServer s(small_config(), {}, false);
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  const int fd = raw_connect(s.port);
   ASSERT_GE(fd, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons((uint16_t)s.port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(connect(fd, (sockaddr*)&a, sizeof a), 0);
-  const std::string body = R"({"prompt":"Once upon a time","max_tokens":200,"temperature":0,"stream":true})";
-  const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                          "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  const std::string req =
+      raw_request(R"({"prompt":"Once upon a time","max_tokens":200,"temperature":0,"stream":true})");
   ASSERT_EQ(write(fd, req.data(), req.size()), (ssize_t)req.size());
   for (int w = 0; w < 2000 && s.sched->stats().queued < 1; ++w)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
