@@ -76,9 +76,13 @@ int serve(ServeOptions& o) {
   Server server(*l.tok, sched, o.server);
   const int port = server.bind();
   sched.start();
-  std::fprintf(stderr, "h1bkv serve: %s, cache %s (%.0f bytes/token), -c %lld, -np %d, --kv-budget %.0f bytes\n",
-               o.server.model_id.c_str(), spec.str().c_str(),
-               sched.reservation_bytes(1) , (long long)sc.n_ctx, sc.max_sequences, sc.kv_budget);
+  const CacheGeometry full = l.model->cache_geometry(sc.n_ctx);
+  std::fprintf(stderr,
+               "h1bkv serve: %s, cache %s (%.0f bytes/token + %.0f fixed; %.0f bytes at -c %lld), -np %d, "
+               "--kv-budget %.0f bytes\n",
+               o.server.model_id.c_str(), spec.str().c_str(), cache_bytes_per_token(spec, full),
+               cache_fixed_bytes(spec, full), sched.reservation_bytes(sc.n_ctx), (long long)sc.n_ctx,
+               sc.max_sequences, sc.kv_budget);
   std::fprintf(stderr, "h1bkv serve: listening on http://%s:%d\n", o.server.host.c_str(), port);
   std::fflush(stderr);
   std::thread waiter([&] {
