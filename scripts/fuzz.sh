@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Fuzzes the input parsers with libFuzzer + ASan + UBSan for a bounded time in total:
 #   fuzz_gguf        the GGUF reader (fuzz/fuzz_gguf.cpp)                      40 % of the time
-#   fuzz_cache_spec  the cache-spec parser and the caches it builds            20 %
-#   fuzz_calib_json  the h1b calibration and Loki basis JSON loaders           20 %
-#   fuzz_tokenizer   the tokenizers (stories260K SPM, SmolLM2 BPE) on any bytes 20 %
+#   fuzz_cache_spec  the cache-spec parser and the caches it builds            15 %
+#   fuzz_calib_json  the h1b calibration and Loki basis JSON loaders           15 %
+#   fuzz_tokenizer   the tokenizers (stories260K SPM, SmolLM2 BPE) on any bytes 15 %
+#   fuzz_serve_request  the server's OpenAI request parser (serve/api.h)      15 %
 #   scripts/fuzz.sh            # 60 s in all;   FUZZ_SECONDS=600 scripts/fuzz.sh for longer
 #   FUZZ_TARGETS="fuzz_tokenizer" scripts/fuzz.sh   # one target, all the time
 # Builds the fuzz targets with clang in build-fuzz, seeds a corpus per target (tiny valid GGUF
@@ -15,7 +16,7 @@ cd "$(dirname "$0")/.."
 build=${FUZZ_BUILD:-build-fuzz}
 seconds=${FUZZ_SECONDS:-60}
 shared=${H1BKV_SHARED:-../shared}
-read -r -a targets <<< "${FUZZ_TARGETS:-fuzz_gguf fuzz_cache_spec fuzz_calib_json fuzz_tokenizer}"
+read -r -a targets <<< "${FUZZ_TARGETS:-fuzz_gguf fuzz_cache_spec fuzz_calib_json fuzz_tokenizer fuzz_serve_request}"
 
 CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DH1BKV_FUZZ=ON -DH1BKV_TESTS=OFF -DH1BKV_BENCH=OFF >/dev/null
@@ -23,7 +24,8 @@ cmake --build "$build" --target "${targets[@]}" -j"$(nproc)"
 
 seeds="$build/seeds/fuzz_gguf"
 rm -rf "$build/seeds"
-mkdir -p "$seeds" "$build/seeds/fuzz_cache_spec" "$build/seeds/fuzz_calib_json" "$build/seeds/fuzz_tokenizer"
+mkdir -p "$seeds" "$build/seeds/fuzz_cache_spec" "$build/seeds/fuzz_calib_json" "$build/seeds/fuzz_tokenizer" \
+  "$build/seeds/fuzz_serve_request"
 if [ -f "$shared/models/stories260K.gguf" ]; then
   head -c 65536 "$shared/models/stories260K.gguf" > "$seeds/stories260K-head64k.gguf"
   head -c 1024 "$shared/models/stories260K.gguf" > "$seeds/stories260K-head1k.gguf"
@@ -103,6 +105,11 @@ printf '\001<|im_start|>user\nHi <|im_end|>\n\t  x = 1e9;' > "$tok_seeds/chatml"
 printf '\000na\303\257ve caf\303\251 \346\227\245\346\234\254 \360\237\230\200 \316\261\316\262' > "$tok_seeds/unicode"
 printf '\001abc\377\376 \300\200' > "$tok_seeds/invalid"
 [ -f "$shared/data/tinystories/sample.txt" ] && head -c 2000 "$shared/data/tinystories/sample.txt" > "$tok_seeds/sample"
+# Request bodies: a chat and a completion with every field, and broken ones.
+req_seeds="$build/seeds/fuzz_serve_request"
+printf '%s' '{"model":"m","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":[{"type":"text","text":"Hi"}]}],"max_tokens":7,"temperature":0.5,"top_p":0.9,"top_k":3,"seed":9,"stop":["a","b"],"stream":true,"stream_options":{"include_usage":true}}' > "$req_seeds/chat"
+printf '%s' '{"prompt":["Once upon a time"],"max_tokens":16,"stop":"\n","n":1}' > "$req_seeds/completion"
+printf '%s' '{"messages":[],"max_tokens":0,"seed":-1,"temperature":1e999}' > "$req_seeds/bad"
 
 # Time per target: fuzz_gguf 40 %, the others share the rest (all of it when it runs alone).
 share() {

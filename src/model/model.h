@@ -41,6 +41,14 @@ class Model {
   void forward(const int32_t* tokens, int64_t n, int32_t pos0, KvCache& cache, float* logits,
                bool all_logits);
 
+  // Continuous batching (model/forward_batch.cpp): one decode step of n sequences, token[i] at
+  // pos[i] appended to caches[i]. The weight matmuls run once over the n rows; each row attends
+  // over its own cache, so a row's logits are the same as forward() of that token alone.
+  // logits: [n][n_vocab]. Throws Error as forward() does, naming the row; nothing is appended
+  // to any cache when a check before the first layer fails.
+  void forward_batch(const int32_t* tokens, const int32_t* pos, KvCache* const* caches, int64_t n,
+                     float* logits);
+
  private:
   Model() = default;
   void bind();

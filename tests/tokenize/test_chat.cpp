@@ -19,6 +19,15 @@ TEST(ChatML, PromptText) {
   EXPECT_FALSE(is_chatml_template(""));
 }
 
+TEST(ChatML, ConversationText) {
+  EXPECT_EQ(chatml_conversation({{"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Hello"},
+                                 {"user", "Bye"}}),
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+            "<|im_start|>assistant\nHello<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n"
+            "<|im_start|>assistant\n");
+  EXPECT_EQ(chatml_conversation({{"user", "Hello world"}}), chatml_prompt("Hello world"));
+}
+
 // Ids from llama.cpp's llama-tokenize on the same vocab (control tokens parsed, no BOS):
 // <|im_start|>=151644 user=872 \n=198 Hello=9707 ' world'=1879 <|im_end|>=151645 assistant=77091.
 TEST(ChatML, Qwen2IdsHaveNoBos) {

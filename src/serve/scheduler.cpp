@@ -1,0 +1,235 @@
+#include "serve/scheduler.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "model/model.h"
+#include "tokenize/tokenizer.h"
+#include "util/error.h"
+#include "util/timer.h"
+
+namespace h1bkv {
+
+Scheduler::Scheduler(Model& model, const Tokenizer& tok, SchedulerConfig cfg)
+    : model_(model), tok_(tok), cfg_(std::move(cfg)) {
+  check(cfg_.n_ctx > 0 && cfg_.max_sequences > 0 && cfg_.max_queue > 0 && cfg_.kv_budget > 0,
+        "scheduler: context, sequences, queue and budget must be positive");
+  make_cache(cfg_.cache, model_.cache_geometry(1), cfg_.calib);  // a bad spec or file fails here
+}
+
+Scheduler::~Scheduler() { stop(); }
+
+double Scheduler::reservation_bytes(int64_t n_tokens) const {
+  const CacheGeometry g = model_.cache_geometry(n_tokens);
+  return cache_bytes_per_token(cfg_.cache, g) * (double)n_tokens + cache_fixed_bytes(cfg_.cache, g);
+}
+
+void Scheduler::submit(const std::shared_ptr<Sequence>& s) {
+  const int64_t n = (int64_t)s->prompt.size() + s->max_tokens;
+  check(!s->prompt.empty() && s->max_tokens > 0 && n <= cfg_.n_ctx, "scheduler: invalid sequence");
+  const double need = reservation_bytes(n);
+  if (need > cfg_.kv_budget) {
+    const CacheGeometry g = model_.cache_geometry(n);
+    throw ApiError(400, "the request needs " + std::to_string((int64_t)need) + " bytes of KV cache (" +
+                            std::to_string(s->prompt.size()) + " prompt + " +
+                            std::to_string(s->max_tokens) + " max_tokens = " + std::to_string(n) +
+                            " tokens x " + std::to_string(cache_bytes_per_token(cfg_.cache, g)) +
+                            " bytes/token + " + std::to_string(cache_fixed_bytes(cfg_.cache, g)) +
+                            " fixed, cache " + cfg_.cache.str() + "), more than the whole budget of " +
+                            std::to_string((int64_t)cfg_.kv_budget) +
+                            " bytes (--kv-budget); lower max_tokens or the prompt");
+  }
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (stopping_) throw ApiError(503, "the server is shutting down", "server_error");
+    if ((int)queue_.size() >= cfg_.max_queue)
+      throw ApiError(503, "the queue is full (" + std::to_string(cfg_.max_queue) +
+                              " requests waiting); retry later", "server_error");
+    s->need_ = need;
+    queue_.push_back(s);
+    stats_.queued = (int64_t)queue_.size();
+  }
+  wake_.notify_all();
+}
+
+void Scheduler::release(Sequence& s) {
+  s.cache_.reset();
+  std::vector<float>().swap(s.logits_);
+  std::lock_guard<std::mutex> lk(mu_);
+  stats_.kv_bytes_reserved -= s.reserved_;
+  s.reserved_ = 0;
+}
+
+void Scheduler::finish(Sequence& s, const std::string& reason, const std::string& error) {
+  s.text_.finish();
+  SequenceEvent e;
+  e.text = s.text_.take_ready();
+  e.done = true;
+  e.finish_reason = error.empty() ? reason : "";
+  e.error = error;
+  e.usage = {(int64_t)s.prompt.size(), s.generated_};
+  release(s);
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    ++(error.empty() ? stats_.finished : stats_.failed);
+  }
+  s.emit(std::move(e));
+}
+
+bool Scheduler::step() {
+  const int32_t nv = model_.config().n_vocab;
+  std::vector<std::shared_ptr<Sequence>> admitted;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      if ((*it)->cancelled()) {
+        ++stats_.cancelled;
+        it = queue_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    while (!queue_.empty() && (int64_t)(active_.size() + admitted.size()) < cfg_.max_sequences &&
+           stats_.kv_bytes_reserved + queue_.front()->need_ <= cfg_.kv_budget) {
+      queue_.front()->reserved_ = queue_.front()->need_;
+      stats_.kv_bytes_reserved += queue_.front()->need_;
+      admitted.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    stats_.queued = (int64_t)queue_.size();
+  }
+  for (auto& s : admitted) {  // prefill, one sequence at a time
+    try {
+      const int64_t n = (int64_t)s->prompt.size();
+      s->cache_ = make_cache(cfg_.cache, model_.cache_geometry(n + s->max_tokens), cfg_.calib);
+      s->logits_.assign(nv, 0.0f);
+      model_.forward(s->prompt.data(), n, 0, *s->cache_, s->logits_.data(), false);
+      s->pos_ = (int32_t)n;
+      active_.push_back(s);
+      std::lock_guard<std::mutex> lk(mu_);
+      stats_.prompt_tokens += n;
+    } catch (const std::exception& e) {
+      finish(*s, "", e.what());
+    }
+  }
+  if (active_.empty()) return !admitted.empty();
+
+  // Sample every active sequence's next token; those that go on form the batch.
+  std::vector<std::shared_ptr<Sequence>> rows;
+  rows_tok_.clear();
+  rows_pos_.clear();
+  rows_cache_.clear();
+  int64_t sampled = 0;
+  for (auto& s : active_) {
+    if (s->cancelled()) {
+      release(*s);
+      std::lock_guard<std::mutex> lk(mu_);
+      ++stats_.cancelled;
+      continue;
+    }
+    const int32_t t = s->sampler_.sample(s->logits_.data(), nv);
+    if (tok_.is_eog(t)) {
+      finish(*s, "stop", "");
+      continue;
+    }
+    ++s->generated_;
+    ++sampled;
+    if (s->text_.add(tok_.token_to_piece(t))) {
+      finish(*s, "stop", "");
+      continue;
+    }
+    if (s->generated_ >= s->max_tokens) {
+      finish(*s, "length", "");
+      continue;
+    }
+    if (std::string ready = s->text_.take_ready(); !ready.empty()) {
+      SequenceEvent e;
+      e.text = std::move(ready);
+      s->emit(std::move(e));
+    }
+    rows.push_back(s);
+    rows_tok_.push_back(t);
+    rows_pos_.push_back(s->pos_);
+    rows_cache_.push_back(s->cache_.get());
+  }
+  active_ = rows;
+
+  double seconds = 0;
+  if (!rows.empty()) {
+    const int64_t n = (int64_t)rows.size();
+    rows_logits_.resize((size_t)n * nv);
+    Timer t;
+    try {
+      model_.forward_batch(rows_tok_.data(), rows_pos_.data(), rows_cache_.data(), n,
+                           rows_logits_.data());
+    } catch (const std::exception& e) {
+      for (auto& s : rows) finish(*s, "", e.what());
+      active_.clear();
+      rows.clear();
+    }
+    seconds = t.seconds();
+    for (int64_t i = 0; i < (int64_t)rows.size(); ++i) {
+      std::memcpy(rows[i]->logits_.data(), rows_logits_.data() + i * nv, sizeof(float) * nv);
+      ++rows[i]->pos_;
+    }
+  }
+  double held = 0;
+  for (auto& s : active_) held += (double)s->cache_->bytes();
+  std::lock_guard<std::mutex> lk(mu_);
+  stats_.generated_tokens += sampled;
+  stats_.active = (int64_t)active_.size();
+  stats_.most_active = std::max(stats_.most_active, stats_.active);
+  stats_.kv_bytes_held = held;
+  if (seconds > 0) {
+    stats_.decode_seconds += seconds;
+    stats_.step_tokens_per_s = (double)rows.size() / seconds;
+  }
+  return true;
+}
+
+void Scheduler::start() {
+  check(!thread_.joinable(), "scheduler: already started");
+  const int team = omp_get_max_threads();  // -t, as set on the calling thread
+  thread_ = std::thread([this, team] {
+    omp_set_num_threads(team);
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (stopping_) return;
+      }
+      if (step()) continue;
+      std::unique_lock<std::mutex> lk(mu_);
+      wake_.wait_for(lk, std::chrono::milliseconds(50), [&] { return stopping_ || !queue_.empty(); });
+    }
+  });
+}
+
+void Scheduler::stop() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  std::deque<std::shared_ptr<Sequence>> waiting;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    waiting.swap(queue_);
+    stats_.queued = 0;
+  }
+  for (auto& s : waiting) finish(*s, "", "the server is shutting down");
+  for (auto& s : active_) finish(*s, "", "the server is shutting down");
+  active_.clear();
+  std::lock_guard<std::mutex> lk(mu_);
+  stats_.active = 0;
+  stats_.kv_bytes_held = 0;
+}
+
+SchedulerStats Scheduler::stats() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return stats_;
+}
+
+}  // namespace h1bkv

@@ -1,0 +1,86 @@
+// The sequence pool and its scheduler: one cache per sequence, admission by memory, a bounded
+// queue, and continuous batching. Each step admits waiting sequences (FIFO) while the budget and
+// the slot count allow and runs their prompts, samples one token for every active sequence, then
+// runs all of their next tokens through one Model::forward_batch. Finished and cancelled
+// sequences free their cache and their reservation within the step.
+#pragma once
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "kv/registry.h"
+#include "serve/sequence.h"
+
+namespace h1bkv {
+
+class Model;
+class Tokenizer;
+
+struct SchedulerConfig {
+  CacheSpec cache;
+  std::string calib;        // calibration file for the cache type ("" = none)
+  int64_t n_ctx = 2048;     // most tokens of one sequence (prompt + max_tokens)
+  int max_sequences = 4;    // active at once
+  double kv_budget = 1e9;   // bytes of KV cache all admitted sequences may reserve
+  int max_queue = 32;       // waiting sequences; more is 503
+};
+
+struct SchedulerStats {
+  int64_t queued = 0, active = 0, most_active = 0;
+  double kv_bytes_held = 0;      // codes held by the active sequences' caches now
+  double kv_bytes_reserved = 0;  // reservations of the active sequences
+  int64_t prompt_tokens = 0, generated_tokens = 0;
+  int64_t finished = 0, cancelled = 0, failed = 0;
+  double decode_seconds = 0;        // time in batched decode steps
+  double step_tokens_per_s = 0;     // rows / seconds of the last decode step
+};
+
+class Scheduler {
+ public:
+  // Throws Error when the cache type cannot be built (bad calibration file).
+  Scheduler(Model& model, const Tokenizer& tok, SchedulerConfig cfg);
+  ~Scheduler();
+
+  // Bytes a sequence of n tokens reserves: the cache formula `info` prints, per-token bytes x n
+  // plus the fixed full-precision bytes, for a cache of n_ctx = n.
+  double reservation_bytes(int64_t n_tokens) const;
+  // Queues s. Throws ApiError 400 (with the numbers) when it can never fit the budget, 503 when
+  // the queue is full or the scheduler is stopping.
+  void submit(const std::shared_ptr<Sequence>& s);
+  // One step; false when there was nothing to do. The thread of start() calls it; tests may
+  // call it directly instead.
+  bool step();
+  void start();
+  // Ends the thread; every queued and active sequence gets a final error event.
+  void stop();
+
+  SchedulerStats stats() const;
+  const SchedulerConfig& config() const { return cfg_; }
+
+ private:
+  void finish(Sequence& s, const std::string& reason, const std::string& error);
+  void release(Sequence& s);  // frees the cache and the reservation
+
+  Model& model_;
+  const Tokenizer& tok_;
+  const SchedulerConfig cfg_;
+
+  mutable std::mutex mu_;
+  std::condition_variable wake_;
+  std::deque<std::shared_ptr<Sequence>> queue_;
+  std::vector<std::shared_ptr<Sequence>> active_;  // the scheduler thread's; stats under mu_
+  SchedulerStats stats_;
+  bool stopping_ = false;
+  std::thread thread_;
+
+  std::vector<int32_t> rows_tok_, rows_pos_;
+  std::vector<KvCache*> rows_cache_;
+  std::vector<float> rows_logits_;
+};
+
+}  // namespace h1bkv

@@ -1,0 +1,83 @@
+// Model::forward_batch: every row's logits equal forward() of that token alone on its own cache
+// (bit for bit), whatever else is in the batch, for several cache types on stories260K.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "kv/registry.h"
+#include "model/model.h"
+#include "model/sampler.h"
+#include "tokenize/tokenizer.h"
+#include "util/error.h"
+#include "util/paths.h"
+
+using namespace h1bkv;
+
+namespace {
+
+TEST(ForwardBatch, RowsEqualSingleSequenceDecoding) {
+  const std::string path = shared_dir() + "/models/stories260K.gguf";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " not found";
+  auto model = Model::load(path);
+  auto tok = Tokenizer::from_gguf(model->gguf());
+  const int32_t nv = model->config().n_vocab;
+  const std::vector<std::string> specs = {"f16", "q8_0", "h1b:bits=64,sink=2,window=4", "kivi:bits=2,residual=8"};
+  const std::vector<std::string> prompts = {"Once upon a time", "The cat", "Lily and Tom went to the park",
+                                            "A"};
+  const int steps = 12;
+  for (const std::string& spec_text : specs) {
+    const CacheSpec spec = parse_cache_spec(spec_text);
+    const int64_t n = (int64_t)prompts.size();
+    std::vector<std::unique_ptr<KvCache>> alone, batched;
+    std::vector<std::vector<int32_t>> toks;
+    std::vector<int32_t> next(n), pos(n);
+    std::vector<float> logits(nv), batch_logits(n * nv);
+    std::vector<std::vector<float>> alone_logits(n, std::vector<float>(nv));
+    for (int64_t i = 0; i < n; ++i) {
+      toks.push_back(tok->encode(prompts[i], true, false));
+      alone.push_back(make_cache(spec, model->cache_geometry(64)));
+      batched.push_back(make_cache(spec, model->cache_geometry(64)));
+      model->forward(toks[i].data(), (int64_t)toks[i].size(), 0, *alone[i], alone_logits[i].data(), false);
+      model->forward(toks[i].data(), (int64_t)toks[i].size(), 0, *batched[i], logits.data(), false);
+      next[i] = argmax(alone_logits[i].data(), nv);
+      pos[i] = (int32_t)toks[i].size();
+    }
+    std::vector<KvCache*> caches;
+    for (auto& c : batched) caches.push_back(c.get());
+    for (int s = 0; s < steps; ++s) {
+      // rows join one per step: the batch grows from 1 to n rows
+      const int64_t rows = std::min<int64_t>(n, s + 1);
+      model->forward_batch(next.data(), pos.data(), caches.data(), rows, batch_logits.data());
+      for (int64_t i = 0; i < rows; ++i) {
+        model->forward(&next[i], 1, pos[i], *alone[i], alone_logits[i].data(), false);
+        for (int32_t t = 0; t < nv; ++t)
+          ASSERT_EQ(batch_logits[i * nv + t], alone_logits[i][t])
+              << spec_text << " step " << s << " row " << i << " logit " << t;
+        next[i] = argmax(alone_logits[i].data(), nv);
+        ++pos[i];
+      }
+    }
+    for (int64_t i = 0; i < n; ++i) EXPECT_EQ(batched[i]->bytes(), alone[i]->bytes()) << spec_text;
+  }
+}
+
+TEST(ForwardBatch, BadRowsAreErrorsAndAppendNothing) {
+  const std::string path = shared_dir() + "/models/stories260K.gguf";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " not found";
+  auto model = Model::load(path);
+  auto a = make_cache(parse_cache_spec("f16"), model->cache_geometry(2));
+  auto b = make_cache(parse_cache_spec("f16"), model->cache_geometry(2));
+  std::vector<float> logits(2 * model->config().n_vocab);
+  KvCache* same[2] = {a.get(), a.get()};
+  int32_t tokens[2] = {1, 2}, pos[2] = {0, 0};
+  EXPECT_THROW(model->forward_batch(tokens, pos, same, 2, logits.data()), Error);
+  KvCache* two[2] = {a.get(), b.get()};
+  int32_t far[2] = {0, 2};  // b holds 2 tokens at most
+  EXPECT_THROW(model->forward_batch(tokens, far, two, 2, logits.data()), Error);
+  int32_t bad_tok[2] = {1, -1};
+  EXPECT_THROW(model->forward_batch(bad_tok, pos, two, 2, logits.data()), Error);
+  EXPECT_EQ(a->n_tokens(), 0);
+  EXPECT_EQ(b->n_tokens(), 0);
+}
+
+}  // namespace
