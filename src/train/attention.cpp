@@ -73,7 +73,7 @@ void SketchAttention<T>::forward(const AttentionTensors<T>& p, int64_t n, const 
   }
   const T mt = b > 0 ? 1 / p.temperature[0] : 0;
   const T cq = c_.scale * (T)kSqrtHalfPi / (b > 0 ? b : 1);
-#pragma omp parallel for collapse(2) if (n * H > 64)
+#pragma omp parallel for collapse(2) if (n * n * H * (d + b) > (1 << 20))
   for (int h = 0; h < H; ++h)
     for (int64_t i = 0; i < n; ++i) {
       const int g = h / G;
@@ -106,7 +106,7 @@ void SketchAttention<T>::backward(const AttentionTensors<T>& p, const AttentionT
   const T cq = c_.scale * (T)kSqrtHalfPi / (b > 0 ? b : 1);
   std::vector<T> dtemp(KV, 0);
   auto ste = [&](T y) { return c_.beta > 0 ? (T)c_.beta * (1 - std::tanh((T)c_.beta * y) * std::tanh((T)c_.beta * y)) : (T)1; };
-#pragma omp parallel for if (KV > 1 && n > 8)
+#pragma omp parallel for if (KV > 1 && n * n * G * (d + b) > (1 << 20))
   for (int g = 0; g < KV; ++g) {
     std::vector<T> ds(n * b, 0), dnrm(n, 0), dop(d), dp(n), daq(b), dsq(b), dy(b), dkm(d);
     for (int h = g * G; h < (g + 1) * G; ++h) {

@@ -15,7 +15,7 @@ void matmul_forward(const WeightView& w, const float* x, float* y, int64_t n) {
 
 void matmul_backward_x(const WeightView& w, const float* dy, float* dx, int64_t n) {
   const int64_t rows = w.rows, cols = w.cols;
-#pragma omp parallel
+#pragma omp parallel if (n * rows * cols > (1 << 20))
   {
     // each thread owns a token range and dequantizes every row chunk itself
     const int nt = omp_get_num_threads(), it = omp_get_thread_num();
