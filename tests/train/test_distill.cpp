@@ -3,6 +3,8 @@
 // loss), and one AdamW step lowers the loss on a fixed batch.
 #include <gtest/gtest.h>
 
+#include <omp.h>
+
 #include <cmath>
 
 #include "kv/registry.h"
@@ -22,9 +24,17 @@ std::vector<int32_t> tokens(int n) {  // fixed ids inside the 512-token vocabula
   return t;
 }
 
+// This tiny model gains nothing from an OpenMP team; on a loaded machine its threads only wait.
+struct OneThread {
+  int saved = omp_get_max_threads();
+  OneThread() { omp_set_num_threads(1); }
+  ~OneThread() { omp_set_num_threads(saved); }
+};
+
 }  // namespace
 
 TEST(TrainDistill, WholeModelGradientMatchesFiniteDifferences) {
+  OneThread one;
   auto model = stories();
   DistillOptions o;
   o.train_temperature = o.train_value_affine = o.train_logit_mult = o.train_sketch = true;
@@ -61,6 +71,7 @@ TEST(TrainDistill, WholeModelGradientMatchesFiniteDifferences) {
 }
 
 TEST(TrainDistill, OneStepDecreasesTheLossOnAFixedBatch) {
+  OneThread one;
   auto model = stories();
   DistillOptions o;
   o.train_value_affine = true;
