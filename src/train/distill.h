@@ -40,6 +40,7 @@ class Distiller : public ForwardHook {
   Distiller(Model& model, const CacheSpec& spec, const DistillOptions& o);
   ~Distiller() override;
   ParamBuffer& params() { return params_; }
+  Model& model() { return model_; }
   const std::string& spec() const { return spec_; }
   // Teacher logits [n][n_vocab] of tokens [n] from position 0 (f16 cache).
   void teacher_logits(const int32_t* tokens, int64_t n, float* logits);

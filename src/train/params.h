@@ -51,6 +51,8 @@ class AdamW {
   // State for checkpoints.
   std::vector<float>& m() { return m_; }
   std::vector<float>& v() { return v_; }
+  const std::vector<float>& m() const { return m_; }
+  const std::vector<float>& v() const { return v_; }
   void set_t(int64_t t) { t_ = t; }
 
  private:
