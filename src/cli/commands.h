@@ -13,5 +13,6 @@ Action register_bench(CLI::App& app);
 Action register_calibrate(CLI::App& app);
 Action register_compare(CLI::App& app);
 Action register_eval(CLI::App& app);
+Action register_finetune(CLI::App& app);
 
 }  // namespace h1bkv
