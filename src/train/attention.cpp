@@ -14,6 +14,7 @@ constexpr double kSqrtHalfPi = 1.2533141373155002512;  // sqrt(pi / 2)
 template <class T>
 T dot(const T* a, const T* b, int n) {
   T s = 0;
+#pragma omp simd reduction(+ : s)
   for (int i = 0; i < n; ++i) s += a[i] * b[i];
   return s;
 }
@@ -104,78 +105,104 @@ void SketchAttention<T>::backward(const AttentionTensors<T>& p, const AttentionT
   const int64_t n = n_;
   const T mt = b > 0 ? 1 / p.temperature[0] : 0;
   const T cq = c_.scale * (T)kSqrtHalfPi / (b > 0 ? b : 1);
-  std::vector<T> dtemp(KV, 0);
-  auto ste = [&](T y) { return c_.beta > 0 ? (T)c_.beta * (1 - std::tanh((T)c_.beta * y) * std::tanh((T)c_.beta * y)) : (T)1; };
-#pragma omp parallel for if (KV > 1 && n * n * G * (d + b) > (1 << 20))
-  for (int g = 0; g < KV; ++g) {
-    std::vector<T> ds(n * b, 0), dnrm(n, 0), dop(d), dp(n), daq(b), dsq(b), dy(b), dkm(d);
-    for (int h = g * G; h < (g + 1) * G; ++h) {
-      const T m = b > 0 ? p.logit_mult[h] * mt : 0;
-      for (int64_t i = 0; i < n; ++i) {
-        const T* go = dout + (i * H + h) * d;
-        const T* op = &opre_[(i * H + h) * d];
-        for (int j = 0; j < d; ++j) {
-          dop[j] = go[j] * p.v_scale[h * d + j];
-          gr.v_scale[h * d + j] += go[j] * op[j];
-          gr.v_bias[h * d + j] += go[j];
-        }
-        const T* pr = &prob_[((size_t)h * n + i) * n];
-        T sum = 0;
-        for (int64_t t = 0; t <= i; ++t) {
-          const int64_t o = (t * KV + g) * d;
-          dp[t] = dot(dop.data(), &(exact(i, t) ? v_ : vq_)[o], d);
-          sum += pr[t] * dp[t];
-          for (int j = 0; j < d; ++j) dv[o + j] += pr[t] * dop[j];
-        }
-        const T* qi = &q_[(i * H + h) * d];
-        T* dqi = dq + (i * H + h) * d;
-        const T* aq = &aq_[(i * H + h) * b];
-        const T* sq = &sq_[(i * H + h) * b];
-        std::fill(daq.begin(), daq.end(), 0);
-        std::fill(dsq.begin(), dsq.end(), 0);
-        bool any = false;
-        for (int64_t t = 0; t <= i; ++t) {
-          const T dz = pr[t] * (dp[t] - sum);
-          const int64_t o = t * KV + g;
-          if (exact(i, t)) {
-            for (int j = 0; j < d; ++j) {
-              dqi[j] += c_.scale * dz * k_[o * d + j];
-              dk[o * d + j] += c_.scale * dz * qi[j];
-            }
-            continue;
+  auto ste = [&](T y) {
+    if (c_.beta <= 0) return (T)1;
+    const T t = std::tanh((T)c_.beta * y);
+    return (T)c_.beta * (1 - t * t);
+  };
+  // Per query head: gradients of its KV head's keys, values, sketches and norms and of A, summed
+  // over the group's heads afterwards (heads run in parallel; nothing shared is written).
+  std::vector<std::vector<T>> hk(H), hv(H), hs(H), hn(H), hA(H);
+  std::vector<T> dtemp(H, 0);
+#pragma omp parallel for schedule(dynamic) if (n * n * G * (d + b) > (1 << 20))
+  for (int h = 0; h < H; ++h) {
+    const int g = h / G;
+    std::vector<T>& dkh = hk[h] = std::vector<T>(n * d, 0);
+    std::vector<T>& dvh = hv[h] = std::vector<T>(n * d, 0);
+    std::vector<T>& ds = hs[h] = std::vector<T>(b > 0 ? n * b : 0, 0);
+    std::vector<T>& dnrm = hn[h] = std::vector<T>(n, 0);
+    std::vector<T>& dA = hA[h] = std::vector<T>((size_t)b * d, 0);
+    std::vector<T> dop(d), dp(n), daq(b), dsq(b);
+    const T m = b > 0 ? p.logit_mult[h] * mt : 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const T* go = dout + (i * H + h) * d;
+      const T* op = &opre_[(i * H + h) * d];
+      for (int j = 0; j < d; ++j) {
+        dop[j] = go[j] * p.v_scale[h * d + j];
+        gr.v_scale[h * d + j] += go[j] * op[j];
+        gr.v_bias[h * d + j] += go[j];
+      }
+      const T* pr = &prob_[((size_t)h * n + i) * n];
+      T sum = 0;
+      for (int64_t t = 0; t <= i; ++t) {
+        const int64_t o = (t * KV + g) * d;
+        dp[t] = dot(dop.data(), &(exact(i, t) ? v_ : vq_)[o], d);
+        sum += pr[t] * dp[t];
+        for (int j = 0; j < d; ++j) dvh[t * d + j] += pr[t] * dop[j];
+      }
+      const T* qi = &q_[(i * H + h) * d];
+      T* dqi = dq + (i * H + h) * d;
+      const T* aq = &aq_[(i * H + h) * b];
+      const T* sq = &sq_[(i * H + h) * b];
+      std::fill(daq.begin(), daq.end(), 0);
+      std::fill(dsq.begin(), dsq.end(), 0);
+      bool any = false;
+      for (int64_t t = 0; t <= i; ++t) {
+        const T dz = pr[t] * (dp[t] - sum);
+        const int64_t o = t * KV + g;
+        if (exact(i, t)) {
+          for (int j = 0; j < d; ++j) {
+            dqi[j] += c_.scale * dz * k_[o * d + j];
+            dkh[t * d + j] += c_.scale * dz * qi[j];
           }
-          any = true;
-          const T* st = &s_[o * b];
-          T* dst = &ds[t * b];
-          if (c_.est == SketchEst::hamming) {
-            const T base = dot(sq, st, b) / b;
-            gr.logit_mult[h] += dz * base * mt;
-            dtemp[g] -= dz * m * base * mt;
-            const T f = dz * m / b;
-            for (int j = 0; j < b; ++j) dsq[j] += f * st[j], dst[j] += f * sq[j];
-          } else {
-            const T as = dot(aq, st, b), base = cq * nrm_[o] * as;
-            gr.logit_mult[h] += dz * base * mt;
-            dtemp[g] -= dz * m * base * mt;
-            const T f = dz * m * cq * nrm_[o];
-            for (int j = 0; j < b; ++j) daq[j] += f * st[j], dst[j] += f * aq[j];
-            dnrm[t] += dz * m * cq * as;
-          }
+          continue;
         }
-        if (!any) continue;
-        if (c_.est == SketchEst::hamming)
-          for (int j = 0; j < b; ++j) daq[j] = dsq[j] * ste(aq[j]);
-        const T* A = p.q_proj + (size_t)g * b * d;
-        T* dA = gr.q_proj + (size_t)g * b * d;
-        for (int r = 0; r < b; ++r) {
-          if (daq[r] == 0) continue;
-          for (int j = 0; j < d; ++j) dqi[j] += daq[r] * A[(size_t)r * d + j], dA[(size_t)r * d + j] += daq[r] * qi[j];
+        any = true;
+        const T* st = &s_[o * b];
+        T* dst = &ds[t * b];
+        if (c_.est == SketchEst::hamming) {
+          const T base = dot(sq, st, b) / b;
+          gr.logit_mult[h] += dz * base * mt;
+          dtemp[h] -= dz * m * base * mt;
+          const T f = dz * m / b;
+          for (int j = 0; j < b; ++j) dsq[j] += f * st[j], dst[j] += f * sq[j];
+        } else {
+          const T as = dot(aq, st, b), base = cq * nrm_[o] * as;
+          gr.logit_mult[h] += dz * base * mt;
+          dtemp[h] -= dz * m * base * mt;
+          const T f = dz * m * cq * nrm_[o];
+          for (int j = 0; j < b; ++j) daq[j] += f * st[j], dst[j] += f * aq[j];
+          dnrm[t] += dz * m * cq * as;
         }
       }
+      if (!any) continue;
+      if (c_.est == SketchEst::hamming)
+        for (int j = 0; j < b; ++j) daq[j] = dsq[j] * ste(aq[j]);
+      const T* A = p.q_proj + (size_t)g * b * d;
+      for (int r = 0; r < b; ++r) {
+        if (daq[r] == 0) continue;
+        for (int j = 0; j < d; ++j) dqi[j] += daq[r] * A[(size_t)r * d + j], dA[(size_t)r * d + j] += daq[r] * qi[j];
+      }
+    }
+  }
+  // the group's sums, in head order (deterministic), then through y = R (k - mu) and |k - mu|
+#pragma omp parallel for if (KV > 1 && n * b * d > (1 << 18))
+  for (int g = 0; g < KV; ++g) {
+    for (int h = g * G; h < (g + 1) * G; ++h) {
+      for (int64_t t = 0; t < n; ++t)
+        for (int j = 0; j < d; ++j) dk[(t * KV + g) * d + j] += hk[h][t * d + j], dv[(t * KV + g) * d + j] += hv[h][t * d + j];
+      if (h == g * G) continue;
+      for (size_t e = 0; e < hs[h].size(); ++e) hs[g * G][e] += hs[h][e];
+      for (int64_t t = 0; t < n; ++t) hn[g * G][t] += hn[h][t];
+      for (size_t e = 0; e < hA[h].size(); ++e) hA[g * G][e] += hA[h][e];
     }
     if (b == 0) continue;
+    const std::vector<T>&ds = hs[g * G], &dnrm = hn[g * G];
+    T* dAg = gr.q_proj + (size_t)g * b * d;
+    for (size_t e = 0; e < (size_t)b * d; ++e) dAg[e] += hA[g * G][e];
     const T* R = p.k_proj + (size_t)g * b * d;
     T* dR = gr.k_proj + (size_t)g * b * d;
+    std::vector<T> dy(b), dkm(d);
     for (int64_t t = 0; t < n; ++t) {
       const int64_t o = t * KV + g;
       const T* km = &km_[o * d];
@@ -189,7 +216,7 @@ void SketchAttention<T>::backward(const AttentionTensors<T>& p, const AttentionT
     }
   }
   if (b > 0)
-    for (int g = 0; g < KV; ++g) gr.temperature[0] += dtemp[g];
+    for (int h = 0; h < H; ++h) gr.temperature[0] += dtemp[h];
 }
 
 template class SketchAttention<float>;

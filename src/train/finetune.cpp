@@ -102,6 +102,19 @@ std::vector<std::vector<int32_t>> make_sequences(const std::vector<int32_t>& tok
   return out;
 }
 
+double mean_kl(Distiller& d, const std::vector<std::vector<int32_t>>& seqs, size_t max_seqs) {
+  const size_t m = std::min(max_seqs, seqs.size());
+  check(m > 0, "finetune: no sequences to evaluate");
+  const int64_t n = (int64_t)seqs[0].size();
+  std::vector<float> teacher((size_t)n * d.model().config().n_vocab);
+  double s = 0;
+  for (size_t i = 0; i < m; ++i) {
+    d.teacher_logits(seqs[i].data(), n, teacher.data());
+    s += d.step(seqs[i].data(), n, teacher.data(), 0);
+  }
+  return s / m;
+}
+
 FinetuneResult finetune(Distiller& d, const std::vector<std::vector<int32_t>>& seqs, const FinetuneConfig& c,
                         const std::function<void(const StepReport&)>& on_step) {
   check(!seqs.empty(), "finetune: no training sequences");

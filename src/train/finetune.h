@@ -41,6 +41,9 @@ std::vector<std::vector<int32_t>> make_sequences(const std::vector<int32_t>& tok
 FinetuneResult finetune(Distiller& d, const std::vector<std::vector<int32_t>>& seqs, const FinetuneConfig& c,
                         const std::function<void(const StepReport&)>& on_step = {});
 
+// Mean KL over the first min(max_seqs, n) sequences with the current tensors (no gradient).
+double mean_kl(Distiller& d, const std::vector<std::vector<int32_t>>& seqs, size_t max_seqs);
+
 // Checkpoint: a safetensors file with the tensors, "adam.m" and "adam.v" (flat, the buffer's
 // layout) and metadata (model id, cache spec, schedule, step). load_checkpoint restores d's
 // tensors and opt and returns the step to continue from; throws Error on any mismatch.

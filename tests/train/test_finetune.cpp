@@ -50,9 +50,10 @@ const char* kSpec = "h1b:bits=64,est=qjl,sink=2,window=4";
 
 }  // namespace
 
-// Measured 2026-12-01 (29 sequences of 64 TinyStories tokens, one per step): mean KL 2.109 at
-// step 1; the mean of steps 37-40 is 0.647 training every tensor (T, multipliers, value affine,
-// mu, R, A) and 1.65 with T, multipliers and value affine alone. Bound: 1.0.
+// Mean KL over the first 8 of the 29 TinyStories sequences of 64 tokens, before and after 40
+// steps training every tensor (T, multipliers, value affine, mu, R, A). Measured 2026-12-01:
+// 1.925 -> 1.296 (the per-step losses vary 1.2-2.4 between sequences, so the bound is on this
+// fixed set, with room for another summation order's trajectory).
 TEST(TrainFinetune, StoriesRunReachesARecordedLossBound) {
   OneThread one;
   Stories s;
@@ -61,12 +62,12 @@ TEST(TrainFinetune, StoriesRunReachesARecordedLossBound) {
   Distiller d(*s.model, parse_cache_spec(kSpec), o);
   FinetuneConfig c;
   c.steps = 40, c.warmup = 4, c.lr = 3e-2f, c.lr_min = 3e-3f;
-  const auto r = finetune(d, s.seqs(64), c);
-  ASSERT_EQ(r.losses.size(), 40u);
-  double last = 0;
-  for (int i = 36; i < 40; ++i) last += r.losses[i] / 4;
-  EXPECT_GT(r.losses[0], 2.0);
-  EXPECT_LT(last, 1.0);
+  const auto seqs = s.seqs(64);
+  const double before = mean_kl(d, seqs, 8);
+  finetune(d, seqs, c);
+  const double after = mean_kl(d, seqs, 8);
+  EXPECT_GT(before, 1.8);
+  EXPECT_LT(after, 1.55);
 }
 
 TEST(TrainFinetune, ResumeGivesTheSameParametersAsAnUninterruptedRun) {
