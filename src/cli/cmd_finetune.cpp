@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "kv/calib/h1b_calibration.h"
 #include "model/model.h"
 #include "tokenize/tokenizer.h"
 #include "train/finetune.h"
@@ -22,11 +23,11 @@ namespace h1bkv {
 namespace {
 
 struct FinetuneOptions {
-  std::string model, cache = "h1b:bits=256,est=qjl,sink=4,window=64", out, checkpoint, resume;
+  std::string model, cache = "h1b:bits=256,est=qjl,sink=4,window=64", out, checkpoint, resume, calib_out;
   std::vector<std::string> files;
-  std::string train = "T";
+  std::string train = "T", ste = "scaled";
   int threads = 0;
-  int64_t steps = 100, warmup = 10, seq = 256, checkpoint_every = 10;
+  int64_t steps = 100, warmup = 10, seq = 256, checkpoint_every = 10, eval = 0;
   int batch = 1;
   double lr = 1e-2, lr_min = -1, clip = 1.0, beta = 0, weight_decay = 0;
 
@@ -46,11 +47,17 @@ struct FinetuneOptions {
     app.add_option("--clip", clip, "gradient-norm clipping bound")->capture_default_str()->check(float_range(1e-12, 1e12));
     app.add_option("--beta", beta, "0: sign with a straight-through gradient; > 0: tanh(beta y)")
         ->capture_default_str()->check(float_range(0, 1e6));
+    app.add_option("--ste", ste, "sign's backward: scaled (sqrt(2/pi) / rms), identity, none")
+        ->capture_default_str()->check(CLI::IsMember({"scaled", "identity", "none"}));
     app.add_option("--weight-decay", weight_decay, "AdamW decoupled weight decay")->capture_default_str()
         ->check(float_range(0, 1));
+    app.add_option("--eval", eval, "print the mean KL over the first N training sequences before and after")
+        ->capture_default_str()->check(int_range(0, 1000000));
     app.add_option("--checkpoint", checkpoint, "checkpoint file (default: OUTPUT.ckpt)");
     app.add_option("--checkpoint-every", checkpoint_every, "steps between checkpoints")->capture_default_str()
         ->check(int_range(1, 10000000));
+    app.add_option("--calib-out", calib_out, "also write T and the multipliers as a calibration file (--calib "
+                   "of run/ppl/compare; without the value affine and sketch tensors)");
     app.add_option("--resume", resume, "continue a run from its checkpoint (same model, cache, schedule)");
     app.add_option("-t,--threads", threads, "threads (0 = all cores)")->check(int_range(0, max_threads()));
   }
@@ -75,10 +82,38 @@ train::DistillOptions parse_train(const std::string& list, double beta) {
   return o;
 }
 
+// The trained logit scale as the cache's calibration multipliers: the cache computes m x (its
+// logit at T_spec), the student mult / T x (the same logit at T_init), T_init = T_spec for
+// hamming and 1 for qjl, so m = mult T_init / T.
+void write_calibration(const FinetuneOptions& o, const CacheSpec& spec, Model& model, train::Distiller& d,
+                       size_t tokens) {
+  train::ParamBuffer& p = d.params();
+  const float T = p.values()[p.find("temperature")->offset];
+  const float T_init = h1b_options(spec).sketch.est == SketchEst::hamming ? h1b_options(spec).sketch.T : 1.0f;
+  CalibrationFile f;
+  f.model_id = model.cache_geometry(1).model_id;
+  f.model = o.model;
+  f.cache = calib_spec_string(spec);
+  f.objective = "finetune";
+  f.text = o.files;
+  f.tokens = (int64_t)tokens;
+  f.cal = H1bCalibration::identity(model.cache_geometry(1));
+  for (int il = 0; il < f.cal.n_layer; ++il) {
+    const float* m = p.values().data() + p.find("blk." + std::to_string(il) + ".logit_mult")->offset;
+    for (int h = 0; h < f.cal.n_head; ++h) f.cal.at(il, h) = m[h] * T_init / T;
+  }
+  OutputFile out(o.calib_out);
+  out.close_stream();
+  save_calibration(out.temp_path(), f);
+  out.commit();
+}
+
 int finetune_cmd(FinetuneOptions& o) {
   const CacheSpec spec = parse_cache_spec(o.cache);
   check(spec.type == "h1b", "finetune trains an h1b cache (got --cache " + spec.str() + ")");
-  const train::DistillOptions dopt = parse_train(o.train, o.beta);
+  train::DistillOptions dopt = parse_train(o.train, o.beta);
+  dopt.ste = o.ste == "none" ? train::AttentionConfig::Ste::none
+             : o.ste == "identity" ? train::AttentionConfig::Ste::identity : train::AttentionConfig::Ste::scaled;
   if (o.checkpoint.empty()) o.checkpoint = o.out + ".ckpt";
   std::vector<std::string> inputs = o.files;
   inputs.push_back(o.model);
@@ -86,7 +121,9 @@ int finetune_cmd(FinetuneOptions& o) {
     check_regular_file(o.resume);
     if (o.resume != o.checkpoint) inputs.push_back(o.resume);  // resuming in place is the usual case
   }
-  check_outputs_distinct(inputs, {o.out, o.checkpoint});
+  std::vector<std::string> outputs = {o.out, o.checkpoint};
+  if (!o.calib_out.empty()) outputs.push_back(o.calib_out);
+  check_outputs_distinct(inputs, outputs);
   for (const auto& f : o.files) check_regular_file(f);
   apply_threads(o.threads);
   Loaded l = load_model(o.model);
@@ -114,6 +151,7 @@ int finetune_cmd(FinetuneOptions& o) {
   std::fprintf(stderr, "finetune %s on %zu sequences of %lld tokens (%zu tokens of %zu file(s)); training %s: %zu values\n",
                spec.str().c_str(), seqs.size(), (long long)o.seq, toks.size(), o.files.size(), o.train.c_str(),
                dist.params().n_trainable());
+  const double kl_before = o.eval > 0 ? train::mean_kl(dist, seqs, (size_t)o.eval) : 0;
   const int64_t every = std::max<int64_t>(1, o.steps / 20);
   double ema = -1;
   const auto r = train::finetune(dist, seqs, fc, [&](const train::StepReport& s) {
@@ -128,6 +166,11 @@ int finetune_cmd(FinetuneOptions& o) {
   progress_done();
   write_safetensors(o.out, train::tensor_refs(dist.params()), train::adapter_metadata(dist));
   const float T = dist.params().values()[dist.params().find("temperature")->offset];
+  if (!o.calib_out.empty()) write_calibration(o, spec, model, dist, toks.size());
+  if (o.eval > 0)
+    std::printf("mean KL over the first %lld training sequences: before %.5f, after %.5f\n",
+                (long long)std::min<int64_t>(o.eval, (int64_t)seqs.size()), kl_before,
+                train::mean_kl(dist, seqs, (size_t)o.eval));
   std::printf("%zu steps from step %lld, %lld tokens in %.1f s; temperature %.4f; wrote %s (checkpoint %s)\n",
               r.losses.size(), (long long)r.first_step, (long long)r.tokens, r.seconds, T, o.out.c_str(),
               o.checkpoint.c_str());

@@ -42,6 +42,8 @@ void SketchAttention<T>::forward(const AttentionTensors<T>& p, int64_t n, const 
   y_.assign(n * KV * b, 0);
   s_.assign(n * KV * b, 0);
   aq_.assign(n * H * b, 0);
+  yrms_.assign(n * KV, 0);
+  aqrms_.assign(n * H, 0);
   sq_.assign(n * H * b, 0);
   prob_.assign((size_t)H * n * n, 0);
   opre_.assign(n * H * d, 0);
@@ -53,6 +55,7 @@ void SketchAttention<T>::forward(const AttentionTensors<T>& p, int64_t n, const 
         for (int j = 0; j < d; ++j) km[j] = k[o * d + j] - p.k_mean[g * d + j];
         nrm_[o] = std::sqrt(dot(km, km, d));
         matvec(p.k_proj + (size_t)g * b * d, km, &y_[o * b], b, d);
+        yrms_[o] = std::sqrt(dot(&y_[o * b], &y_[o * b], b) / b);
         for (int i = 0; i < b; ++i)
           s_[o * b + i] = c_.beta > 0 ? std::tanh((T)c_.beta * y_[o * b + i]) : (y_[o * b + i] >= 0 ? 1 : -1);
         if (c_.quantize_values) {
@@ -68,6 +71,7 @@ void SketchAttention<T>::forward(const AttentionTensors<T>& p, int64_t n, const 
       for (int h = 0; h < H; ++h) {
         const int64_t o = i * H + h;
         matvec(p.q_proj + (size_t)(h / G) * b * d, q + o * d, &aq_[o * b], b, d);
+        aqrms_[o] = std::sqrt(dot(&aq_[o * b], &aq_[o * b], b) / b);
         for (int j = 0; j < b; ++j)
           sq_[o * b + j] = c_.beta > 0 ? std::tanh((T)c_.beta * aq_[o * b + j]) : (aq_[o * b + j] >= 0 ? 1 : -1);
       }
@@ -105,10 +109,17 @@ void SketchAttention<T>::backward(const AttentionTensors<T>& p, const AttentionT
   const int64_t n = n_;
   const T mt = b > 0 ? 1 / p.temperature[0] : 0;
   const T cq = c_.scale * (T)kSqrtHalfPi / (b > 0 ? b : 1);
-  auto ste = [&](T y) {
-    if (c_.beta <= 0) return (T)1;
-    const T t = std::tanh((T)c_.beta * y);
-    return (T)c_.beta * (1 - t * t);
+  // d s / d y of one entry; rms: that vector's rms (the scaled estimator's slope)
+  auto ste = [&](T y, T rms) {
+    if (c_.beta > 0) {
+      const T t = std::tanh((T)c_.beta * y);
+      return (T)c_.beta * (1 - t * t);
+    }
+    switch (c_.ste) {
+      case AttentionConfig::Ste::none: return (T)0;
+      case AttentionConfig::Ste::identity: return (T)1;
+      default: return rms > 0 ? (T)(1 / kSqrtHalfPi) / rms : (T)0;  // sqrt(2/pi) / rms
+    }
   };
   // Per query head: gradients of its KV head's keys, values, sketches and norms and of A, summed
   // over the group's heads afterwards (heads run in parallel; nothing shared is written).
@@ -177,7 +188,7 @@ void SketchAttention<T>::backward(const AttentionTensors<T>& p, const AttentionT
       }
       if (!any) continue;
       if (c_.est == SketchEst::hamming)
-        for (int j = 0; j < b; ++j) daq[j] = dsq[j] * ste(aq[j]);
+        for (int j = 0; j < b; ++j) daq[j] = dsq[j] * ste(aq[j], aqrms_[i * H + h]);
       const T* A = p.q_proj + (size_t)g * b * d;
       for (int r = 0; r < b; ++r) {
         if (daq[r] == 0) continue;
@@ -206,7 +217,7 @@ void SketchAttention<T>::backward(const AttentionTensors<T>& p, const AttentionT
     for (int64_t t = 0; t < n; ++t) {
       const int64_t o = t * KV + g;
       const T* km = &km_[o * d];
-      for (int r = 0; r < b; ++r) dy[r] = ds[t * b + r] * ste(y_[o * b + r]);
+      for (int r = 0; r < b; ++r) dy[r] = ds[t * b + r] * ste(y_[o * b + r], yrms_[o]);
       for (int j = 0; j < d; ++j) dkm[j] = nrm_[o] > 0 ? dnrm[t] * km[j] / nrm_[o] : 0;
       for (int r = 0; r < b; ++r) {
         if (dy[r] == 0) continue;

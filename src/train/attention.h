@@ -8,8 +8,10 @@
 //   hamming     z = mult_h / T * <sign(A_g q), s_t> / b
 //   out = v_scale_h * sum_t softmax(z)_t val_t + v_bias_h, val_t = v_t exact, int4(v_t) else
 // With mu = 0, A = R, mult = 1, v_scale = 1, v_bias = 0 (and T = 1 for qjl) this is what the
-// h1b cache attends. sign backward is the straight-through estimator (ds/dy = 1), tanh's its
-// derivative; int4 rounding is straight-through for v.
+// h1b cache attends. sign's backward is a straight-through estimator, by default with the slope
+// of E[sign(y)] for Gaussian rows: d sign(y_i)/dy_i ~ sqrt(2/pi) / rms(y) (rms over the b entries
+// of that key's or query's projection); tanh's is its derivative; int4 rounding is
+// straight-through for v.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -25,6 +27,7 @@ struct AttentionConfig {
   SketchEst est = SketchEst::qjl;
   int64_t sink = 0, window = 0;
   float beta = 0;               // 0: sign + straight-through; > 0: tanh(beta y) relaxation
+  enum class Ste { none, scaled, identity } ste = Ste::scaled;  // sign's backward slope (beta = 0)
   bool quantize_values = true;  // int4 round trip of compressed tokens' values
   int value_group = 0;          // int4 group (0 = whole head)
 };
@@ -64,6 +67,7 @@ class SketchAttention {
   std::vector<T> q_, k_, v_, vq_;  // inputs; vq: values as the compressed tier returns them
   std::vector<T> km_, nrm_, y_, s_;  // [n][n_kv][hd], [n][n_kv], [n][n_kv][b] x2
   std::vector<T> aq_, sq_;           // [n][n_head][b]: A q and its sign (hamming)
+  std::vector<T> yrms_, aqrms_;      // [n][n_kv], [n][n_head]: rms of y and of A q
   std::vector<T> prob_, opre_;       // [n_head][n][n], [n][n_head][hd] before the value affine
 };
 

@@ -22,7 +22,7 @@ Distiller::Distiller(Model& model, const CacheSpec& spec, const DistillOptions& 
   AttentionConfig ac;
   ac.n_head = H, ac.n_kv_head = KV, ac.head_dim = d, ac.scale = 1 / std::sqrt((float)d);
   ac.bits = b, ac.est = h1b_.sketch.est, ac.sink = h1b_.sink, ac.window = h1b_.window;
-  ac.beta = o.beta, ac.quantize_values = o.quantize_values, ac.value_group = h1b_.group;
+  ac.beta = o.beta, ac.ste = o.ste, ac.quantize_values = o.quantize_values, ac.value_group = h1b_.group;
   std::vector<float> R((size_t)b * d);
   for (int il = 0; il < c.n_layer; ++il) {
     const std::string p = "blk." + std::to_string(il) + ".";

@@ -31,6 +31,7 @@ struct DistillOptions {
   bool train_logit_mult = false;
   bool train_sketch = false;  // mu, R and A
   float beta = 0;             // 0: sign + straight-through; > 0: tanh(beta y)
+  AttentionConfig::Ste ste = AttentionConfig::Ste::scaled;
   bool quantize_values = true;  // int4 values as the cache (off: a smooth loss, for gradient tests)
 };
 

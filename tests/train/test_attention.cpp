@@ -68,5 +68,30 @@ TEST_P(TrainSketchAttention, SignBackwardIsExactWhereTheSignsDoNotMove) {
   }
 }
 
+TEST_P(TrainSketchAttention, SignWithoutStraightThroughIsTheLocalGradient) {
+  // ste none: no gradient through the signs, so the gradient is that of the piecewise-smooth
+  // loss where it is smooth, and finite differences see every tensor (no sign moves at h = 1e-5)
+  AttentionConfig c = config(16, GetParam(), 0);
+  c.ste = AttentionConfig::Ste::none;
+  AttnFixture f(c, 9, 400);
+  f.gradients();
+  constexpr double kBound = 1e-6;
+  EXPECT_GRAD(q, dq, kBound);
+  EXPECT_GRAD(k, dk, kBound);
+  EXPECT_GRAD(mu, gmu, kBound);
+  EXPECT_GRAD(R, gR, kBound);
+  EXPECT_GRAD(A, gA, kBound);
+  EXPECT_GRAD(temperature, gt, kBound);
+  // and the straight-through estimators add to it (keys' signs get a gradient)
+  for (auto ste : {AttentionConfig::Ste::scaled, AttentionConfig::Ste::identity}) {
+    c.ste = ste;
+    AttnFixture g(c, 9, 400);
+    g.gradients();
+    double diff = 0;
+    for (size_t i = 0; i < g.gR.size(); ++i) diff += std::fabs(g.gR[i] - f.gR[i]);
+    EXPECT_GT(diff, 1e-3);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Estimators, TrainSketchAttention, testing::Values(SketchEst::qjl, SketchEst::hamming),
                          [](const auto& i) { return std::string(h1bkv::sketch_est_name(i.param)); });

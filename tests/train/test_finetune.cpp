@@ -52,8 +52,9 @@ const char* kSpec = "h1b:bits=64,est=qjl,sink=2,window=4";
 
 // Mean KL over the first 8 of the 29 TinyStories sequences of 64 tokens, before and after 40
 // steps training every tensor (T, multipliers, value affine, mu, R, A). Measured 2026-12-01:
-// 1.925 -> 1.296 (the per-step losses vary 1.2-2.4 between sequences, so the bound is on this
-// fixed set, with room for another summation order's trajectory).
+// 1.925 -> 0.299 (1.296 with the identity straight-through estimator; the per-step losses vary
+// 1.2-2.4 between sequences, so the bound is on this fixed set, with room for another summation
+// order's trajectory).
 TEST(TrainFinetune, StoriesRunReachesARecordedLossBound) {
   OneThread one;
   Stories s;
@@ -67,7 +68,25 @@ TEST(TrainFinetune, StoriesRunReachesARecordedLossBound) {
   finetune(d, seqs, c);
   const double after = mean_kl(d, seqs, 8);
   EXPECT_GT(before, 1.8);
-  EXPECT_LT(after, 1.55);
+  EXPECT_LT(after, 0.6);
+}
+
+// The paper's stage 2 with T alone: the mean KL over all 29 sequences falls (measured 2026-12-01:
+// 2.006 -> 1.846, T 1 -> 1.22; a scan of fixed multipliers with ppl --kl-base agrees that the
+// optimum is below 1/T = 1). With the identity straight-through estimator T went the wrong way
+// (0.978, KL 2.027): this test guards the gradient's direction.
+TEST(TrainFinetune, TemperatureAloneLowersTheMeanKl) {
+  OneThread one;
+  Stories s;
+  Distiller d(*s.model, parse_cache_spec(kSpec), DistillOptions{});
+  FinetuneConfig c;
+  c.steps = 40, c.warmup = 4, c.lr = 1e-2f, c.lr_min = 1e-3f;
+  const auto seqs = s.seqs(64);
+  const double before = mean_kl(d, seqs, seqs.size());
+  finetune(d, seqs, c);
+  const double after = mean_kl(d, seqs, seqs.size());
+  EXPECT_GT(d.params().values()[0], 1.1f);
+  EXPECT_LT(after, before - 0.1);
 }
 
 TEST(TrainFinetune, ResumeGivesTheSameParametersAsAnUninterruptedRun) {
