@@ -95,6 +95,7 @@ void write_calibration(const FinetuneOptions& o, const CacheSpec& spec, Model& m
   f.model = o.model;
   f.cache = calib_spec_string(spec);
   f.objective = "finetune";
+  f.granularity = p.find("blk.0.logit_mult")->trainable ? "head" : "global";  // T alone: one factor
   f.text = o.files;
   f.tokens = (int64_t)tokens;
   f.cal = H1bCalibration::identity(model.cache_geometry(1));
