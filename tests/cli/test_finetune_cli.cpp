@@ -42,6 +42,23 @@ TEST(FinetuneCli, TrainsWritesTheAdapterAndResumes) {
   std::remove((out + ".ckpt").c_str());
 }
 
+TEST(FinetuneCli, CalibOutLoadsIntoPpl) {
+  const std::string out = testing::TempDir() + "ft_cal_" + std::to_string(getpid()) + ".safetensors";
+  const std::string cal = out + ".json";
+  const auto r = run_cli(base_args(out) + " --steps 3 --warmup 1 --train T,mult --lr 0.05 --calib-out " + cal);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const std::string ppl = "ppl -m " + h1bkv::test::stories260k() + " -f " + h1bkv::shared_dir() +
+                          "/data/tinystories/sample.txt -c 64 --chunks 2 -t 1 --cache h1b:bits=64,est=qjl,sink=2,window=4";
+  const auto p = run_cli(ppl + " --calib " + cal);
+  EXPECT_EQ(p.code, 0) << p.out;
+  EXPECT_NE(p.out.find("PPL = "), std::string::npos) << p.out;
+  // made for these key options only
+  const auto other = run_cli("ppl -m " + h1bkv::test::stories260k() + " -f " + h1bkv::shared_dir() +
+                             "/data/tinystories/sample.txt -c 64 --chunks 2 -t 1 --cache h1b:bits=128,est=qjl --calib " + cal);
+  EXPECT_EQ(other.code, 1) << other.out;
+  for (const auto& f : {out, out + ".ckpt", cal}) std::remove(f.c_str());
+}
+
 TEST(FinetuneCli, BadInputIsAOneLineError) {
   const std::string out = testing::TempDir() + "ft_bad_" + std::to_string(getpid()) + ".safetensors";
   const struct {
