@@ -4,6 +4,7 @@
 
 #include "kv/codecs/int4.h"
 #include "train/ops.h"
+#include "util/error.h"
 
 namespace h1bkv::train {
 
@@ -31,6 +32,7 @@ template <class T>
 void SketchAttention<T>::forward(const AttentionTensors<T>& p, int64_t n, const int32_t* pos,
                                  const T* q, const T* k, const T* v, T* out) {
   const int H = c_.n_head, KV = c_.n_kv_head, d = c_.head_dim, b = c_.bits, G = H / KV;
+  check(d <= 1024 && KV > 0 && H % KV == 0, "SketchAttention: head_dim <= 1024 and GQA groups needed");
   n_ = n;
   pos_.assign(pos, pos + n);
   q_.assign(q, q + n * H * d);
