@@ -155,8 +155,8 @@ void SketchAttention<T>::backward(const AttentionTensors<T>& p, const AttentionT
       }
       const T* qi = &q_[(i * H + h) * d];
       T* dqi = dq + (i * H + h) * d;
-      const T* aq = &aq_[(i * H + h) * b];
-      const T* sq = &sq_[(i * H + h) * b];
+      const T* aq = aq_.data() + (i * H + h) * b;  // empty when b = 0: no operator[]
+      const T* sq = sq_.data() + (i * H + h) * b;
       std::fill(daq.begin(), daq.end(), 0);
       std::fill(dsq.begin(), dsq.end(), 0);
       bool any = false;
