@@ -14,5 +14,6 @@ Action register_calibrate(CLI::App& app);
 Action register_compare(CLI::App& app);
 Action register_eval(CLI::App& app);
 Action register_serve(CLI::App& app);
+Action register_finetune(CLI::App& app);
 
 }  // namespace h1bkv

@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
   std::map<CLI::App*, h1bkv::Action> actions;
   for (auto reg : {h1bkv::register_run, h1bkv::register_ppl, h1bkv::register_info,
                    h1bkv::register_bench, h1bkv::register_calibrate, h1bkv::register_compare,
-                   h1bkv::register_eval, h1bkv::register_serve}) {
+                   h1bkv::register_eval, h1bkv::register_finetune, h1bkv::register_serve}) {
     const size_t before = app.get_subcommands({}).size();
     h1bkv::Action act = reg(app);
     actions[app.get_subcommands({})[before]] = act;

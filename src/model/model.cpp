@@ -176,6 +176,7 @@ void Model::forward(const int32_t* tokens, int64_t n, int32_t pos0, KvCache& cac
   const float scale = 1.0f / std::sqrt((float)hd);
   for (int il = 0; il < c.n_layer; ++il) {
     const LayerWeights& L = layers_[il];
+    if (hook_) hook_->record(il, ForwardHook::Stage::layer_input, x_.data(), n, d);
 #pragma omp parallel for if (n > 8)
     for (int64_t i = 0; i < n; ++i)
       rmsnorm(x_.data() + i * d, L.attn_norm.data(), xb_.data() + i * d, d, c.rms_eps);
@@ -196,17 +197,23 @@ void Model::forward(const int32_t* tokens, int64_t n, int32_t pos0, KvCache& cac
     check_finite(v_.data(), n, kvd, pos0, il, "values");
     LayerCache& lc = cache.layer(il);
     lc.append(n, pos_.data(), k_.data(), v_.data());
-    lc.attend(n, pos_.data(), q_.data(), scale, att_.data());  // att: [n][n_head][hd]
+    if (!hook_ || !hook_->attend(il, n, pos_.data(), q_.data(), k_.data(), v_.data(), scale, att_.data()))
+      lc.attend(n, pos_.data(), q_.data(), scale, att_.data());  // att: [n][n_head][hd]
     check_finite(att_.data(), n, qd, pos0, il, "attention output");
     matmul(L.wo, att_.data(), xb_.data(), n);
     add_inplace(x_.data(), xb_.data(), n * d);
 
+    if (hook_) hook_->record(il, ForwardHook::Stage::ffn_input, x_.data(), n, d);
 #pragma omp parallel for if (n > 8)
     for (int64_t i = 0; i < n; ++i)
       rmsnorm(x_.data() + i * d, L.ffn_norm.data(), xb_.data() + i * d, d, c.rms_eps);
     check_finite(xb_.data(), n, d, pos0, il, "feed-forward norm");
     matmul(L.w_gate, xb_.data(), gate_.data(), n);  // [n][n_ff]
     matmul(L.w_up, xb_.data(), up_.data(), n);      // [n][n_ff]
+    if (hook_) {
+      hook_->record(il, ForwardHook::Stage::ffn_gate, gate_.data(), n, c.n_ff);
+      hook_->record(il, ForwardHook::Stage::ffn_up, up_.data(), n, c.n_ff);
+    }
     swiglu(gate_.data(), up_.data(), n * c.n_ff);
     check_finite(gate_.data(), n, c.n_ff, pos0, il, "feed-forward");
     matmul(L.w_down, gate_.data(), xb_.data(), n);  // [n][d]
@@ -214,6 +221,7 @@ void Model::forward(const int32_t* tokens, int64_t n, int32_t pos0, KvCache& cac
     check_finite(x_.data(), n, d, pos0, il, "output");
   }
 
+  if (hook_) hook_->record(-1, ForwardHook::Stage::output_input, x_.data(), n, d);
   const int64_t first = all_logits ? 0 : n - 1, m = n - first;
   for (int64_t i = first; i < n; ++i)
     rmsnorm(x_.data() + i * d, output_norm_.data(), xb_.data() + (i - first) * d, d, c.rms_eps);

@@ -22,6 +22,26 @@ struct LayerWeights {
   WeightView w_gate, w_up, w_down;         // [n_ff][n_embd] x2, [n_embd][n_ff]
 };
 
+// Optional observer of Model::forward (training, src/train): sees the activations the backward
+// pass needs and may replace the cache's attention. Unset (the default), forward pays one
+// pointer test per stage.
+class ForwardHook {
+ public:
+  enum class Stage {
+    layer_input,   // [n][n_embd] residual stream entering layer il
+    ffn_input,     // [n][n_embd] residual stream entering layer il's feed-forward
+    ffn_gate,      // [n][n_ff] gate projection before SwiGLU
+    ffn_up,        // [n][n_ff] up projection
+    output_input,  // [n][n_embd] residual stream entering the output norm (il = -1)
+  };
+  virtual ~ForwardHook() = default;
+  virtual void record(int il, Stage s, const float* x, int64_t n, int64_t cols) = 0;
+  // Layer il's attention in place of the cache's (the cache still appends k, v). q: [n][n_head][hd],
+  // k, v: [n][n_kv][hd] post-RoPE, out: [n][n_head][hd]. Returns false to let the cache attend.
+  virtual bool attend(int il, int64_t n, const int32_t* pos, const float* q, const float* k,
+                      const float* v, float scale, float* out) = 0;
+};
+
 class Model {
  public:
   // Opens and validates the file; throws Error naming the file and the problem.
@@ -40,6 +60,12 @@ class Model {
   // Throws Error on a token id out of range or when the cache would overflow.
   void forward(const int32_t* tokens, int64_t n, int32_t pos0, KvCache& cache, float* logits,
                bool all_logits);
+  void set_forward_hook(ForwardHook* hook) { hook_ = hook; }  // nullptr: none
+
+  // The frozen weights, for a backward pass.
+  const LayerWeights& layer_weights(int il) const { return layers_[il]; }
+  const WeightView& output_weight() const { return output_; }
+  const std::vector<float>& output_norm() const { return output_norm_; }
 
   // Continuous batching (model/forward_batch.cpp): one decode step of n sequences, token[i] at
   // pos[i] appended to caches[i]. The weight matmuls run once over the n rows; each row attends
@@ -59,6 +85,7 @@ class Model {
   WeightView tok_embd_, output_;  // [n_vocab][n_embd]
   std::vector<float> output_norm_;
   std::vector<LayerWeights> layers_;
+  ForwardHook* hook_ = nullptr;
 
   // Workspace for n tokens (grown on demand).
   int64_t ws_n_ = 0;

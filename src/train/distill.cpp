@@ -1,0 +1,143 @@
+#include "train/distill.h"
+
+#include <cmath>
+
+#include "kv/registry.h"
+#include "train/matmul_frozen.h"
+#include "train/ops.h"
+#include "util/error.h"
+
+namespace h1bkv::train {
+
+Distiller::Distiller(Model& model, const CacheSpec& spec, const DistillOptions& o)
+    : model_(model), spec_(spec.str()), h1b_(h1b_options(spec)), o_(o) {
+  validate_h1b_spec(spec);
+  const ModelConfig& c = model.config();
+  const int H = c.n_head, KV = c.n_kv_head, d = c.head_dim, b = h1b_.sketch.bits;
+  check(d <= 512, "finetune: head_dim " + std::to_string(d) + " > 512 is not supported");
+  const bool hamming = h1b_.sketch.est == SketchEst::hamming;
+  check(hamming || h1b_.sketch.est == SketchEst::qjl,
+        "finetune: the h1b estimator must be qjl or hamming (got " + std::string(sketch_est_name(h1b_.sketch.est)) + ")");
+  temperature_ = params_.add("temperature", {1}, hamming ? h1b_.sketch.T : 1.0f, o.train_temperature);
+  AttentionConfig ac;
+  ac.n_head = H, ac.n_kv_head = KV, ac.head_dim = d, ac.scale = 1 / std::sqrt((float)d);
+  ac.bits = b, ac.est = h1b_.sketch.est, ac.sink = h1b_.sink, ac.window = h1b_.window;
+  ac.beta = o.beta, ac.ste = o.ste, ac.quantize_values = o.quantize_values, ac.value_group = h1b_.group;
+  std::vector<float> R((size_t)b * d);
+  for (int il = 0; il < c.n_layer; ++il) {
+    const std::string p = "blk." + std::to_string(il) + ".";
+    first_.push_back(params_.add(p + "logit_mult", {H}, 1.0f, o.train_logit_mult));
+    params_.add(p + "v_scale", {H, d}, 1.0f, o.train_value_affine);
+    params_.add(p + "v_bias", {H, d}, 0.0f, o.train_value_affine);
+    params_.add(p + "k_mean", {KV, d}, 0.0f, o.train_sketch);
+    const size_t kp = params_.add(p + "k_proj", {KV, b, d}, 0.0f, o.train_sketch);
+    const size_t qp = params_.add(p + "q_proj", {KV, b, d}, 0.0f, o.train_sketch);
+    for (int g = 0; g < KV; ++g) {  // the cache's R (kv/codecs/sketch.h), as [b][d] per KV head
+      gaussian_matrix(h1b_.sketch.seed, il, h1b_.sketch.per_head ? g : -1, b, d, R.data());
+      std::copy(R.begin(), R.end(), params_.value(kp) + (size_t)g * b * d);
+      std::copy(R.begin(), R.end(), params_.value(qp) + (size_t)g * b * d);
+    }
+    att_.emplace_back(ac);
+  }
+  x_in_.resize(c.n_layer), x_mid_.resize(c.n_layer), gate_.resize(c.n_layer), up_.resize(c.n_layer);
+}
+
+Distiller::~Distiller() { model_.set_forward_hook(nullptr); }
+
+AttentionTensors<float> Distiller::tensors(int il, bool grad) {
+  const size_t f = first_[il];
+  auto at = [&](size_t i) { return grad ? params_.grad(i) : params_.value(i); };
+  return {at(temperature_), at(f), at(f + 1), at(f + 2), at(f + 3), at(f + 4), at(f + 5)};
+}
+
+void Distiller::record(int il, Stage s, const float* x, int64_t n, int64_t cols) {
+  std::vector<float>* dst = nullptr;
+  switch (s) {
+    case Stage::layer_input: dst = &x_in_[il]; break;
+    case Stage::ffn_input: dst = &x_mid_[il]; break;
+    case Stage::ffn_gate: dst = &gate_[il]; break;
+    case Stage::ffn_up: dst = &up_[il]; break;
+    case Stage::output_input: dst = &x_out_; break;
+  }
+  dst->assign(x, x + n * cols);
+}
+
+bool Distiller::attend(int il, int64_t n, const int32_t* pos, const float* q, const float* k,
+                       const float* v, float scale, float* out) {
+  att_[il].forward(tensors(il, false), n, pos, q, k, v, out);
+  return true;
+}
+
+void Distiller::teacher_logits(const int32_t* tokens, int64_t n, float* logits) {
+  auto cache = make_cache(parse_cache_spec("f16"), model_.cache_geometry(n));
+  model_.set_forward_hook(nullptr);
+  model_.forward(tokens, n, 0, *cache, logits, true);
+}
+
+double Distiller::step(const int32_t* tokens, int64_t n, const float* teacher, float grad_weight) {
+  const int64_t V = model_.config().n_vocab;
+  auto cache = make_cache(parse_cache_spec("f32"), model_.cache_geometry(n));  // appended to, not read
+  logits_.resize(n * V);
+  model_.set_forward_hook(this);
+  model_.forward(tokens, n, 0, *cache, logits_.data(), true);
+  model_.set_forward_hook(nullptr);
+  std::vector<float> dlogits(grad_weight != 0 ? n * V : 0, 0.0f);
+  double kl = 0;
+#pragma omp parallel reduction(+ : kl) if (n * V > (1 << 20))
+  {
+    std::vector<float> p(V), pt(V);
+#pragma omp for
+    for (int64_t i = 0; i < n; ++i)
+      kl += kl_row(teacher + i * V, logits_.data() + i * V, grad_weight != 0 ? dlogits.data() + i * V : nullptr,
+                   grad_weight / (float)n, V, p.data(), pt.data());
+  }
+  if (grad_weight != 0) backward(n, dlogits);
+  return kl / n;
+}
+
+void Distiller::backward(int64_t n, std::vector<float>& dlogits) {
+  const ModelConfig& c = model_.config();
+  const int64_t d = c.n_embd, hd = c.head_dim, qd = (int64_t)c.n_head * hd, kvd = (int64_t)c.n_kv_head * hd,
+                ff = c.n_ff;
+  std::vector<float> dx(n * d, 0), dxb(n * d), dact(n * ff), dgate(n * ff), dup(n * ff);
+  std::vector<float> datt(n * qd), dq(n * qd), dk(n * kvd), dv(n * kvd);
+  // logits = W_out rmsnorm(x_out)
+  std::fill(dxb.begin(), dxb.end(), 0.0f);
+  matmul_backward_x(model_.output_weight(), dlogits.data(), dxb.data(), n);
+  for (int64_t i = 0; i < n; ++i)
+    rmsnorm_backward(x_out_.data() + i * d, model_.output_norm().data(), dxb.data() + i * d, dx.data() + i * d, d, c.rms_eps);
+  for (int il = c.n_layer - 1; il >= 0; --il) {
+    const LayerWeights& L = model_.layer_weights(il);
+    // feed-forward: x += W_down swiglu(W_gate xb, W_up xb), xb = rmsnorm(x_mid)
+    std::fill(dact.begin(), dact.end(), 0.0f);
+    matmul_backward_x(L.w_down, dx.data(), dact.data(), n);
+    std::fill(dgate.begin(), dgate.end(), 0.0f);
+    std::fill(dup.begin(), dup.end(), 0.0f);
+    swiglu_backward(gate_[il].data(), up_[il].data(), dact.data(), dgate.data(), dup.data(), n * ff);
+    std::fill(dxb.begin(), dxb.end(), 0.0f);
+    matmul_backward_x(L.w_gate, dgate.data(), dxb.data(), n);
+    matmul_backward_x(L.w_up, dup.data(), dxb.data(), n);
+    for (int64_t i = 0; i < n; ++i)
+      rmsnorm_backward(x_mid_[il].data() + i * d, L.ffn_norm.data(), dxb.data() + i * d, dx.data() + i * d, d, c.rms_eps);
+    // attention: x += W_o att(rope(W_q xb + bq), rope(W_k xb + bk), W_v xb + bv), xb = rmsnorm(x_in)
+    std::fill(datt.begin(), datt.end(), 0.0f);
+    matmul_backward_x(L.wo, dx.data(), datt.data(), n);
+    std::fill(dq.begin(), dq.end(), 0.0f);
+    std::fill(dk.begin(), dk.end(), 0.0f);
+    std::fill(dv.begin(), dv.end(), 0.0f);
+    att_[il].backward(tensors(il, false), tensors(il, true), datt.data(), dq.data(), dk.data(), dv.data());
+    if (il == 0) break;  // nothing trainable below
+    for (int64_t i = 0; i < n; ++i) {
+      rope_apply(dq.data() + i * qd, c.n_head, (int)hd, c.n_rot, (int32_t)i, c.rope_base, c.rope_neox, true);
+      rope_apply(dk.data() + i * kvd, c.n_kv_head, (int)hd, c.n_rot, (int32_t)i, c.rope_base, c.rope_neox, true);
+    }
+    std::fill(dxb.begin(), dxb.end(), 0.0f);
+    matmul_backward_x(L.wq, dq.data(), dxb.data(), n);
+    matmul_backward_x(L.wk, dk.data(), dxb.data(), n);
+    matmul_backward_x(L.wv, dv.data(), dxb.data(), n);
+    for (int64_t i = 0; i < n; ++i)
+      rmsnorm_backward(x_in_[il].data() + i * d, L.attn_norm.data(), dxb.data() + i * d, dx.data() + i * d, d, c.rms_eps);
+  }
+}
+
+}  // namespace h1bkv::train

@@ -1,0 +1,72 @@
+// Self-distillation of the h1b cache (the paper's "lightweight finetuning", issue 10 stage 2):
+// the student is the model whose attention beyond the exact sinks/window runs on h1b sketches
+// (train/attention.h), the teacher the same model with an f16 cache; the loss is the mean over
+// tokens of KL(p_teacher || p_student) of the next-token distributions. Model weights are frozen;
+// the trainable tensors are named as the adapter file names them (kv/calib/adapter.h):
+//   temperature [1]                    global T (hamming: the cache's T; qjl: a divisor, init 1)
+//   blk.L.logit_mult [n_head]          per-head multiplier on compressed-key logits
+//   blk.L.v_scale, blk.L.v_bias [n_head][hd]  affine map of each head's attention output
+//   blk.L.k_mean [n_kv][hd]            mu: keys are sketched as sign(R (k - mu))
+//   blk.L.k_proj [n_kv][b][hd]         R (proj=layer: the layer's matrix repeated per KV head)
+//   blk.L.q_proj [n_kv][b][hd]         A, the query decoder (init R)
+// The student's activations come from Model::forward through its ForwardHook; the backward runs
+// through the frozen (quantized) weights with train/ops.h and train/matmul_frozen.h.
+// Memory per sequence of n tokens: per layer 2 n_embd + 2 n_ff + q/k/v/out floats per token, plus
+// n_head n^2 attention probabilities per layer; three [n][n_vocab] logit buffers.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kv/caches/h1b.h"
+#include "model/model.h"
+#include "train/attention.h"
+#include "train/params.h"
+
+namespace h1bkv::train {
+
+struct DistillOptions {
+  bool train_temperature = true;
+  bool train_value_affine = false;
+  bool train_logit_mult = false;
+  bool train_sketch = false;  // mu, R and A
+  float beta = 0;             // 0: sign + straight-through; > 0: tanh(beta y)
+  AttentionConfig::Ste ste = AttentionConfig::Ste::scaled;
+  bool quantize_values = true;  // int4 values as the cache (off: a smooth loss, for gradient tests)
+};
+
+class Distiller : public ForwardHook {
+ public:
+  // spec: an h1b cache specification (h1b_options); throws Error for another type.
+  Distiller(Model& model, const CacheSpec& spec, const DistillOptions& o);
+  ~Distiller() override;
+  ParamBuffer& params() { return params_; }
+  Model& model() { return model_; }
+  const std::string& spec() const { return spec_; }
+  // Teacher logits [n][n_vocab] of tokens [n] from position 0 (f16 cache).
+  void teacher_logits(const int32_t* tokens, int64_t n, float* logits);
+  // Mean KL over the n positions; with grad_weight != 0 adds grad_weight x its gradient to the
+  // parameter gradients.
+  double step(const int32_t* tokens, int64_t n, const float* teacher, float grad_weight);
+
+  void record(int il, Stage s, const float* x, int64_t n, int64_t cols) override;
+  bool attend(int il, int64_t n, const int32_t* pos, const float* q, const float* k, const float* v,
+              float scale, float* out) override;
+
+ private:
+  AttentionTensors<float> tensors(int il, bool grad);
+  void backward(int64_t n, std::vector<float>& dlogits);
+
+  Model& model_;
+  std::string spec_;
+  H1bOptions h1b_;
+  DistillOptions o_;
+  ParamBuffer params_;
+  size_t temperature_;
+  std::vector<size_t> first_;  // index of blk.L's first tensor (logit_mult, v_scale, v_bias, k_mean, k_proj, q_proj)
+  std::vector<SketchAttention<float>> att_;
+  std::vector<std::vector<float>> x_in_, x_mid_, gate_, up_;  // recorded, [n_layer][n * cols]
+  std::vector<float> x_out_, logits_;
+};
+
+}  // namespace h1bkv::train

@@ -1,0 +1,80 @@
+// `h1bkv finetune` end to end on stories260K: progress lines, the adapter and its checkpoint, a
+// resumed run, and bad input as one-line errors.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <string>
+#include <unistd.h>
+
+#include "cli/run_cli.h"
+#include "train/safetensors.h"
+#include "util/paths.h"
+
+namespace {
+
+using h1bkv::test::run_cli;
+
+std::string base_args(const std::string& out, const std::string& cache = "h1b:bits=64,est=qjl,sink=2,window=4",
+                      const std::string& seq = "32") {
+  return "finetune -m " + h1bkv::test::stories260k() + " --cache " + cache + " -f " +
+         h1bkv::shared_dir() + "/data/tinystories/sample.txt --seq " + seq + " -t 1 -o " + out;
+}
+
+}  // namespace
+
+TEST(FinetuneCli, TrainsWritesTheAdapterAndResumes) {
+  const std::string out = testing::TempDir() + "ft_" + std::to_string(getpid()) + ".safetensors";
+  const auto r = run_cli(base_args(out) + " --steps 4 --warmup 1 --train T,affine");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("step 4  loss "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("4 steps from step 0, 128 tokens"), std::string::npos) << r.out;
+  const auto t = h1bkv::train::read_safetensors(out);
+  EXPECT_EQ(t.size(), 1u + 6u * 5u);  // temperature + 6 tensors per layer, 5 layers
+  // the finished run's checkpoint is at step 4 of 4: resuming runs no step
+  const auto again = run_cli(base_args(out) + " --steps 4 --warmup 1 --train T,affine --resume " + out + ".ckpt");
+  ASSERT_EQ(again.code, 0) << again.out;
+  EXPECT_NE(again.out.find("0 steps from step 4"), std::string::npos) << again.out;
+  // another schedule is refused
+  const auto other = run_cli(base_args(out) + " --steps 8 --warmup 1 --train T,affine --resume " + out + ".ckpt");
+  EXPECT_EQ(other.code, 1) << other.out;
+  EXPECT_NE(other.out.find("checkpoint schedule is 'steps=4"), std::string::npos) << other.out;
+  std::remove(out.c_str());
+  std::remove((out + ".ckpt").c_str());
+}
+
+TEST(FinetuneCli, CalibOutLoadsIntoPpl) {
+  const std::string out = testing::TempDir() + "ft_cal_" + std::to_string(getpid()) + ".safetensors";
+  const std::string cal = out + ".json";
+  const auto r = run_cli(base_args(out) + " --steps 3 --warmup 1 --train T,mult --lr 0.05 --calib-out " + cal);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const std::string ppl = "ppl -m " + h1bkv::test::stories260k() + " -f " + h1bkv::shared_dir() +
+                          "/data/tinystories/sample.txt -c 64 --chunks 2 -t 1 --cache h1b:bits=64,est=qjl,sink=2,window=4";
+  const auto p = run_cli(ppl + " --calib " + cal);
+  EXPECT_EQ(p.code, 0) << p.out;
+  EXPECT_NE(p.out.find("PPL = "), std::string::npos) << p.out;
+  // made for these key options only
+  const auto other = run_cli("ppl -m " + h1bkv::test::stories260k() + " -f " + h1bkv::shared_dir() +
+                             "/data/tinystories/sample.txt -c 64 --chunks 2 -t 1 --cache h1b:bits=128,est=qjl --calib " + cal);
+  EXPECT_EQ(other.code, 1) << other.out;
+  for (const auto& f : {out, out + ".ckpt", cal}) std::remove(f.c_str());
+}
+
+TEST(FinetuneCli, BadInputIsAOneLineError) {
+  const std::string out = testing::TempDir() + "ft_bad_" + std::to_string(getpid()) + ".safetensors";
+  const struct {
+    std::string cache, seq, args, message;
+  } rows[] = {
+      {"h1b:bits=64", "32", " --steps 2 --train T,foo", "--train: unknown item 'foo' (valid: T, mult, affine, sketch)"},
+      {"f16", "32", " --steps 2", "finetune trains an h1b cache (got --cache f16)"},
+      {"h1b:est=angle", "32", " --steps 2", "the h1b estimator must be qjl or hamming (got angle)"},
+      {"h1b:bits=64", "8000", " --steps 2", "fewer than --seq 8000"},
+      {"h1b:bits=64", "32", " --steps 2 --resume /nonexistent.ckpt", "/nonexistent.ckpt: cannot open"},
+  };
+  for (const auto& row : rows) {
+    const auto r = run_cli(base_args(out, row.cache, row.seq) + row.args);
+    EXPECT_EQ(r.code, 1) << row.args << "\n" << r.out;
+    EXPECT_NE(r.out.find("error: "), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find(row.message), std::string::npos) << row.args << "\n" << r.out;
+  }
+  std::remove(out.c_str());
+}
