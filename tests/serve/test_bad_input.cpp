@@ -126,7 +126,7 @@ TEST_F(ServeBadInput, FullQueueIs503WithRetryAfter) {
       auto c = s.client();
       c.Post("/v1/completions", R"({"prompt":"Hi","max_tokens":3})", "application/json");
     });
-  for (int w = 0; w < 2000 && s.sched->stats().queued < 2; ++w)
+  for (int w = 0; w < 24000 && s.sched->stats().queued < 2; ++w)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   ASSERT_EQ(s.sched->stats().queued, 2);
   auto c = s.client();
@@ -188,7 +188,7 @@ TEST_F(ServeBadInput, SilentClientDoesNotStallOthers) {
   auto r = c.Post("/v1/completions", R"({"prompt":"The dog","max_tokens":30,"temperature":0})", "application/json");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
-  for (int w = 0; w < 2000 && s.sched->stats().finished < 2; ++w)
+  for (int w = 0; w < 24000 && s.sched->stats().finished < 2; ++w)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   const SchedulerStats st = s.sched->stats();
   EXPECT_EQ(st.finished, 2);
@@ -204,7 +204,7 @@ TEST_F(ServeBadInput, ClientThatLeavesMidStreamFreesItsSlot) {
   const std::string req =
       raw_request(R"({"prompt":"Once upon a time","max_tokens":200,"temperature":0,"stream":true})");
   ASSERT_EQ(write(fd, req.data(), req.size()), (ssize_t)req.size());
-  for (int w = 0; w < 2000 && s.sched->stats().queued < 1; ++w)
+  for (int w = 0; w < 24000 && s.sched->stats().queued < 1; ++w)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   std::string got;
   char buf[4096];

@@ -144,7 +144,7 @@ TEST_F(Serve, EightConcurrentClientsEachGetTheirSingleClientOutput) {
       auto r = c.Post("/v1/completions", body(i), "application/json");
       if (r) together[i] = json::parse(r->body)["choices"][0]["text"];
     });
-  for (int wait = 0; wait < 2000 && s.sched->stats().queued < (int64_t)prompts.size(); ++wait)
+  for (int wait = 0; wait < 24000 && s.sched->stats().queued < (int64_t)prompts.size(); ++wait)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   ASSERT_EQ(s.sched->stats().queued, (int64_t)prompts.size());
   s.sched->start();
