@@ -150,7 +150,7 @@ std::string save_h1b_calibration(KvCache& rec, const CacheSpec& spec, const std:
     std::string names;
     for (const auto& t : text) names += (names.empty() ? "" : ",") + t.substr(t.find_last_of('/') + 1);
     a.text = names;
-    save_adapter(path, a);
+    save_adapter(path, a, /*f16=*/true);
     return summary;
   }
   const auto curves = recorded_curves(rec);  // [n_layer][n_head]

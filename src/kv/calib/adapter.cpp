@@ -71,20 +71,21 @@ void save_adapter(const std::string& path, const Adapter& a, bool f16) {
   std::string data;
   auto add = [&](const std::string& name, const AdapterTensor& t) {
     if (!t.present()) return;
+    const bool half = f16 && t.data.size() > kF16MinValues;
     size_t n = 1;
     for (int64_t s : t.shape) n *= (size_t)s;
     check(n == t.data.size(), path + ": tensor " + name + " has " + std::to_string(t.data.size()) +
                                   " values for its shape");
     const size_t begin = data.size();
     for (float x : t.data) {
-      if (f16) {
+      if (half) {
         const uint16_t v = f32_to_fp16(x);
         data.append(reinterpret_cast<const char*>(&v), 2);
       } else {
         data.append(reinterpret_cast<const char*>(&x), 4);
       }
     }
-    h[name] = {{"dtype", f16 ? "F16" : "F32"}, {"shape", t.shape}, {"data_offsets", {begin, data.size()}}};
+    h[name] = {{"dtype", half ? "F16" : "F32"}, {"shape", t.shape}, {"data_offsets", {begin, data.size()}}};
   };
   for (size_t L = 0; L < a.layers.size(); ++L)
     for (int i = 0; i < 6; ++i) add("blk." + std::to_string(L) + "." + kLayerNames[i], layer_tensor(a.layers[L], i));

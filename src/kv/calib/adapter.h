@@ -41,7 +41,9 @@ struct Adapter {
 
 constexpr int kMaxAdapterLayers = 4096;
 
-// f16: store every tensor as F16 (half the bytes); else F32. Throws Error naming path.
+// f16: store tensors of more than kF16MinValues values (the projections and decoders) as F16,
+// half the bytes; the rest, and everything without f16, as F32. Throws Error naming path.
+constexpr size_t kF16MinValues = 4096;
 void save_adapter(const std::string& path, const Adapter& a, bool f16 = false);
 // Parses and checks the layout (every length and offset before use, dtypes, shapes against the
 // data, names, metadata); throws Error "PATH: ..." (one line).

@@ -149,6 +149,7 @@ Adapter fit_h1b_adapter(const CacheSpec& spec, const CacheGeometry& g, const std
     nmin = std::min(nmin, used[pr]);
   }
   check(nmin > 0, "adapter fit: a (layer, KV head) saw no key (calibration text too short?)");
+  a.tokens = nmin;  // keys per (layer, KV head) the fit used
   for (int il = 0; il < g.n_layer; ++il) {
     AdapterLayer& l = a.layers[il];
     auto stack = [&](std::vector<std::vector<float>>& v, AdapterTensor& t, std::vector<int64_t> shape) {

@@ -37,7 +37,8 @@ std::vector<float> ridge_solve(const float* s, const float* u, int64_t N, int b,
 double decode_error(const float* R, const float* A, int b, int d, const float* u, int64_t N);
 
 // The adapter of spec (center / itq / ridge) fitted on keys[layer] (n_layer entries); stage
-// "0" (center only), "1a" (ridge), "1b" (itq) or "1a+1b". summary: a line of before/after errors.
+// "0" (center only), "1a" (ridge), "1b" (itq) or "1a+1b"; tokens = the fewest keys of a (layer,
+// KV head) it used. summary: a line of before/after errors.
 Adapter fit_h1b_adapter(const CacheSpec& spec, const CacheGeometry& g, const std::vector<const LayerKeys*>& keys,
                         std::string* summary = nullptr);
 
