@@ -2,11 +2,11 @@
 # Issue 10, stages 0 and 1(a)(b) (docs/finetune.md): fits the h1b key adapters of SmolLM2-135M on
 # calibration text (TinyStories sample + two State of the Union addresses; never WikiText), then
 # one compare table on WikiText-2: f16, q4_0, KIVI 2/4, the equal-bytes KIVI rows, and per
-# b in {128, 256, 512} the cumulative stages baseline, +center, +orth, +exact first layers,
+# b in {128, 256} (B="128 256 512" adds b=512) the cumulative stages baseline, +center, +orth, +exact first layers,
 # +ridge A, +ITQ (est=qjl, sink=4, window=64), and the paper's plain config (hamming, T=0.1).
 #   scripts/h1b_keys.sh                       # ctx 512, 8 chunks; adapters in calib/ (kept if present)
 #   CTX=2048 CHUNKS=2 scripts/h1b_keys.sh     # the same rows at ctx 2048
-#   B="128" STAGES=short scripts/h1b_keys.sh  # fewer rows
+#   B="128" scripts/h1b_keys.sh               # fewer rows
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shared=${H1BKV_SHARED:-../shared}
@@ -15,7 +15,7 @@ ctx=${CTX:-512}
 chunks=${CHUNKS:-8}
 out=${OUT:-calib}
 json=${JSON_OUT:-/tmp/h1b_keys_c${ctx}.json}
-bits=${B:-128 256 512}
+bits=${B:-128 256}
 threads=${THREADS:-2}
 text=(-f "$shared/data/tinystories/sample.txt" -f "$shared/data/sotu/2010_barack_obama_d.txt"
       -f "$shared/data/sotu/2018_donald_j_trump_r.txt")
