@@ -2,7 +2,7 @@
 # Fuzzes the input parsers with libFuzzer + ASan + UBSan for a bounded time in total:
 #   fuzz_gguf        the GGUF reader (fuzz/fuzz_gguf.cpp)                      40 % of the time
 #   fuzz_cache_spec  the cache-spec parser and the caches it builds            15 %
-#   fuzz_calib_json  the h1b calibration and Loki basis JSON loaders           15 %
+#   fuzz_calib_json  the h1b calibration, Loki basis and adapter loaders      15 %
 #   fuzz_tokenizer   the tokenizers (stories260K SPM, SmolLM2 BPE) on any bytes 15 %
 #   fuzz_serve_request  the server's OpenAI request parser (serve/api.h)      15 %
 #   scripts/fuzz.sh            # 60 s in all;   FUZZ_SECONDS=600 scripts/fuzz.sh for longer
@@ -97,6 +97,13 @@ loki = {"format": "h1bkv-loki-basis", "version": 1, "model_id": "", "model": "m.
         "basis": b64(eye * 4), "mean": b64([0.0] * 32), "explained": b64([0.125 * (i % 8 + 1) for i in range(32)])}
 for name, j in (("calib.json", calib), ("loki.json", loki)):
     with open(os.path.join(out, name), "w") as f: json.dump(j, f)
+# an adapter (safetensors): k_mean of layer 0, temperature
+data = struct.pack('<16f', *[0.1 * i for i in range(16)]) + struct.pack('<f', 0.5)
+head = json.dumps({"blk.0.k_mean": {"dtype": "F32", "shape": [2, 8], "data_offsets": [0, 64]},
+                   "temperature": {"dtype": "F32", "shape": [1], "data_offsets": [64, 68]},
+                   "__metadata__": {"format": "h1bkv-adapter", "version": "1", "model_id": "",
+                                    "cache": "h1b:bits=64,center=1", "stage": "0", "tokens": "64"}}).encode()
+with open(os.path.join(out, "adapter.safetensors"), "wb") as f: f.write(struct.pack('<Q', len(head)) + head + data)
 PY
 # Text: plain, multilingual, control-token markup, invalid UTF-8.
 tok_seeds="$build/seeds/fuzz_tokenizer"

@@ -34,7 +34,7 @@ struct CalibrateOptions {
   void add_to(CLI::App& app) {
     m.add_to(app, 512, false);
     app.add_option("-f,--file", files, "calibration text files (not evaluation text)")->required();
-    app.add_option("-o,--output", out, "calibration file to write (JSON)")->required();
+    app.add_option("-o,--output", out, "calibration file to write (JSON; h1b with center/itq/ridge: an adapter, safetensors)")->required();
     app.add_option("--granularity", granularity, "multipliers per: global | layer | head (kl default: head)");
     app.add_option("--objective", objective, "kl: fit attention distributions; lm: LM loss, global")
         ->capture_default_str();
@@ -104,8 +104,10 @@ int calibrate_cmd(CalibrateOptions& o) {
     toks.insert(toks.end(), t.begin(), t.end());
   }
   p.bos = l.tok->add_bos() ? l.tok->bos() : -1;
-  // h1b has its own command (objectives kl and lm, per-layer tables); other types use their hook
-  if (spec.type != "h1b") return calibrate_hook_cmd(o, type, spec, model, p, toks);
+  // h1b has its own command (objectives kl and lm, per-layer tables); other types, and h1b's
+  // adapter fits (center, itq, ridge), use their hook
+  if (spec.type != "h1b" || h1b_needs_adapter(h1b_options(spec)))
+    return calibrate_hook_cmd(o, type, spec, model, p, toks);
   std::fprintf(stderr, "calibrating %s (objective %s, granularity %s) on %zu tokens of %zu file(s)\n",
                calib_spec_string(spec).c_str(), p.objective.c_str(), p.granularity.c_str(),
                toks.size(), o.files.size());

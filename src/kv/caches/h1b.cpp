@@ -3,7 +3,9 @@
 #include <cmath>
 #include <cstdio>
 
+#include "kv/calib/adapter.h"
 #include "kv/calib/h1b_calibration.h"
+#include "kv/calib/h1b_fit.h"
 #include "kv/calib/h1b_record.h"
 #include "kv/codecs/float.h"
 #include "kv/caches/tiered.h"
@@ -23,15 +25,31 @@ H1bOptions h1b_options(const CacheSpec& spec) {
   o.group = (int)spec.get_int("group");
   o.sink = spec.get_int("sink");
   o.window = spec.get_int("window");
+  o.sketch.orth = spec.get("orth") == "1";
+  o.center = spec.get("center") == "1";
+  o.itq = (int)spec.get_int("itq");
+  o.ridge = spec.get_float("ridge");
+  o.exact_layers = (int)spec.get_int("exact_layers");
+  o.exact_type = spec.get("exact_type");
   return o;
 }
+
+bool h1b_needs_adapter(const H1bOptions& o) { return o.center || o.itq > 0 || o.ridge > 0; }
 
 void validate_h1b_spec(const CacheSpec& spec) {
   const double T = spec.get_float("T");
   check(T > 0 && std::isfinite(T), "cache 'h1b' option 'T': must be a number > 0 (got " + spec.get("T") + ")");
   check(spec.get_int("sink") >= 0, "cache 'h1b' option 'sink': must be >= 0");
   check(spec.get_int("window") >= 0, "cache 'h1b' option 'window': must be >= 0");
+  check(spec.get_float("ridge") == 0 || spec.get("est") == "qjl",
+        "cache 'h1b' option 'ridge': the decoder A is a qjl estimator (needs est=qjl)");
 }
+
+namespace {
+
+const char* exact_key_codec(const H1bOptions& o) { return o.exact_type == "q4" ? "q4_0" : "f16"; }
+
+}  // namespace
 
 H1bCalibration H1bCalibration::identity(const CacheGeometry& g) {
   return H1bCalibration{g.n_layer, g.n_head, std::vector<float>((size_t)g.n_layer * g.n_head, 1.0f)};
@@ -44,11 +62,16 @@ std::unique_ptr<KvCache> make_h1b_cache(const CacheSpec& spec, const CacheGeomet
   check(o.group == 0 || g.head_dim % o.group == 0,
         "cache 'h1b' option 'group': " + std::to_string(o.group) + " does not divide head_dim " +
             std::to_string(g.head_dim));
+  check(o.exact_type != "q4" || o.exact_layers == 0 || g.head_dim % 32 == 0,
+        "cache 'h1b' option 'exact_type': q4 needs head_dim divisible by 32 (got " + std::to_string(g.head_dim) + ")");
   std::vector<std::unique_ptr<LayerCache>> layers;
-  for (int il = 0; il < g.n_layer; ++il)
-    layers.push_back(make_tiered_layer_cache(g, std::make_unique<SketchKeyCodec>(g, il, o.sketch),
-                                             make_int4_value(g.head_dim, o.group),
+  for (int il = 0; il < g.n_layer; ++il) {
+    std::unique_ptr<KeyCodec> kc;
+    if (il < o.exact_layers) kc = make_key_codec(exact_key_codec(o), g.head_dim);
+    else kc = std::make_unique<SketchKeyCodec>(g, il, o.sketch);
+    layers.push_back(make_tiered_layer_cache(g, std::move(kc), make_int4_value(g.head_dim, o.group),
                                              TierOptions{o.sink, o.window}));
+  }
   auto cache = std::make_unique<KvCache>(spec.str(), g, cache_bytes_per_token(spec, g), std::move(layers));
   if (cal) set_h1b_calibration(*cache, *cal);
   return cache;
@@ -68,7 +91,8 @@ void set_h1b_calibration(KvCache& cache, const H1bCalibration& cal) {
         "h1b calibration is for " + std::to_string(cal.n_layer) + " layers x " +
             std::to_string(cal.n_head) + " heads; the cache has " + std::to_string(g.n_layer) +
             " x " + std::to_string(g.n_head));
-  for (int il = 0; il < g.n_layer; ++il)
+  const int first = h1b_options(parse_cache_spec(cache.spec())).exact_layers;  // exact-key layers: none
+  for (int il = std::min(first, g.n_layer); il < g.n_layer; ++il)
     check(key_codec_of(cache, il).set_logit_multipliers(std::vector<float>(
               cal.mult.begin() + (size_t)il * g.n_head, cal.mult.begin() + (size_t)(il + 1) * g.n_head)),
           "cache '" + cache.spec() + "' is not an h1b cache");
@@ -77,7 +101,8 @@ void set_h1b_calibration(KvCache& cache, const H1bCalibration& cal) {
 H1bCalibration get_h1b_calibration(KvCache& cache) {
   const CacheGeometry& g = cache.geometry();
   H1bCalibration cal = H1bCalibration::identity(g);
-  for (int il = 0; il < g.n_layer; ++il) {
+  const int first = h1b_options(parse_cache_spec(cache.spec())).exact_layers;
+  for (int il = std::min(first, g.n_layer); il < g.n_layer; ++il) {
     const std::vector<float>* m = key_codec_of(cache, il).logit_multipliers();
     check(m != nullptr, "cache '" + cache.spec() + "' is not an h1b cache");
     std::copy(m->begin(), m->end(), cal.mult.begin() + (size_t)il * g.n_head);
@@ -85,8 +110,28 @@ H1bCalibration get_h1b_calibration(KvCache& cache) {
   return cal;
 }
 
+void set_h1b_layer_params(KvCache& cache, int il, const H1bLayerParams& p) {
+  auto* t = dynamic_cast<TieredLayerCache*>(&cache.layer(il));
+  check(t != nullptr, "cache '" + cache.spec() + "' is not an h1b cache");
+  t->set_output_affine(p.v_scale, p.v_bias);
+  auto* sk = dynamic_cast<SketchKeyCodec*>(&t->key_codec());
+  if (!sk) return;  // an exact-key layer
+  sk->set_mean(p.k_mean);
+  sk->set_projection(p.k_proj);
+  sk->set_decoder(p.q_proj);
+  if (!p.logit_mult.empty()) sk->set_multipliers(p.logit_mult);
+  if (p.temperature > 0) sk->set_temperature(p.temperature);
+}
+
 size_t h1b_bytes_per_token_head(const H1bOptions& o, int d) {
   return sketch_bytes(o.sketch) + int4_bytes(d, o.group);
+}
+
+double h1b_bytes_per_token(const H1bOptions& o, const CacheGeometry& g) {
+  const int ex = std::min(o.exact_layers, g.n_layer);
+  const size_t v = int4_bytes(g.head_dim, o.group);
+  const size_t kx = ex > 0 ? make_key_codec(exact_key_codec(o), g.head_dim)->bytes_per_vector() : 0;
+  return ((double)ex * (kx + v) + (double)(g.n_layer - ex) * h1b_bytes_per_token_head(o, g.head_dim)) * g.n_kv_head;
 }
 
 double h1b_tier_bytes(const H1bOptions& o, const CacheGeometry& g) {
@@ -99,6 +144,15 @@ namespace {
 std::string save_h1b_calibration(KvCache& rec, const CacheSpec& spec, const std::string& model,
                                  const std::vector<std::string>& text, const std::string& path) {
   const CacheGeometry& g = rec.geometry();
+  if (h1b_needs_adapter(h1b_options(spec))) {  // stage 0/1 fits into an adapter
+    std::string summary;
+    Adapter a = fit_h1b_adapter(spec, g, recorded_keys(rec), &summary);
+    std::string names;
+    for (const auto& t : text) names += (names.empty() ? "" : ",") + t.substr(t.find_last_of('/') + 1);
+    a.text = names;
+    save_adapter(path, a, /*f16=*/true);
+    return summary;
+  }
   const auto curves = recorded_curves(rec);  // [n_layer][n_head]
   CalibrationFile f;
   f.model_id = g.model_id;
@@ -138,7 +192,13 @@ void add_h1b_cache_types(std::vector<CacheTypeDef>& types) {
                {"proj", "enum:layer|head", "layer", "one projection per layer or per (layer, KV head)"},
                {"seed", "int", "42", "projection seed", 0, 4294967295.0},
                {"sink", "int", "0", "first tokens kept exact (f16)", 0, kMaxCount},
-               {"window", "int", "0", "most recent positions kept exact (f16)", 0, kMaxCount}};
+               {"window", "int", "0", "most recent positions kept exact (f16)", 0, kMaxCount},
+               {"orth", "enum:0|1", "0", "QR-orthogonalized projection blocks of head_dim rows (QJL)"},
+               {"center", "enum:0|1", "0", "sketch k - mu, mu per (layer, KV head) from calibrate (adapter)"},
+               {"itq", "int", "0", "ITQ iterations rotating R per head_dim-row block (calibrate; adapter)", 0, 1000},
+               {"ridge", "float", "0", "qjl: ridge decoder A, lambda = ridge x samples (calibrate; adapter); 0 = off", 0, 1e6},
+               {"exact_layers", "int", "0", "first layers whose keys stay exact (exact_type)", 0, 4096},
+               {"exact_type", "enum:f16|q4", "f16", "keys of the exact layers: f16 or q4_0"}};
   t.calib = CalibUse::optional;
   t.calibration.make_recorder = [](const CacheSpec& spec, const CacheGeometry& g, int stride) {
     return make_recording_cache(spec, g, stride);
@@ -146,16 +206,25 @@ void add_h1b_cache_types(std::vector<CacheTypeDef>& types) {
   t.calibration.save = save_h1b_calibration;
   t.color = "#d62728";
   t.examples = {"h1b", "h1b:bits=256,est=qjl,sink=4,window=64", "h1b:bits=64,est=angle,group=32,proj=head",
-                "h1b:sink=260,window=20"};
+                "h1b:sink=260,window=20", "h1b:bits=128,est=qjl,center=1,sink=4,window=16",
+                "h1b:bits=128,est=angle,orth=1,center=1", "h1b:bits=128,est=qjl,orth=1,exact_layers=1",
+                "h1b:bits=64,est=qjl,exact_layers=1,exact_type=q4,sink=2",
+                "h1b:bits=128,est=qjl,orth=1,center=1,itq=3,ridge=0.01,window=8", "h1b:est=hamming,center=1,itq=2"};
   t.exact_examples = {"h1b:window=1048576"};  // the window covers every token: all f16
   t.validate = validate_h1b_spec;
   t.make = [](const CacheSpec& spec, const CacheGeometry& g, const std::string& calib) {
+    const bool adapter = !calib.empty() && is_adapter_file(calib);
+    check(adapter || !h1b_needs_adapter(h1b_options(spec)),
+          "cache '" + spec.str() + "' (center, itq or ridge) needs an adapter: make one with 'h1bkv calibrate --cache " +
+              spec.str() + " -f TEXT -o FILE', then pass --calib FILE (compare: '" + spec.str() + "@FILE')" +
+              (calib.empty() ? "" : "; " + calib + " is a JSON calibration"));
     auto cache = make_h1b_cache(spec, g);
-    if (!calib.empty()) apply_calibration_file(*cache, calib);
+    if (adapter) apply_adapter(*cache, load_adapter(calib), calib);
+    else if (!calib.empty()) apply_calibration_file(*cache, calib);
     return cache;
   };
   t.bytes_per_token = [](const CacheSpec& spec, const CacheGeometry& g) {
-    return (double)h1b_bytes_per_token_head(h1b_options(spec), g.head_dim) * g.n_kv_head * g.n_layer;
+    return h1b_bytes_per_token(h1b_options(spec), g);
   };
   t.fixed_bytes = [](const CacheSpec& spec, const CacheGeometry& g) {
     return h1b_tier_bytes(h1b_options(spec), g);

@@ -1,14 +1,19 @@
 // The H1B-KV cache (arXiv 2510.05529): keys as b-bit sign sketches (sketch.h), values as int4
 // (int4_codec.h), optional exact f16 sinks and recent window (full_cache.h), one softmax.
 // Spec: "h1b:bits=256,est=hamming|angle|qjl,T=0.1,group=0|32|64,proj=layer|head,seed=42,
-// sink=0,window=0" (registry.h).
+// sink=0,window=0,orth=0|1,center=0|1,itq=0,ridge=0,exact_layers=0,exact_type=f16|q4"
+// (registry.h). center, itq and ridge are fitted by `h1bkv calibrate` into an adapter
+// (kv/calib/adapter.h) that the cache then needs; the first exact_layers layers keep their keys
+// in f16 or q4_0 instead of sketches (values int4 as elsewhere).
 //
 // Bytes per token, per layer and KV head (what bytes() counts for every held token):
 //   b/8 sketch + 2 (fp16 ||k||, angle and qjl only) + d/2 value nibbles + 4 per value group
+// (the first exact_layers layers: 2 d (f16) or 18 d / 32 (q4_0) key bytes instead of the sketch)
 // plus the exact tier, which is not per token: f16 K and V (4 d bytes per layer and KV head)
 // for min(n, sink) sinks and up to window - 1 + largest batch recent tokens (window > 0).
 #pragma once
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "kv/cache.h"
@@ -21,7 +26,14 @@ struct H1bOptions {
   SketchOptions sketch;
   int group = 0;  // int4 value group, 0 = whole head
   int64_t sink = 0, window = 0;
+  bool center = false;    // fit a key mean (adapter)
+  int itq = 0;            // ITQ iterations on R (adapter); 0 = off
+  double ridge = 0;       // ridge decoder A with lambda = ridge x samples (adapter); 0 = off
+  int exact_layers = 0;   // first layers with exact keys (all layers when >= n_layer)
+  std::string exact_type = "f16";  // f16 | q4 (q4_0 blocks)
 };
+// Whether spec's options need a fitted adapter file (center, itq, ridge).
+bool h1b_needs_adapter(const H1bOptions& o);
 H1bOptions h1b_options(const CacheSpec& spec);  // spec.type == "h1b"
 // Checks the values the option kinds cannot (T > 0, sink/window >= 0); throws Error.
 void validate_h1b_spec(const CacheSpec& spec);
@@ -43,8 +55,18 @@ std::unique_ptr<KvCache> make_h1b_cache(const CacheSpec& spec, const CacheGeomet
 void set_h1b_calibration(KvCache& cache, const H1bCalibration& cal);
 H1bCalibration get_h1b_calibration(KvCache& cache);
 
-// Bytes per token of one layer and KV head (the formula above).
+// Learned parameters of one layer (adapter.h; empty / 0 = default). Key parameters are ignored on
+// exact-key layers.
+struct H1bLayerParams {
+  std::vector<float> k_mean, k_proj, q_proj, logit_mult, v_scale, v_bias;
+  float temperature = 0;
+};
+void set_h1b_layer_params(KvCache& cache, int layer, const H1bLayerParams& p);
+
+// Bytes per token of one sketched layer and KV head (the formula above).
 size_t h1b_bytes_per_token_head(const H1bOptions& o, int head_dim);
+// Bytes per token of all layers (exact-key layers counted as such).
+double h1b_bytes_per_token(const H1bOptions& o, const CacheGeometry& g);
 // Exact-tier bytes of all layers while decoding one token at a time with >= sink + window tokens.
 double h1b_tier_bytes(const H1bOptions& o, const CacheGeometry& g);
 

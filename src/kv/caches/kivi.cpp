@@ -20,7 +20,7 @@ namespace {
 class KiviCache : public LayerCache {
  public:
   KiviCache(const CacheGeometry& g, const KiviOptions& o)
-      : LayerCache(g), g_(g), L_(kivi_layout(g.head_dim, o.bits, o.group, o.vgroup)), G_(o.group),
+      : LayerCache(g), g_(g), L_(kivi_layout(g.head_dim, o.bits, o.group, o.vgroup, o.vbits)), G_(o.group),
         R_(std::min<int64_t>(o.residual, g.n_ctx)), row_((size_t)g.n_kv_head * g.head_dim),
         group_bytes_(L_.head_bytes() * g.n_kv_head), ring_(row_) {
     check(o.residual >= 0, "cache 'kivi' option 'residual': must be >= 0");
@@ -189,6 +189,7 @@ KiviOptions kivi_options(const CacheSpec& spec) {
   o.group = (int)std::clamp<int64_t>(spec.get_int("group"), -1, 1 << 30);
   o.residual = spec.get_int("residual");
   o.vgroup = (int)std::clamp<int64_t>(spec.get_int("vgroup"), -1, 1 << 30);
+  o.vbits = (int)spec.get_int("vbits");
   return o;
 }
 
@@ -197,6 +198,7 @@ void validate_kivi_spec(const CacheSpec& spec) {
   check(o.group >= 1, "cache 'kivi' option 'group': must be >= 1 (got " + spec.get("group") + ")");
   check(o.residual >= 0, "cache 'kivi' option 'residual': must be >= 0 (got " + spec.get("residual") + ")");
   check(o.vgroup >= 1, "cache 'kivi' option 'vgroup': must be >= 1 (got " + spec.get("vgroup") + ")");
+  check(o.vbits == 0 || o.bits != 16, "cache 'kivi' option 'vbits': bits=16 stores values in f16 too (vbits=0)");
 }
 
 std::unique_ptr<LayerCache> make_kivi_layer_cache(const CacheGeometry& g, const KiviOptions& o) {
@@ -206,7 +208,8 @@ std::unique_ptr<LayerCache> make_kivi_layer_cache(const CacheGeometry& g, const 
 double kivi_bytes_per_token_head(const KiviOptions& o, int d) {
   if (o.bits == 16) return 4.0 * d;
   const double vg = std::min(o.vgroup, d);
-  return 2.0 * d * o.bits / 8 + 4.0 * d / o.group + 4.0 * d / vg;
+  const int vbits = o.vbits == 0 ? o.bits : o.vbits;
+  return (double)d * o.bits / 8 + 4.0 * d / o.group + (double)d * vbits / 8 + 4.0 * d / vg;
 }
 
 void add_kivi_cache_types(std::vector<CacheTypeDef>& types) {
@@ -216,9 +219,11 @@ void add_kivi_cache_types(std::vector<CacheTypeDef>& types) {
   t.options = {{"bits", "enum:2|4|8|16", "2", "bits per key and value element (16: f16, no quantization)"},
                {"group", "int", "32", "tokens per key quantization group (G)", 1, 1 << 20},
                {"residual", "int", "128", "most recent tokens kept in f16 (R)", 0, kMaxCount},
-               {"vgroup", "int", "32", "channels per value quantization group (clamped to head_dim)", 1, 1 << 20}};
+               {"vgroup", "int", "32", "channels per value quantization group (clamped to head_dim)", 1, 1 << 20},
+               {"vbits", "enum:0|2|4|8", "0", "bits per value element (0 = bits)"}};
   t.color = "#2ca02c";
-  t.examples = {"kivi", "kivi:bits=2,group=32,residual=64", "kivi:bits=4,group=16,residual=0,vgroup=16", "kivi:bits=8"};
+  t.examples = {"kivi", "kivi:bits=2,group=32,residual=64", "kivi:bits=4,group=16,residual=0,vgroup=16", "kivi:bits=8",
+                "kivi:bits=2,group=128,vbits=4,vgroup=64"};
   t.exact_examples = {"kivi:bits=16"};
   t.validate = validate_kivi_spec;
   t.make = [](const CacheSpec& spec, const CacheGeometry& g, const std::string&) {

@@ -25,6 +25,7 @@ struct KiviOptions {
   int group = 32;          // G: tokens per key group
   int64_t residual = 128;  // R: most recent tokens read from f16
   int vgroup = 32;         // channels per value group (clamped to head_dim)
+  int vbits = 0;           // bits per value element (0 = bits)
 };
 
 KiviOptions kivi_options(const CacheSpec& spec);  // spec of type "kivi"
@@ -32,7 +33,7 @@ void validate_kivi_spec(const CacheSpec& spec);   // Error naming the option
 
 std::unique_ptr<LayerCache> make_kivi_layer_cache(const CacheGeometry& g, const KiviOptions& o);
 
-// Quantized bytes per token and KV head: keys d*bits/8 + 4d/G, values d*bits/8 + 4d/vgroup
+// Quantized bytes per token and KV head: keys d*bits/8 + 4d/G, values d*vbits/8 + 4d/vgroup
 // (bits = 16: 2d + 2d).
 double kivi_bytes_per_token_head(const KiviOptions& o, int head_dim);
 

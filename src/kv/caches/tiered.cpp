@@ -125,6 +125,23 @@ class TieredCache : public TieredLayerCache {
       attend_batch(i0, i1, nvis, s_end, w0, q, scale, out, pf, part, items);
       i0 = i1;
     }
+    if (!vscale_.empty()) {
+      const size_t hd = (size_t)g_.n_head * d;
+      for (int64_t i = 0; i < n_q; ++i)
+        for (size_t e = 0; e < hd; ++e) out[i * hd + e] = std::fma(vscale_[e], out[i * hd + e], vbias_[e]);
+    }
+  }
+
+  void set_output_affine(const std::vector<float>& scale, const std::vector<float>& bias) override {
+    const size_t hd = (size_t)g_.n_head * g_.head_dim;
+    check((scale.empty() || scale.size() == hd) && (bias.empty() || bias.size() == hd),
+          "output affine: needs n_head x head_dim values");
+    if (scale.empty() && bias.empty()) {
+      vscale_.clear(), vbias_.clear();
+      return;
+    }
+    vscale_ = scale.empty() ? std::vector<float>(hd, 1.0f) : scale;
+    vbias_ = bias.empty() ? std::vector<float>(hd, 0.0f) : bias;
   }
 
  private:
@@ -430,6 +447,7 @@ class TieredCache : public TieredLayerCache {
   // exact tier, f16: sinks [sink_cap_][n_kv_head][d]; the ring holds tokens [ex_lo_, n_)
   std::vector<uint16_t> sink_k_, sink_v_;
   F16Ring ring_;
+  std::vector<float> vscale_, vbias_;  // [n_head][d] output affine, or empty
   int64_t sink_cap_ = 0, ex_lo_ = 0, max_batch_ = 0;
 };
 

@@ -11,6 +11,7 @@
 // kernel scans one contiguous block and nothing is ever copied to grow.
 #pragma once
 #include <memory>
+#include <vector>
 
 #include "kv/cache.h"
 #include "kv/codecs/codec.h"
@@ -30,6 +31,9 @@ class TieredLayerCache : public LayerCache {
   // Bytes of the exact tier held now / allocated now (included in bytes() / capacity_bytes()).
   virtual size_t tier_bytes() const = 0;
   virtual size_t tier_capacity_bytes() const = 0;
+  // Affine map of each query head's attention output: out = scale * out + bias, [n_head][d] each
+  // (both empty = none). Equals the map applied to every value, since the weights sum to 1.
+  virtual void set_output_affine(const std::vector<float>& scale, const std::vector<float>& bias) = 0;
 };
 
 std::unique_ptr<TieredLayerCache> make_tiered_layer_cache(const CacheGeometry& g,

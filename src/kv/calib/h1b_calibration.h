@@ -4,7 +4,8 @@
 //    "granularity":"global|layer|head","objective":"kl|lm","text":[..],"tokens":N,
 //    "mult":[[n_head] x n_layer],"kl_before":..,"kl_after":..}
 // A file applies to a cache of the same model (model_id) and the same key options: bits, est,
-// proj, seed, sink, window. T may differ: hamming multipliers are rescaled by T_cache / T_file,
+// proj, seed, sink, window, orth, center, itq, ridge (exact_layers may differ: exact layers take no
+// multipliers). T may differ: hamming multipliers are rescaled by T_cache / T_file,
 // so the effective logit m / T is the one fitted. group (values only) may differ.
 #pragma once
 #include <string>

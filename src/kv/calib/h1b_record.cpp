@@ -123,12 +123,21 @@ class RecordingLayer : public LayerCache {
  public:
   RecordingLayer(const CacheGeometry& g, int layer, const H1bOptions& o, int stride)
       : LayerCache(g), g_(g), o_(o), stride_(stride), codec_(g, layer, o.sketch), kb_(codec_.bytes_per_vector()),
-        codes_(g.n_kv_head), curves_(g.n_head),
+        codes_(g.n_kv_head), curves_(g.n_head), collect_(h1b_needs_adapter(o)), fit_keys_(g.n_kv_head),
         inner_(make_full_layer_cache(g, make_f16_key(g.head_dim), make_f16_value(g.head_dim))) {}
 
   void do_append(int64_t n, const int32_t* pos, const float* k, const float* v) override {
-    inner_->append(n, pos, k, v);
     const int d = g_.head_dim, nkv = g_.n_kv_head;
+    if (collect_) {  // keys past the sinks, for the adapter fit; no KL samples
+      const int64_t first = std::max<int64_t>(1, o_.sink), t0 = n_tokens();
+      for (int64_t i = std::max<int64_t>(0, first - t0); i < n; ++i)
+        for (int h = 0; h < nkv; ++h)
+          if ((int64_t)fit_keys_[h].size() < kMaxFitKeys * d)
+            fit_keys_[h].insert(fit_keys_[h].end(), k + (i * nkv + h) * d, k + (i * nkv + h + 1) * d);
+      inner_->append(n, pos, k, v);
+      return;
+    }
+    inner_->append(n, pos, k, v);
     for (int64_t i = 0; i < n; ++i) {
       for (int h = 0; h < nkv; ++h) {
         const float* kh = k + (i * nkv + h) * d;
@@ -141,6 +150,7 @@ class RecordingLayer : public LayerCache {
 
   void do_attend(int64_t n_q, const int32_t* q_pos, const float* q, float scale, float* out) override {
     inner_->attend(n_q, q_pos, q, scale, out);
+    if (collect_) return;
     const std::vector<int32_t>& pos_ = positions();
     std::vector<int64_t> qs;
     for (int64_t i = 0; i < n_q; ++i)
@@ -183,6 +193,7 @@ class RecordingLayer : public LayerCache {
   }
 
   std::vector<KlCurve>& curves() { return curves_; }
+  const std::vector<std::vector<float>>& fit_keys() const { return fit_keys_; }
 
  private:
   CacheGeometry g_;
@@ -193,6 +204,8 @@ class RecordingLayer : public LayerCache {
   std::vector<uint16_t> keys_;              // [n][n_kv_head][d] f16
   std::vector<std::vector<uint8_t>> codes_;  // [n_kv_head][n][kb_] token-major sketch codes
   std::vector<KlCurve> curves_;             // [n_head]
+  bool collect_;
+  std::vector<std::vector<float>> fit_keys_;  // [n_kv_head][n][d] f32, past the sinks
   std::unique_ptr<LayerCache> inner_;
 };
 
@@ -217,6 +230,12 @@ std::vector<std::vector<KlCurve>> recorded_curves(KvCache& cache) {
   std::vector<std::vector<KlCurve>> c;
   for (int il = 0; il < cache.geometry().n_layer; ++il) c.push_back(recorder_of(cache, il).curves());
   return c;
+}
+
+std::vector<const std::vector<std::vector<float>>*> recorded_keys(KvCache& cache) {
+  std::vector<const std::vector<std::vector<float>>*> k;
+  for (int il = 0; il < cache.geometry().n_layer; ++il) k.push_back(&recorder_of(cache, il).fit_keys());
+  return k;
 }
 
 void reset_recorded_curves(KvCache& cache) {

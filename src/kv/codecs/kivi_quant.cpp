@@ -57,13 +57,17 @@ void load_params(const uint8_t* p, int n, float* s, float* m) {  // [n] {s, m} f
 }  // namespace
 
 size_t KiviLayout::row_bytes() const { return bits == 16 ? 2 * (size_t)d : (size_t)d * bits / 8; }
+size_t KiviLayout::vrow_bytes() const { return bits == 16 ? 2 * (size_t)d : (size_t)d * vbits / 8; }
 size_t KiviLayout::key_bytes() const { return (size_t)G * row_bytes() + (bits == 16 ? 0 : 4 * (size_t)d); }
 size_t KiviLayout::head_bytes() const {
-  return key_bytes() + (size_t)G * row_bytes() + (bits == 16 ? 0 : (size_t)G * (d / vg) * 4);
+  return key_bytes() + (size_t)G * vrow_bytes() + (bits == 16 ? 0 : (size_t)G * (d / vg) * 4);
 }
 
-KiviLayout kivi_layout(int d, int bits, int G, int vg) {
+KiviLayout kivi_layout(int d, int bits, int G, int vg, int vbits) {
   check(bits == 2 || bits == 4 || bits == 8 || bits == 16, "cache 'kivi' option 'bits': must be 2, 4, 8 or 16");
+  if (vbits == 0) vbits = bits;
+  check(bits == 16 ? vbits == 16 : (vbits == 2 || vbits == 4 || vbits == 8),
+        "cache 'kivi' option 'vbits': must be 2, 4 or 8 (bits=16: the same as bits)");
   check(G >= 1, "cache 'kivi' option 'group': must be >= 1 (got " + std::to_string(G) + ")");
   check(vg >= 1, "cache 'kivi' option 'vgroup': must be >= 1 (got " + std::to_string(vg) + ")");
   check(d > 0 && d <= 1024 && d * bits % 8 == 0,
@@ -71,7 +75,7 @@ KiviLayout kivi_layout(int d, int bits, int G, int vg) {
   vg = std::min(vg, d);
   check(d % vg == 0, "cache 'kivi' option 'vgroup': " + std::to_string(vg) + " does not divide head_dim " +
                          std::to_string(d));
-  return KiviLayout{d, bits, G, vg};
+  return KiviLayout{d, bits, G, vg, vbits};
 }
 
 void kivi_affine_params(const float* x, int n, size_t stride, int bits, uint16_t* scale, uint16_t* min) {
@@ -89,8 +93,8 @@ void kivi_affine_params(const float* x, int n, size_t stride, int bits, uint16_t
 }
 
 void kivi_quantize_group(const KiviLayout& L, const float* k, const float* v, uint8_t* dst) {
-  const int d = L.d, G = L.G, levels = (1 << L.bits) - 1;
-  const size_t rb = L.row_bytes();
+  const int d = L.d, G = L.G, levels = (1 << L.bits) - 1, vlevels = (1 << L.vbits) - 1;
+  const size_t rb = L.row_bytes(), vrb = L.vrow_bytes();
   if (L.bits == 16) {
     uint16_t* h = reinterpret_cast<uint16_t*>(dst);  // [2][G][d]
     for (size_t i = 0; i < (size_t)G * d; ++i) h[i] = f32_to_fp16(k[i]), h[(size_t)G * d + i] = f32_to_fp16(v[i]);
@@ -112,18 +116,18 @@ void kivi_quantize_group(const KiviLayout& L, const float* k, const float* v, ui
   }
   // values: per token over groups of vg channels
   uint8_t* vc = dst + L.key_bytes();
-  uint8_t* vp = vc + (size_t)G * rb;  // [G][d/vg] {s, m}
+  uint8_t* vp = vc + (size_t)G * vrb;  // [G][d/vg] {s, m}
   const int ng = d / L.vg;
   for (int t = 0; t < G; ++t) {
     for (int gr = 0; gr < ng; ++gr) {
       const float* x = v + t * d + gr * L.vg;
       uint16_t sm[2];
-      kivi_affine_params(x, L.vg, 1, L.bits, &sm[0], &sm[1]);
+      kivi_affine_params(x, L.vg, 1, L.vbits, &sm[0], &sm[1]);
       std::memcpy(vp + ((size_t)t * ng + gr) * 4, sm, 4);
       const float s = h2f(sm[0]), m = h2f(sm[1]), inv = s > 0 ? 1.0f / s : 0.0f;
-      for (int j = 0; j < L.vg; ++j) codes[gr * L.vg + j] = code_of(x[j], m, inv, levels);
+      for (int j = 0; j < L.vg; ++j) codes[gr * L.vg + j] = code_of(x[j], m, inv, vlevels);
     }
-    pack_row(codes, d, L.bits, vc + t * rb);
+    pack_row(codes, d, L.vbits, vc + t * vrb);
   }
 }
 
@@ -148,13 +152,13 @@ void kivi_decode_value(const KiviLayout& L, const uint8_t* src, int t, float* ou
     for (int i = 0; i < d; ++i) out[i] = h2f(h[i]);
     return;
   }
-  const size_t rb = L.row_bytes();
+  const size_t rb = L.vrow_bytes();
   const int ng = d / L.vg;
   float gs[1024], gm[1024], s[1024], m[1024];  // per group, then per value
   load_params(vc + (size_t)L.G * rb + (size_t)t * ng * 4, ng, gs, gm);
   for (int gr = 0; gr < ng; ++gr)
     for (int j = gr * L.vg; j < (gr + 1) * L.vg; ++j) s[j] = gs[gr], m[j] = gm[gr];
-  decode_row(vc + t * rb, d, L.bits, s, m, out);
+  decode_row(vc + t * rb, d, L.vbits, s, m, out);
 }
 
 }  // namespace h1bkv

@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstring>
 
+#include <Eigen/Dense>
+
 #include "kv/codecs/float_kernels.h"
 #include "util/error.h"
 #include "util/fp16.h"
@@ -40,6 +42,31 @@ void gaussian_matrix(uint64_t seed, int layer, int kv_head, int rows, int cols, 
     out[i] = (float)(r * std::cos(a));
     if (i + 1 < n) out[i + 1] = (float)(r * std::sin(a));
   }
+}
+
+void orthogonalize_blocks(int rows, int cols, float* r) {
+  for (int i0 = 0; i0 < rows; i0 += cols) {
+    const int n = std::min(cols, rows - i0);
+    // the block's transpose [cols][n]; its Q has orthonormal columns = the block's new rows
+    Eigen::MatrixXd bt(cols, n);
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < cols; ++j) bt(j, i) = r[(size_t)(i0 + i) * cols + j];
+    Eigen::HouseholderQR<Eigen::MatrixXd> qr(bt);
+    const Eigen::MatrixXd q = qr.householderQ() * Eigen::MatrixXd::Identity(cols, n);
+    const Eigen::MatrixXd rr = qr.matrixQR().topLeftCorner(n, n).triangularView<Eigen::Upper>();
+    const double s = std::sqrt((double)cols);
+    for (int i = 0; i < n; ++i) {
+      const double sg = rr(i, i) < 0 ? -1.0 : 1.0;
+      for (int j = 0; j < cols; ++j) r[(size_t)(i0 + i) * cols + j] = (float)(sg * s * q(j, i));
+    }
+  }
+}
+
+std::vector<float> sketch_projection(const SketchOptions& o, int layer, int kv_head, int d) {
+  std::vector<float> r((size_t)o.bits * d);
+  gaussian_matrix(o.seed, layer, o.per_head ? kv_head : -1, o.bits, d, r.data());
+  if (o.orth) orthogonalize_blocks(o.bits, d, r.data());
+  return r;
 }
 
 SketchEst sketch_est_from_name(const std::string& name) {
@@ -101,14 +128,15 @@ void lut_scores32(const uint8_t* tab, const uint8_t* codes, int nbytes, int chun
 SketchKeyCodec::SketchKeyCodec(const CacheGeometry& g, int layer, SketchOptions o)
     : g_(g), d_(g.head_dim), layer_(layer), group_(g.n_head / g.n_kv_head), o_(o),
       mult_(g.n_head, 1.0f) {
+  per_head_ = o.per_head;
   check(o.bits == 64 || o.bits == 128 || o.bits == 256 || o.bits == 512,
         "sketch bits must be one of 64, 128, 256, 512 (got " + std::to_string(o.bits) + ")");
   check(o.T > 0 && std::isfinite(o.T), "sketch temperature T must be > 0");
+  check(d_ <= 512, "sketch keys need head_dim <= 512 (got " + std::to_string(d_) + ")");
   const int nmat = o.per_head ? g.n_kv_head : 1, b = o.bits;
   R_.resize((size_t)nmat * b * d_);
-  std::vector<float> r((size_t)b * d_);
   for (int m = 0; m < nmat; ++m) {  // generated [b][d], stored transposed [d][b]
-    gaussian_matrix(o.seed, layer, o.per_head ? m : -1, b, d_, r.data());
+    const std::vector<float> r = sketch_projection(o, layer, m, d_);
     for (int i = 0; i < b; ++i)
       for (int j = 0; j < d_; ++j) R_[(size_t)m * b * d_ + (size_t)j * b + i] = r[(size_t)i * d_ + j];
   }
@@ -123,9 +151,46 @@ void SketchKeyCodec::set_multipliers(const std::vector<float>& m) {
   mult_ = m;
 }
 
-void SketchKeyCodec::project(const float* x, int kv_head, float* y) const {
-  // y = R x as sum_j x_j R[:, j] over the transposed matrix, 64 rows at a time in registers
-  const float* Rt = matrix(kv_head);
+void SketchKeyCodec::set_mean(const std::vector<float>& mu) {
+  check(mu.empty() || mu.size() == (size_t)g_.n_kv_head * d_,
+        "sketch: layer " + std::to_string(layer_) + " needs a key mean of n_kv_head x head_dim values");
+  mu_ = mu;
+}
+
+// [n_kv_head][b][d] -> [n_kv_head][d][b]
+static std::vector<float> transpose_heads(const std::vector<float>& m, int nkv, int b, int d) {
+  std::vector<float> t(m.size());
+  for (int h = 0; h < nkv; ++h)
+    for (int i = 0; i < b; ++i)
+      for (int j = 0; j < d; ++j) t[((size_t)h * d + j) * b + i] = m[((size_t)h * b + i) * d + j];
+  return t;
+}
+
+void SketchKeyCodec::set_projection(const std::vector<float>& R) {
+  if (R.empty()) return;
+  check(R.size() == (size_t)g_.n_kv_head * o_.bits * d_,
+        "sketch: layer " + std::to_string(layer_) + " needs a projection of n_kv_head x bits x head_dim values");
+  R_ = transpose_heads(R, g_.n_kv_head, o_.bits, d_);
+  per_head_ = true;
+}
+
+void SketchKeyCodec::set_decoder(const std::vector<float>& A) {
+  check(A.empty() || o_.est == SketchEst::qjl, "sketch: a query decoder needs est=qjl");
+  check(A.empty() || A.size() == (size_t)g_.n_kv_head * o_.bits * d_,
+        "sketch: layer " + std::to_string(layer_) + " needs a decoder of n_kv_head x bits x head_dim values");
+  At_ = A.empty() ? A : transpose_heads(A, g_.n_kv_head, o_.bits, d_);
+}
+
+void SketchKeyCodec::set_temperature(float T) {
+  check(T > 0 && std::isfinite(T), "sketch temperature T must be > 0");
+  if (o_.est == SketchEst::hamming) o_.T = T;
+  else inv_T_ = 1.0f / T;
+}
+
+void SketchKeyCodec::project(const float* x, int kv_head, float* y) const { apply_t(matrix(kv_head), x, y); }
+
+void SketchKeyCodec::apply_t(const float* Rt, const float* x, float* y) const {
+  // y = M x as sum_j x_j M[:, j] over the transposed matrix, 64 rows at a time in registers
   const int b = o_.bits;
   for (int i0 = 0; i0 < b; i0 += 64) {
 #if defined(__AVX2__) && defined(__FMA__)
@@ -166,6 +231,12 @@ void SketchKeyCodec::unpack_slot(const uint8_t* block, int bits, int slot, uint6
 }
 
 void SketchKeyCodec::encode(const float* k, int kv_head, uint8_t* dst) const {
+  float kc[512];
+  if (!mu_.empty()) {  // sketch (and norm) of k - mu
+    const float* mu = &mu_[(size_t)kv_head * d_];
+    for (int j = 0; j < d_; ++j) kc[j] = k[j] - mu[j];
+    k = kc;
+  }
   uint64_t w[8];
   sign_bits(k, kv_head, w);
   std::memcpy(dst, w, o_.bits / 8);  // little-endian: byte p = bits 8p..8p+7
@@ -189,10 +260,14 @@ void SketchKeyCodec::encode_slot(const float* k, int kv_head, uint8_t* block, in
 void SketchKeyCodec::prepare_query(const float* q, int head, float scale, float* prep) const {
   const int b = o_.bits, nb = b / 8;
   uint8_t* tab = reinterpret_cast<uint8_t*>(prep);
-  const float m = mult_[head];
+  const int hk = head / group_;
+  const float m = mult_[head] * (o_.est == SketchEst::hamming ? 1.0f : inv_T_);
   float y[512];
-  project(q, head / group_, y);
+  if (o_.est == SketchEst::qjl && !At_.empty()) apply_t(&At_[(size_t)hk * d_ * b], q, y);
+  else project(q, hk, y);
   prep[b + 1] = 0;
+  // angle, qjl with a key mean: the exact scale q.mu, added to every sketched logit
+  prep[b + 2] = o_.est != SketchEst::hamming && !mu_.empty() ? scale * dot_f32(q, &mu_[(size_t)hk * d_], d_) : 0.0f;
   if (o_.est == SketchEst::qjl) {
     float maxabs = 0;  // largest |table entry| = largest sum of |y| over a nibble's 4 rows
     for (int g = 0; g < b / 4; ++g)
@@ -205,7 +280,8 @@ void SketchKeyCodec::prepare_query(const float* q, int head, float scale, float*
         for (int j = 0; j < 4; ++j) e += (c >> j & 1) ? y[4 * g + j] : -y[4 * g + j];
         tab[g * 16 + c] = (uint8_t)(std::clamp((int)std::floor(e * inv + 0.5f), -63, 63) + 64);
       }
-    prep[b] = m * scale * (float)std::sqrt(kPi / 2) / b * step;
+    const float factor = At_.empty() ? (float)std::sqrt(kPi / 2) / b : 1.0f;
+    prep[b] = m * scale * factor * step;
     return;
   }
   static const auto pop = [] {  // pop[qn][c] = popcount(c ^ qn)
@@ -239,15 +315,16 @@ const float* cos_table(int bits) {
   return tabs[bits == 64 ? 0 : bits == 128 ? 1 : bits == 256 ? 2 : 3].data();
 }
 
-// Logits from table sums h of n tokens (norms: fp16 ||k|| of each, angle/qjl):
-//   hamming f + slope h (one FMA), angle (f |k|) cos(pi h / b), qjl (f |k|) (h - 16 b).
+// Logits from table sums h of n tokens (norms: fp16 ||k - mu|| of each, angle/qjl):
+//   hamming f + slope h (one FMA), angle (f |k|) cos(pi h / b) + c, qjl (f |k|) (h - 16 b) + c
+// with c = prep[b + 2] (scale q.mu; 0 without a key mean: fma(x, y, 0) rounds as x * y).
 // Every token's arithmetic is the same in the vector body and the scalar tail.
 void sketch_finish(SketchEst est, int b, const float* prep, const int32_t* h, const uint16_t* norms,
                    int n, float* out) {
-  const float f = prep[b], slope = prep[b + 1];
+  const float f = prep[b], slope = prep[b + 1], c = prep[b + 2];
   int i = 0;
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-  const __m256 fv = _mm256_set1_ps(f), sv = _mm256_set1_ps(slope);
+  const __m256 fv = _mm256_set1_ps(f), sv = _mm256_set1_ps(slope), cv = _mm256_set1_ps(c);
   const float* ct = est == SketchEst::angle ? cos_table(b) : nullptr;
   for (; i + 8 <= n; i += 8) {
     const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(h + i));
@@ -259,7 +336,7 @@ void sketch_finish(SketchEst est, int b, const float* prep, const int32_t* h, co
       const __m256 x = est == SketchEst::angle
                            ? _mm256_i32gather_ps(ct, hi, 4)
                            : _mm256_cvtepi32_ps(_mm256_sub_epi32(hi, _mm256_set1_epi32(16 * b)));
-      y = _mm256_mul_ps(fn, x);
+      y = _mm256_fmadd_ps(fn, x, cv);
     }
     _mm256_storeu_ps(out + i, y);
   }
@@ -267,8 +344,8 @@ void sketch_finish(SketchEst est, int b, const float* prep, const int32_t* h, co
   for (; i < n; ++i) {
     switch (est) {
       case SketchEst::hamming: out[i] = std::fma(slope, (float)h[i], f); break;
-      case SketchEst::angle: out[i] = (f * fp16_to_f32(norms[i])) * cos_table(b)[h[i]]; break;
-      case SketchEst::qjl: out[i] = (f * fp16_to_f32(norms[i])) * (float)(h[i] - 16 * b); break;
+      case SketchEst::angle: out[i] = std::fma(f * fp16_to_f32(norms[i]), cos_table(b)[h[i]], c); break;
+      case SketchEst::qjl: out[i] = std::fma(f * fp16_to_f32(norms[i]), (float)(h[i] - 16 * b), c); break;
     }
   }
 }
@@ -374,21 +451,26 @@ void SketchKeyCodec::score(const float* prep, const uint8_t* keys, int64_t n, fl
 
 float SketchKeyCodec::score_ref(const float* q, int head, float scale, const uint64_t* kw,
                                 float norm) const {
-  const int b = o_.bits;
-  const float m = mult_[head];
+  const int b = o_.bits, hk = head / group_;
+  const double m = mult_[head] * (o_.est == SketchEst::hamming ? 1.0 : (double)inv_T_);
+  double qmu = 0;
+  if (!mu_.empty())
+    for (int j = 0; j < d_; ++j) qmu += (double)q[j] * mu_[(size_t)hk * d_ + j];
   float y[512];
-  project(q, head / group_, y);
   if (o_.est == SketchEst::qjl) {
+    if (!At_.empty()) apply_t(&At_[(size_t)hk * d_ * b], q, y);
+    else project(q, hk, y);
     double dot = 0;
     for (int i = 0; i < b; ++i) dot += (kw[i / 64] >> (i % 64) & 1) ? y[i] : -y[i];
-    return (float)(m * scale * norm * std::sqrt(kPi / 2) / b * dot);
+    const double factor = At_.empty() ? std::sqrt(kPi / 2) / b : 1.0;
+    return (float)(m * scale * norm * factor * dot + scale * qmu);
   }
   uint64_t qw[8];
-  sign_bits(q, head / group_, qw);
+  sign_bits(q, hk, qw);
   int h = 0;
   for (int w = 0; w < b / 64; ++w) h += std::popcount(qw[w] ^ kw[w]);
-  if (o_.est == SketchEst::hamming) return m * (1.0f - 2.0f * h / b) / o_.T;
-  return (float)(m * scale * std::sqrt((double)dot_f32(q, q, d_)) * norm * std::cos(kPi * h / b));
+  if (o_.est == SketchEst::hamming) return (float)(m * (1.0f - 2.0f * h / b) / o_.T);
+  return (float)(m * scale * std::sqrt((double)dot_f32(q, q, d_)) * norm * std::cos(kPi * h / b) + scale * qmu);
 }
 
 }  // namespace h1bkv

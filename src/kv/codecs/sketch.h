@@ -6,6 +6,13 @@
 //   qjl      QJL (Zandieh et al. 2024, arXiv 2406.03482, Lemma 3.2): q stays unquantized,
 //            logit = scale |k| sqrt(pi/2) / b * <R q, s_k>, unbiased for scale * q.k
 // Every logit is multiplied by a per-(layer, query head) calibration multiplier (default 1).
+// Learned parameters (kv/calib/adapter.h), all optional: a key mean mu per KV head (keys sketched
+// as k - mu, ||k - mu|| stored; angle and qjl add the exact scale q.mu back so the sketched tier
+// stays on the scale of the exact one; hamming adds nothing: its logit has no key norm, so it was
+// never on that scale), R per KV head, and for qjl a decoder A per KV head replacing
+// sqrt(pi/2)/b R on the query side: logit = scale |k - mu| <A q, s_k> (+ scale q.mu).
+// orth: R in blocks of d rows, each the Q of a QR of the Gaussian block, rows scaled to sqrt(d)
+// (QJL's init_rot_dir); blocks of fewer rows (b < d) keep the first b orthonormal rows.
 //
 // Block layout (kBlockTokens = 64 tokens): [2 groups][b/8 bytes][32 tokens] u8 sketch bytes
 // (sketch bit i = row i of R in byte i/8, bit i%8), then [64] fp16 norms (angle, qjl only).
@@ -36,8 +43,17 @@ struct SketchOptions {
   SketchEst est = SketchEst::hamming;
   float T = 0.1f;                     // hamming temperature (default: logits in [-10, 10])
   bool per_head = false;              // one R per (layer, KV head) instead of per layer
+  bool orth = false;                  // QR-orthogonalized blocks (above)
   uint64_t seed = 0x48314221;
 };
+
+// R = the seeded Gaussian [rows][cols] with each block of `cols` rows replaced by the rows of an
+// orthogonal matrix (Q of its QR, signs fixed by R's diagonal) times sqrt(cols).
+void orthogonalize_blocks(int rows, int cols, float* r);
+
+// The projection a codec of options o uses before any adapter: [b][d] row-major (the Gaussian,
+// orthogonalized when o.orth). kv_head is ignored (-1 used) unless o.per_head.
+std::vector<float> sketch_projection(const SketchOptions& o, int layer, int kv_head, int d);
 
 // Bytes of one key: b/8 sketch (+ 2 fp16 norm for angle and qjl).
 size_t sketch_bytes(const SketchOptions& o);
@@ -69,6 +85,13 @@ class SketchKeyCodec : public KeyCodec {
 
   // Calibration hook: logit multipliers of this layer, [n_head] (query heads); 1 = none.
   void set_multipliers(const std::vector<float>& m);
+  // Learned parameters (empty = default). mu: [n_kv_head][d]; R, A: [n_kv_head][b][d] (R makes
+  // the projection per KV head); T > 0: hamming's temperature / a divisor of angle and qjl logits.
+  void set_mean(const std::vector<float>& mu);
+  void set_projection(const std::vector<float>& R);
+  void set_decoder(const std::vector<float>& A);
+  void set_temperature(float T);
+  bool centered() const { return !mu_.empty(); }
   const std::vector<float>& multipliers() const { return mult_; }
   const SketchOptions& options() const { return o_; }
 
@@ -76,11 +99,18 @@ class SketchKeyCodec : public KeyCodec {
   void project(const float* x, int kv_head, float* y) const;
   void sign_bits(const float* x, int kv_head, uint64_t* words) const;
   static void unpack_slot(const uint8_t* block, int bits, int slot, uint64_t* words);
-  // Scalar reference logits (popcount on u64 words; qjl in double), norm = ||k|| as stored.
+  // Scalar reference logits (popcount on u64 words; qjl in double), norm = ||k - mu|| as stored,
+  // key_words = the stored sign bits (of R (k - mu)).
   float score_ref(const float* q, int head, float scale, const uint64_t* key_words, float norm) const;
 
  private:
-  const float* matrix(int kv_head) const { return &R_[(o_.per_head ? kv_head : 0) * (size_t)o_.bits * d_]; }
+  const float* matrix(int kv_head) const { return &R_[(per_head_ ? kv_head : 0) * (size_t)o_.bits * d_]; }
+  // y = M x for a transposed [d][b] matrix Mt (b rows)
+  void apply_t(const float* Mt, const float* x, float* y) const;
+  bool per_head_;
+  float inv_T_ = 1.0f;          // angle, qjl: 1 / adapter temperature
+  std::vector<float> mu_;       // [n_kv_head][d] or empty
+  std::vector<float> At_;       // [n_kv_head][d][b] (A transposed) or empty
   CacheGeometry g_;
   int d_, layer_, group_;
   SketchOptions o_;

@@ -151,6 +151,52 @@ TEST(H1bCache, BytesFormulaEqualsAllocation) {
   EXPECT_EQ(one->bytes(), (size_t)((68 * 100 + 20 * 256) * 3));
 }
 
+// exact_layers: the first L layers' keys in f16 (2d bytes) or q4_0 (18 d / 32), counted per layer;
+// such a layer attends exactly as plain:k=f16,v=int4 (same codecs), the rest as plain h1b.
+TEST(H1bCache, ExactLayersCountedAndExact) {
+  const CacheGeometry g{30, 9, 3, 64, 1000};
+  struct Case { const char* spec; double bytes; };
+  for (const Case& c : {Case{"h1b:bits=128,est=qjl,exact_layers=2", (2 * (128 + 36) + 28 * (18 + 36)) * 3.0},
+                        Case{"h1b:bits=128,est=qjl,exact_layers=2,exact_type=q4", (2 * (36 + 36) + 28 * (18 + 36)) * 3.0},
+                        Case{"h1b:bits=256,exact_layers=40", 30 * (128 + 36) * 3.0}}) {  // >= n_layer: all
+    const CacheSpec s = parse_cache_spec(c.spec);
+    EXPECT_EQ(cache_bytes_per_token(s, g), c.bytes) << c.spec;
+    auto cache = make_cache(s, g);
+    const int n = 70, kvs = 3 * 64;
+    auto k = randn((size_t)n * kvs, 1);
+    auto pos = iota_pos(n);
+    for (int il = 0; il < g.n_layer; ++il) cache->layer(il).append(n, pos.data(), k.data(), k.data());
+    EXPECT_EQ(cache->bytes(), (size_t)(c.bytes * n)) << c.spec;
+  }
+  const int n = 50, kvs = kGeom.n_kv_head * 64, qs = kGeom.n_head * 64;
+  auto k = randn((size_t)n * kvs, 2), v = randn((size_t)n * kvs, 3), q = randn((size_t)n * qs, 4);
+  auto pos = iota_pos(n);
+  auto h = make_cache(parse_cache_spec("h1b:bits=128,est=qjl,exact_layers=1"), kGeom);
+  auto f = make_cache(parse_cache_spec("plain:k=f16,v=int4"), kGeom);
+  auto s = make_cache(parse_cache_spec("h1b:bits=128,est=qjl"), kGeom);
+  std::vector<float> oh(q.size()), of(q.size()), os(q.size()), oh1(q.size());
+  for (auto* c : {h.get(), f.get(), s.get()})
+    for (int il = 0; il < 2; ++il) c->layer(il).append(n, pos.data(), k.data(), v.data());
+  h->layer(0).attend(n, pos.data(), q.data(), 0.125f, oh.data());
+  f->layer(0).attend(n, pos.data(), q.data(), 0.125f, of.data());
+  EXPECT_EQ(oh, of);
+  h->layer(1).attend(n, pos.data(), q.data(), 0.125f, oh1.data());
+  s->layer(1).attend(n, pos.data(), q.data(), 0.125f, os.data());
+  EXPECT_EQ(oh1, os);
+  // multipliers apply to the sketched layers only
+  H1bCalibration cal = H1bCalibration::identity(kGeom);
+  for (float& m : cal.mult) m = 2.0f;
+  set_h1b_calibration(*h, cal);
+  const H1bCalibration got = get_h1b_calibration(*h);
+  for (int hd = 0; hd < 6; ++hd) {
+    EXPECT_EQ(got.at(0, hd), 1.0f);
+    EXPECT_EQ(got.at(1, hd), 2.0f);
+  }
+  EXPECT_NE(error_of("h1b:exact_type=q8"), "");
+  EXPECT_NE(error_of("h1b:exact_layers=-1"), "");
+  EXPECT_NE(error_of("h1b:est=angle,ridge=0.1").find("needs est=qjl"), std::string::npos);
+}
+
 // Rewinding by up to the largest batch keeps the window's exact copies; deeper rewinds throw.
 TEST(H1bCache, TruncateWithinWindow) {
   const CacheGeometry g = kGeom;

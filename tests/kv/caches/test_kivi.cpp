@@ -231,8 +231,15 @@ TEST(Kivi, BytesMatchFormula) {
   EXPECT_DOUBLE_EQ(cache_bytes_per_token(parse_cache_spec("kivi"), smol), 48.0 * 90);
   EXPECT_DOUBLE_EQ(cache_bytes_per_token(parse_cache_spec("kivi:bits=4,vgroup=64"), smol), (32 + 8 + 32 + 4) * 90.0);
   EXPECT_DOUBLE_EQ(cache_bytes_per_token(parse_cache_spec("kivi:bits=16"), smol), 256.0 * 90);
+  // the equal-bytes rows of h1b b=128 / b=256 with est=qjl (54 / 70 bytes per layer and KV head):
+  // 2- or 4-bit keys over 128-token groups, 4-bit values over the whole head
+  EXPECT_DOUBLE_EQ(cache_bytes_per_token(parse_cache_spec("kivi:bits=2,group=128,vbits=4,vgroup=64"), smol), 54.0 * 90);
+  EXPECT_DOUBLE_EQ(cache_bytes_per_token(parse_cache_spec("h1b:bits=128,est=qjl"), smol), 54.0 * 90);
+  EXPECT_DOUBLE_EQ(cache_bytes_per_token(parse_cache_spec("kivi:bits=4,group=128,vgroup=64"), smol), 70.0 * 90);
+  EXPECT_DOUBLE_EQ(cache_bytes_per_token(parse_cache_spec("h1b:bits=256,est=qjl"), smol), 70.0 * 90);
   EXPECT_DOUBLE_EQ(cache_fixed_bytes(parse_cache_spec("kivi"), smol), (128 + 31) * 256.0 * 90);
-  for (const char* spec : {"kivi:bits=2,group=8,residual=16,vgroup=16", "kivi:bits=4,group=6,residual=3", "kivi:bits=16,group=4,residual=10"}) {
+  for (const char* spec : {"kivi:bits=2,group=8,residual=16,vgroup=16", "kivi:bits=4,group=6,residual=3",
+                           "kivi:bits=16,group=4,residual=10", "kivi:bits=2,group=8,residual=4,vbits=8"}) {
     const int d = 32, n = 100;
     const CacheGeometry g{2, 4, 2, d, 256};
     const CacheSpec cs = parse_cache_spec(spec);

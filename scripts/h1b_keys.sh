@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Issue 10, stages 0 and 1(a)(b) (docs/finetune.md): fits the h1b key adapters of SmolLM2-135M on
+# calibration text (TinyStories sample + two State of the Union addresses; never WikiText), then
+# one compare table on WikiText-2: f16, q4_0, KIVI 2/4, the equal-bytes KIVI rows, and per
+# b in {128, 256} (B="128 256 512" adds b=512) the cumulative stages baseline, +center, +orth, +exact first layers,
+# +ridge A, +ITQ (est=qjl, sink=4, window=64), and the paper's plain config (hamming, T=0.1).
+#   scripts/h1b_keys.sh                       # ctx 512, 8 chunks; adapters in calib/ (kept if present)
+#   CTX=2048 CHUNKS=2 scripts/h1b_keys.sh     # the same rows at ctx 2048
+#   B="128" scripts/h1b_keys.sh               # fewer rows
+set -euo pipefail
+cd "$(dirname "$0")/.."
+shared=${H1BKV_SHARED:-../shared}
+model=${MODEL:-${H1BKV_MODELS:-models}/SmolLM2-135M-Instruct.Q4_1.gguf}
+ctx=${CTX:-512}
+chunks=${CHUNKS:-8}
+out=${OUT:-calib}
+json=${JSON_OUT:-/tmp/h1b_keys_c${ctx}.json}
+bits=${B:-128 256}
+threads=${THREADS:-2}
+text=(-f "$shared/data/tinystories/sample.txt" -f "$shared/data/sotu/2010_barack_obama_d.txt"
+      -f "$shared/data/sotu/2018_donald_j_trump_r.txt")
+ridge=0.05   # lambda = 0.05 x samples
+itq=20       # ITQ iterations
+exact=exact_layers=2,exact_type=q4
+
+# fit SPEC NAME: calibrate an adapter for SPEC into $out/NAME unless it exists; prints SPEC@FILE
+fit() {
+  local f="$out/smollm2-135m-q4_1.h1b-$2.safetensors"
+  if [ ! -f "$f" ]; then
+    build/h1bkv calibrate -m "$model" -t "$threads" -c 512 --chunks 8 "${text[@]}" --cache "$1" -o "$f" >&2
+  fi
+  echo "$1@$f"
+}
+
+caches="f16;q4_0;kivi:bits=2;kivi:bits=4;kivi:bits=2,group=128,vbits=4,vgroup=64;kivi:bits=4,group=128,vgroup=64"
+for b in $bits; do
+  s="h1b:bits=$b,est=qjl,sink=4,window=64"
+  caches+=";$s"
+  caches+=";$(fit "$s,center=1" "$b-qjl-s4w64-center")"
+  caches+=";$(fit "$s,orth=1,center=1" "$b-qjl-s4w64-orth-center")"
+  caches+=";$(fit "$s,orth=1,center=1" "$b-qjl-s4w64-orth-center" | sed "s/center=1@/center=1,$exact@/")"
+  caches+=";$(fit "$s,orth=1,center=1,ridge=$ridge" "$b-qjl-s4w64-orth-center-ridge" | sed "s/@/,$exact@/")"
+  caches+=";$(fit "$s,orth=1,center=1,itq=$itq,ridge=$ridge" "$b-qjl-s4w64-orth-center-itq-ridge" | sed "s/@/,$exact@/")"
+done
+for b in $bits; do caches+=";h1b:bits=$b"; done
+echo "compare: $caches" >&2
+build/h1bkv compare -m "$model" -f "$shared/data/wikitext-2/wiki.test.raw" -c "$ctx" --chunks "$chunks" \
+  -t "$threads" --caches "$caches" --json-out "$json"

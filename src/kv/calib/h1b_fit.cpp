@@ -1,0 +1,179 @@
+#include "kv/calib/h1b_fit.h"
+
+#include <omp.h>
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "kv/caches/h1b.h"
+#include "kv/calib/h1b_calibration.h"
+#include "kv/codecs/sketch.h"
+#include "util/error.h"
+
+namespace h1bkv {
+
+namespace {
+
+using MatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using ConstMapF = Eigen::Map<const MatF>;
+using MapF = Eigen::Map<MatF>;
+
+constexpr double kPi = 3.14159265358979323846;
+constexpr int64_t kMaxItqSamples = 4096;  // ITQ runs on an even subsample of at most this many keys
+
+float sgn(float x) { return x >= 0 ? 1.0f : -1.0f; }
+
+}  // namespace
+
+std::vector<float> key_mean(const float* x, int64_t n, int d) {
+  std::vector<double> s(d, 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int j = 0; j < d; ++j) s[j] += x[i * d + j];
+  std::vector<float> m(d, 0.0f);
+  for (int j = 0; j < d && n > 0; ++j) m[j] = (float)(s[j] / (double)n);
+  return m;
+}
+
+double sign_quant_error(const float* R, int b, int d, const float* u, int64_t N) {
+  if (N == 0) return 0;
+  const MatF V = ConstMapF(R, b, d) * ConstMapF(u, N, d).transpose();  // b x N
+  return (double)(V.unaryExpr([](float x) { return sgn(x); }) - V).squaredNorm() / (double)N;
+}
+
+void itq_refine(float* R, int b, int d, const float* u, int64_t N, int iters) {
+  if (N == 0 || iters <= 0) return;
+  const ConstMapF U(u, N, d);
+  for (int i0 = 0; i0 < b; i0 += d) {
+    const int n = std::min(d, b - i0);
+    MapF Rb(R + (size_t)i0 * d, n, d);
+    const MatF V = Rb * U.transpose();  // n x N
+    Eigen::MatrixXd Q = Eigen::MatrixXd::Identity(n, n);
+    for (int it = 0; it < iters; ++it) {
+      const MatF B = (Q.cast<float>() * V).unaryExpr([](float x) { return sgn(x); });
+      const Eigen::MatrixXd M = (B * V.transpose()).cast<double>();  // n x n
+      Eigen::JacobiSVD<Eigen::MatrixXd> svd(M, Eigen::ComputeFullU | Eigen::ComputeFullV);
+      Q = svd.matrixU() * svd.matrixV().transpose();  // argmax tr(Q M^T) over orthogonal Q
+    }
+    const MatF Rn = Q.cast<float>() * Rb;
+    Rb = Rn;
+  }
+}
+
+std::vector<float> ridge_decoder(const float* R, int b, int d, const float* u, int64_t N, double lambda_rel) {
+  const MatF S = (ConstMapF(R, b, d) * ConstMapF(u, N, d).transpose()).unaryExpr([](float x) { return sgn(x); });
+  const MatF St = S.transpose();  // N x b
+  return ridge_solve(St.data(), u, N, b, d, lambda_rel);
+}
+
+std::vector<float> ridge_solve(const float* s, const float* u, int64_t N, int b, int d, double lambda_rel) {
+  check(lambda_rel > 0, "ridge: lambda must be > 0");
+  const ConstMapF U(u, N, d);
+  const MatF S = ConstMapF(s, N, b).transpose();  // b x N
+  Eigen::MatrixXd G = (S * S.transpose()).cast<double>();  // exact: sums of +-1, N < 2^24
+  G.diagonal().array() += lambda_rel * (double)N;
+  const Eigen::MatrixXd rhs = (S * U).cast<double>();  // b x d
+  const Eigen::MatrixXd A = G.ldlt().solve(rhs);       // (S S^T + lambda I) A = S U: A = D^T
+  std::vector<float> out((size_t)b * d);
+  for (int i = 0; i < b; ++i)
+    for (int j = 0; j < d; ++j) out[(size_t)i * d + j] = (float)A(i, j);
+  return out;
+}
+
+double decode_error(const float* R, const float* A, int b, int d, const float* u, int64_t N) {
+  if (N == 0) return 0;
+  const ConstMapF U(u, N, d);
+  const MatF S = (ConstMapF(R, b, d) * U.transpose()).unaryExpr([](float x) { return sgn(x); });  // b x N
+  const MatF Uh = S.transpose() * ConstMapF(A, b, d);  // N x d
+  return (double)(Uh - U).squaredNorm() / (double)N;
+}
+
+Adapter fit_h1b_adapter(const CacheSpec& spec, const CacheGeometry& g, const std::vector<const LayerKeys*>& keys,
+                        std::string* summary) {
+  const H1bOptions o = h1b_options(spec);
+  check((int)keys.size() == g.n_layer, "adapter fit: keys of " + std::to_string(keys.size()) + " layers, the model has " +
+                                           std::to_string(g.n_layer));
+  const int d = g.head_dim, b = o.sketch.bits, nkv = g.n_kv_head;
+  check(d <= 512, "adapter fit: head_dim " + std::to_string(d) + " > 512");
+  Adapter a;
+  a.model_id = g.model_id;
+  a.cache = calib_spec_string(spec);
+  a.stage = o.ridge > 0 && o.itq > 0 ? "1a+1b" : o.ridge > 0 ? "1a" : o.itq > 0 ? "1b" : "0";
+  a.layers.resize(g.n_layer);
+  const int pairs = g.n_layer * nkv;
+  std::vector<double> itq0(pairs, 0), itq1(pairs, 0), dec0(pairs, 0), dec1(pairs, 0);
+  std::vector<int64_t> used(pairs, 0);
+  std::vector<std::vector<float>> mus(pairs), Rs(pairs), As(pairs);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int pr = 0; pr < pairs; ++pr) {
+    const int il = pr / nkv, h = pr % nkv;
+    const std::vector<float>& X = (*keys[il])[h];
+    const int64_t n = (int64_t)X.size() / d;
+    mus[pr] = o.center ? key_mean(X.data(), n, d) : std::vector<float>(d, 0.0f);
+    std::vector<float> u;  // unit rows of X - mu (zero rows dropped)
+    u.reserve(X.size());
+    for (int64_t i = 0; i < n; ++i) {
+      double s = 0;
+      float r[512];
+      for (int j = 0; j < d; ++j) r[j] = X[i * d + j] - mus[pr][j], s += (double)r[j] * r[j];
+      if (s < 1e-30) continue;
+      const float inv = (float)(1.0 / std::sqrt(s));
+      for (int j = 0; j < d; ++j) u.push_back(r[j] * inv);
+    }
+    const int64_t N = (int64_t)u.size() / d;
+    used[pr] = N;
+    std::vector<float> R = sketch_projection(o.sketch, il, h, d);
+    if (o.itq > 0) {
+      std::vector<float> us;  // an even subsample
+      const int64_t step = std::max<int64_t>(1, (N + kMaxItqSamples - 1) / kMaxItqSamples);
+      for (int64_t i = 0; i < N; i += step) us.insert(us.end(), u.begin() + i * d, u.begin() + (i + 1) * d);
+      const int64_t Ns = (int64_t)us.size() / d;
+      itq0[pr] = sign_quant_error(R.data(), b, d, us.data(), Ns) / b;
+      itq_refine(R.data(), b, d, us.data(), Ns, o.itq);
+      itq1[pr] = sign_quant_error(R.data(), b, d, us.data(), Ns) / b;
+      Rs[pr] = R;
+    }
+    if (o.ridge > 0 && N > 0) {
+      std::vector<float> A0(R.size());  // qjl's own decoder: sqrt(pi/2)/b R
+      for (size_t i = 0; i < R.size(); ++i) A0[i] = (float)(std::sqrt(kPi / 2) / b) * R[i];
+      As[pr] = ridge_decoder(R.data(), b, d, u.data(), N, o.ridge);
+      dec0[pr] = decode_error(R.data(), A0.data(), b, d, u.data(), N);
+      dec1[pr] = decode_error(R.data(), As[pr].data(), b, d, u.data(), N);
+    }
+  }
+  double mi0 = 0, mi1 = 0, md0 = 0, md1 = 0;
+  int64_t nmin = INT64_MAX;
+  for (int pr = 0; pr < pairs; ++pr) {
+    mi0 += itq0[pr] / pairs, mi1 += itq1[pr] / pairs, md0 += dec0[pr] / pairs, md1 += dec1[pr] / pairs;
+    nmin = std::min(nmin, used[pr]);
+  }
+  check(nmin > 0, "adapter fit: a (layer, KV head) saw no key (calibration text too short?)");
+  a.tokens = nmin;  // keys per (layer, KV head) the fit used
+  for (int il = 0; il < g.n_layer; ++il) {
+    AdapterLayer& l = a.layers[il];
+    auto stack = [&](std::vector<std::vector<float>>& v, AdapterTensor& t, std::vector<int64_t> shape) {
+      t.shape = shape;
+      for (int h = 0; h < nkv; ++h) t.data.insert(t.data.end(), v[il * nkv + h].begin(), v[il * nkv + h].end());
+    };
+    if (o.center) stack(mus, l.k_mean, {nkv, d});
+    if (o.itq > 0) stack(Rs, l.k_proj, {nkv, b, d});
+    if (o.ridge > 0) stack(As, l.q_proj, {nkv, b, d});
+  }
+  if (summary) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "adapter stage %s, >= %lld keys per (layer, KV head)", a.stage.c_str(), (long long)nmin);
+    *summary = buf;
+    if (o.itq > 0) {
+      std::snprintf(buf, sizeof buf, "; ITQ sign error per bit %.4f -> %.4f", mi0, mi1);
+      *summary += buf;
+    }
+    if (o.ridge > 0) {
+      std::snprintf(buf, sizeof buf, "; unit-key decode error |u - A^T s|^2: qjl %.4f -> ridge %.4f", md0, md1);
+      *summary += buf;
+    }
+  }
+  return a;
+}
+
+}  // namespace h1bkv
