@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "kv/calib/adapter.h"
 #include "kv/calib/h1b_calibration.h"
 #include "model/model.h"
 #include "tokenize/tokenizer.h"
@@ -109,9 +110,48 @@ void write_calibration(const FinetuneOptions& o, const CacheSpec& spec, Model& m
   out.commit();
 }
 
+// The trained T, multipliers and value affine as a kv adapter (kv/calib/adapter.h) that run, ppl,
+// compare and eval load with --calib: the student's formulas for these tensors are the cache's
+// (train/attention.h). The sketch tensors are not written: the student centres without the cache's
+// exact q.mu term and scales its decoder by sqrt(pi/2)/b, so they would not mean the same there.
+void write_kv_adapter(const FinetuneOptions& o, const CacheSpec& spec, Model& model, train::Distiller& d,
+                      size_t tokens) {
+  const train::ParamBuffer& p = d.params();
+  auto tensor = [&](const std::string& name) {
+    const train::ParamTensor* t = p.find(name);
+    check(t != nullptr, "finetune: no tensor '" + name + "'");
+    AdapterTensor a;
+    a.shape = t->shape;
+    a.data.assign(p.values().begin() + t->offset, p.values().begin() + t->offset + t->size);
+    return a;
+  };
+  Adapter a;
+  a.model_id = model.cache_geometry(1).model_id;
+  a.cache = calib_spec_string(spec);
+  a.stage = "2 (finetune --train " + o.train + ")";
+  for (const auto& f : o.files) a.text += (a.text.empty() ? "" : ";") + f;
+  a.tokens = (int64_t)tokens;
+  a.temperature = tensor("temperature");
+  for (int il = 0; il < model.config().n_layer; ++il) {
+    const std::string b = "blk." + std::to_string(il) + ".";
+    AdapterLayer l;
+    if (p.find(b + "logit_mult")->trainable) l.logit_mult = tensor(b + "logit_mult");
+    if (p.find(b + "v_scale")->trainable) l.v_scale = tensor(b + "v_scale"), l.v_bias = tensor(b + "v_bias");
+    a.layers.push_back(std::move(l));
+  }
+  OutputFile out(o.out);
+  out.close_stream();
+  save_adapter(out.temp_path(), a);
+  out.commit();
+}
+
 int finetune_cmd(FinetuneOptions& o) {
   const CacheSpec spec = parse_cache_spec(o.cache);
   check(spec.type == "h1b", "finetune trains an h1b cache (got --cache " + spec.str() + ")");
+  // the student (train/attention.h) has no orthogonal blocks, no fitted start and no exact layers
+  for (const char* k : {"orth", "center", "itq", "ridge", "exact_layers"})
+    check(spec.get_float(k) == 0, "finetune: the h1b option '" + std::string(k) + "' is not supported yet (got --cache " +
+                                  spec.str() + ")");
   train::DistillOptions dopt = parse_train(o.train, o.beta);
   dopt.ste = o.ste == "none" ? train::AttentionConfig::Ste::none
              : o.ste == "identity" ? train::AttentionConfig::Ste::identity : train::AttentionConfig::Ste::scaled;
@@ -165,7 +205,10 @@ int finetune_cmd(FinetuneOptions& o) {
                   s.loss, ema, s.lr, s.grad_norm, s.tokens_per_s, s.seconds);
   });
   progress_done();
-  write_safetensors(o.out, train::tensor_refs(dist.params()), train::adapter_metadata(dist));
+  if (dopt.train_sketch)  // a training artifact: run/ppl cannot load trained sketch tensors yet
+    write_safetensors(o.out, train::tensor_refs(dist.params()), train::adapter_metadata(dist));
+  else
+    write_kv_adapter(o, spec, model, dist, toks.size());
   const float T = dist.params().values()[dist.params().find("temperature")->offset];
   if (!o.calib_out.empty()) write_calibration(o, spec, model, dist, toks.size());
   if (o.eval > 0)
