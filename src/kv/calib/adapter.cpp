@@ -23,11 +23,6 @@ constexpr uint64_t kMaxAdapterBytes = uint64_t{1} << 30;  // 1 GiB
 constexpr uint64_t kMaxHeaderBytes = uint64_t{16} << 20;  // 16 MiB of JSON
 constexpr int64_t kMaxDim = int64_t{1} << 24;
 
-// Options the adapter's tensors depend on; a cache must match them (see h1b_calibration.cpp for
-// the JSON file's list).
-const char* const kAdapterKeyOptions[] = {"bits", "est", "proj", "seed", "sink", "window",
-                                          "orth", "center", "itq", "ridge"};
-
 const char* const kLayerNames[] = {"k_mean", "k_proj", "q_proj", "logit_mult", "v_scale", "v_bias"};
 
 AdapterTensor& layer_tensor(AdapterLayer& l, int i) {
@@ -201,16 +196,7 @@ void check_adapter(const Adapter& a, const std::string& path, const CacheSpec& s
   check(spec.type == "h1b", path + ": an adapter applies to h1b caches only (the cache is " + spec.str() + ")");
   check(a.model_id == g.model_id,
         path + ": made for another model (id " + a.model_id + "); this model's id is " + g.model_id);
-  CacheSpec fs;
-  try {
-    fs = parse_cache_spec(a.cache);
-  } catch (const Error& e) {
-    throw Error(path + ": bad cache spec '" + a.cache + "' (" + e.what() + ")");
-  }
-  check(fs.type == "h1b", path + ": cache '" + a.cache + "' is not an h1b cache");
-  for (const char* k : kAdapterKeyOptions)
-    check(fs.get(k) == spec.get(k), path + ": made for cache option " + k + "=" + fs.get(k) + ", the cache has " +
-                                        k + "=" + spec.get(k) + " (fitted: " + a.cache + ")");
+  check_fitted_key_options(path, a.cache, spec, "fitted");
   check((int)a.layers.size() <= g.n_layer, path + ": has layer " + std::to_string(a.layers.size() - 1) +
                                                "; the model has " + std::to_string(g.n_layer) + " layers");
   const int64_t b = spec.get_int("bits"), d = g.head_dim, nkv = g.n_kv_head, nh = g.n_head;

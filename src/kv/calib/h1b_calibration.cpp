@@ -90,6 +90,21 @@ CalibrationFile load_calibration(const std::string& path) {
   return f;
 }
 
+CacheSpec check_fitted_key_options(const std::string& path, const std::string& fitted, const CacheSpec& spec,
+                              const std::string& label) {
+  CacheSpec fs;
+  try {
+    fs = parse_cache_spec(fitted);
+  } catch (const Error& e) {
+    throw Error(path + ": bad cache spec '" + fitted + "' (" + e.what() + ")");
+  }
+  check(fs.type == "h1b", path + ": cache '" + fitted + "' is not an h1b cache");
+  for (const char* k : kKeyOptions)
+    check(fs.get(k) == spec.get(k), path + ": made for cache option " + k + "=" + fs.get(k) + ", the cache has " +
+                                        k + "=" + spec.get(k) + " (" + label + ": " + fitted + ")");
+  return fs;
+}
+
 H1bCalibration calibration_for(const CalibrationFile& f, const std::string& path,
                                const CacheSpec& spec, const CacheGeometry& g) {
   check(spec.type == "h1b", path + ": --calib applies to h1b caches only (the cache is " +
@@ -97,17 +112,7 @@ H1bCalibration calibration_for(const CalibrationFile& f, const std::string& path
   check(f.model_id == g.model_id,
         path + ": made for another model (" + f.model + ", id " + f.model_id +
             "); this model's id is " + g.model_id);
-  CacheSpec fs;
-  try {
-    fs = parse_cache_spec(f.cache);
-  } catch (const Error& e) {
-    throw Error(path + ": bad cache spec '" + f.cache + "' (" + e.what() + ")");
-  }
-  check(fs.type == "h1b", path + ": cache '" + f.cache + "' is not an h1b cache");
-  for (const char* k : kKeyOptions)
-    check(fs.get(k) == spec.get(k), path + ": made for cache option " + k + "=" + fs.get(k) +
-                                        ", the cache has " + k + "=" + spec.get(k) + " (calibrated: " +
-                                        f.cache + ")");
+  const CacheSpec fs = check_fitted_key_options(path, f.cache, spec, "calibrated");
   check(f.cal.n_layer == g.n_layer && f.cal.n_head == g.n_head,
         path + ": multipliers for " + std::to_string(f.cal.n_layer) + " layers x " +
             std::to_string(f.cal.n_head) + " heads; the model has " + std::to_string(g.n_layer) +

@@ -32,6 +32,11 @@ std::string calib_spec_string(const CacheSpec& spec);
 void save_calibration(const std::string& path, const CalibrationFile& f);
 // Throws Error "PATH: ..." on a missing file, bad JSON or a malformed field.
 CalibrationFile load_calibration(const std::string& path);
+// Parses `fitted` (the spec a file was fitted for) and checks it is h1b with the key options of
+// spec (bits, est, proj, seed, sink, window, orth, center, itq, ridge); throws Error "PATH: ..."
+// naming the option, with `label` ("fitted", "calibrated") before the file's spec. Returns it parsed.
+CacheSpec check_fitted_key_options(const std::string& path, const std::string& fitted, const CacheSpec& spec,
+                              const std::string& label);
 // The multipliers of f for a cache of spec and geometry g (T rescaled as above); throws Error
 // "PATH: ..." when f is for another model, cache configuration or geometry, or spec is not h1b.
 H1bCalibration calibration_for(const CalibrationFile& f, const std::string& path,
