@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "util/paths.h"
@@ -30,6 +31,12 @@ inline CliResult run_cli(const std::string& args, bool merge_stderr = true,
   const int st = pclose(p);
   r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   return r;
+}
+
+// The value after "PPL = " in a `ppl` output; -1 when there is none.
+inline double ppl_in_output(const std::string& out) {
+  const size_t at = out.find("PPL = ");
+  return at == std::string::npos ? -1 : std::atof(out.c_str() + at + 6);
 }
 
 inline std::string stories260k() { return shared_dir() + "/models/stories260K.gguf"; }

@@ -13,12 +13,8 @@
 namespace {
 
 using Result = h1bkv::test::CliResult;
+using h1bkv::test::ppl_in_output;
 Result run(const std::string& args) { return h1bkv::test::run_cli(args); }
-
-double ppl_of(const std::string& out) {
-  const size_t at = out.find("PPL = ");
-  return at == std::string::npos ? -1 : std::atof(out.c_str() + at + 6);
-}
 
 }  // namespace
 
@@ -43,7 +39,7 @@ TEST(H1bAdapterCli, CalibrateStories260KThenPpl) {
   const std::string ppl = "ppl -m " + model + " -f " + eval_text + " -c 128 --chunks 4 -t 1 ";
   const Result ok = run(ppl + "--cache " + spec + " --calib " + adapter);
   ASSERT_EQ(ok.code, 0) << ok.out;
-  EXPECT_GT(ppl_of(ok.out), 1.0) << ok.out;
+  EXPECT_GT(ppl_in_output(ok.out), 1.0) << ok.out;
 
   const Result other = run(ppl + "--cache h1b:bits=64,est=qjl,sink=2,orth=1,ridge=0.05,itq=5 --calib " + adapter);
   EXPECT_NE(other.code, 0);

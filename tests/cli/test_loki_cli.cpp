@@ -15,12 +15,8 @@
 namespace {
 
 using Result = h1bkv::test::CliResult;
+using h1bkv::test::ppl_in_output;
 Result run(const std::string& args) { return h1bkv::test::run_cli(args); }
-
-double ppl_of(const std::string& out) {
-  const size_t at = out.find("PPL = ");
-  return at == std::string::npos ? -1 : std::atof(out.c_str() + at + 6);
-}
 
 }  // namespace
 
@@ -45,7 +41,7 @@ TEST(LokiCli, CalibrateStories260KThenPpl) {
   ASSERT_EQ(f16.code, 0) << f16.out;
   ASSERT_EQ(full.code, 0) << full.out;
   ASSERT_EQ(sparse.code, 0) << sparse.out;
-  const double p16 = ppl_of(f16.out), pfull = ppl_of(full.out), psparse = ppl_of(sparse.out);
+  const double p16 = ppl_in_output(f16.out), pfull = ppl_in_output(full.out), psparse = ppl_in_output(sparse.out);
   ASSERT_GT(p16, 1.0) << f16.out;
   EXPECT_NEAR(pfull, p16, 0.01 * p16);  // full rank, every token: f16 attention up to rounding
   EXPECT_GT(psparse, p16);              // a quarter of the tokens by 2 of 8 dims loses some
