@@ -18,12 +18,18 @@ Distiller::Distiller(Model& model, const CacheSpec& spec, const DistillOptions& 
   const bool hamming = h1b_.sketch.est == SketchEst::hamming;
   check(hamming || h1b_.sketch.est == SketchEst::qjl,
         "finetune: the h1b estimator must be qjl or hamming (got " + std::string(sketch_est_name(h1b_.sketch.est)) + ")");
+  check(hamming ? !o.train_sketch : true,
+        "finetune: est=hamming scores sign(R q) (no query decoder), so its sketch tensors cannot train (use est=qjl)");
+  check(o.init || !h1b_needs_adapter(h1b_),
+        "finetune: cache '" + spec.str() + "' (center, itq or ridge) starts from its adapter: pass --calib FILE "
+        "('h1bkv calibrate --cache " + spec.str() + " -o FILE' makes one)");
+  if (o.init) check_adapter(*o.init, o.init_path, spec, model.cache_geometry(1));
   temperature_ = params_.add("temperature", {1}, hamming ? h1b_.sketch.T : 1.0f, o.train_temperature);
   AttentionConfig ac;
   ac.n_head = H, ac.n_kv_head = KV, ac.head_dim = d, ac.scale = 1 / std::sqrt((float)d);
   ac.bits = b, ac.est = h1b_.sketch.est, ac.sink = h1b_.sink, ac.window = h1b_.window;
   ac.beta = o.beta, ac.ste = o.ste, ac.quantize_values = o.quantize_values, ac.value_group = h1b_.group;
-  std::vector<float> R((size_t)b * d);
+  const float a_scale = hamming ? 1.0f : (float)(std::sqrt(std::acos(-1.0) / 2) / b);  // the cache's A = sqrt(pi/2)/b R
   for (int il = 0; il < c.n_layer; ++il) {
     const std::string p = "blk." + std::to_string(il) + ".";
     first_.push_back(params_.add(p + "logit_mult", {H}, 1.0f, o.train_logit_mult));
@@ -32,12 +38,33 @@ Distiller::Distiller(Model& model, const CacheSpec& spec, const DistillOptions& 
     params_.add(p + "k_mean", {KV, d}, 0.0f, o.train_sketch);
     const size_t kp = params_.add(p + "k_proj", {KV, b, d}, 0.0f, o.train_sketch);
     const size_t qp = params_.add(p + "q_proj", {KV, b, d}, 0.0f, o.train_sketch);
+    params_.set_lr_scale(qp, a_scale);  // Adam's steps on the scale of A's entries, as on R's
     for (int g = 0; g < KV; ++g) {  // the cache's R (kv/codecs/sketch.h), as [b][d] per KV head
-      gaussian_matrix(h1b_.sketch.seed, il, h1b_.sketch.per_head ? g : -1, b, d, R.data());
+      const std::vector<float> R = sketch_projection(h1b_.sketch, il, g, d);
       std::copy(R.begin(), R.end(), params_.value(kp) + (size_t)g * b * d);
-      std::copy(R.begin(), R.end(), params_.value(qp) + (size_t)g * b * d);
+      for (size_t e = 0; e < R.size(); ++e) params_.value(qp)[(size_t)g * b * d + e] = a_scale * R[e];
     }
-    att_.emplace_back(ac);
+    AttentionConfig lc = ac;
+    if (il < h1b_.exact_layers)
+      lc.exact_keys = h1b_.exact_type == "q4" ? AttentionConfig::ExactKeys::q4 : AttentionConfig::ExactKeys::f16;
+    att_.emplace_back(lc);
+  }
+  from_adapter_.assign(params_.tensors().size(), false);
+  if (o.init) {  // the adapter's tensors replace the defaults (shapes checked by check_adapter)
+    auto set = [&](size_t i, const AdapterTensor& t) {
+      if (!t.present()) return;
+      std::copy(t.data.begin(), t.data.end(), params_.value(i));
+      from_adapter_[i] = true;
+    };
+    set(temperature_, o.init->temperature);
+    for (size_t il = 0; il < o.init->layers.size(); ++il) {
+      const AdapterLayer& l = o.init->layers[il];
+      const size_t f = first_[il];
+      set(f, l.logit_mult), set(f + 1, l.v_scale), set(f + 2, l.v_bias);
+      set(f + 3, l.k_mean), set(f + 4, l.k_proj), set(f + 5, l.q_proj);
+      if (l.k_proj.present() && !l.q_proj.present())  // the cache decodes with the adapter's R then
+        for (size_t e = 0; e < l.k_proj.data.size(); ++e) params_.value(f + 5)[e] = a_scale * l.k_proj.data[e];
+    }
   }
   x_in_.resize(c.n_layer), x_mid_.resize(c.n_layer), gate_.resize(c.n_layer), up_.resize(c.n_layer);
 }
@@ -48,6 +75,13 @@ AttentionTensors<float> Distiller::tensors(int il, bool grad) {
   const size_t f = first_[il];
   auto at = [&](size_t i) { return grad ? params_.grad(i) : params_.value(i); };
   return {at(temperature_), at(f), at(f + 1), at(f + 2), at(f + 3), at(f + 4), at(f + 5)};
+}
+
+void Distiller::student_logits(const int32_t* tokens, int64_t n, float* logits) {
+  auto cache = make_cache(parse_cache_spec("f32"), model_.cache_geometry(n));  // appended to, not read
+  model_.set_forward_hook(this);
+  model_.forward(tokens, n, 0, *cache, logits, true);
+  model_.set_forward_hook(nullptr);
 }
 
 void Distiller::record(int il, Stage s, const float* x, int64_t n, int64_t cols) {

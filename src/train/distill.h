@@ -8,7 +8,11 @@
 //   blk.L.v_scale, blk.L.v_bias [n_head][hd]  affine map of each head's attention output
 //   blk.L.k_mean [n_kv][hd]            mu: keys are sketched as sign(R (k - mu))
 //   blk.L.k_proj [n_kv][b][hd]         R (proj=layer: the layer's matrix repeated per KV head)
-//   blk.L.q_proj [n_kv][b][hd]         A, the query decoder (init R)
+//   blk.L.q_proj [n_kv][b][hd]         A, the query decoder (qjl: init sqrt(pi/2)/b R, the cache's;
+//                                      its lr_scale is that factor, so Adam moves A as much as R)
+// R starts as the cache's (sketch_projection: seeded, orth blocks); an adapter (DistillOptions::init,
+// stage 0/1: centering, ITQ, ridge) replaces what it holds, so the student starts as that cache.
+// Layers below exact_layers attend with f16/q4_0 round-trip keys (their sketch tensors unused).
 // The student's activations come from Model::forward through its ForwardHook; the backward runs
 // through the frozen (quantized) weights with train/ops.h and train/matmul_frozen.h.
 // Memory per sequence of n tokens: per layer 2 n_embd + 2 n_ff + q/k/v/out floats per token, plus
@@ -18,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "kv/calib/adapter.h"
 #include "kv/caches/h1b.h"
 #include "model/model.h"
 #include "train/attention.h"
@@ -33,6 +38,8 @@ struct DistillOptions {
   float beta = 0;             // 0: sign + straight-through; > 0: tanh(beta y)
   AttentionConfig::Ste ste = AttentionConfig::Ste::scaled;
   bool quantize_values = true;  // int4 values as the cache (off: a smooth loss, for gradient tests)
+  const Adapter* init = nullptr;  // initial tensors (checked against the spec; needed by center/itq/ridge)
+  std::string init_path;          // init's file, for messages
 };
 
 class Distiller : public ForwardHook {
@@ -48,6 +55,11 @@ class Distiller : public ForwardHook {
   // Mean KL over the n positions; with grad_weight != 0 adds grad_weight x its gradient to the
   // parameter gradients.
   double step(const int32_t* tokens, int64_t n, const float* teacher, float grad_weight);
+  // The student's logits [n][n_vocab] of tokens [n] from position 0 (no gradient).
+  void student_logits(const int32_t* tokens, int64_t n, float* logits);
+  // Whether tensor i (params() index) was set from the initial adapter.
+  bool from_adapter(size_t i) const { return i < from_adapter_.size() && from_adapter_[i]; }
+  bool exact_key_layer(int il) const { return il < h1b_.exact_layers; }
 
   void record(int il, Stage s, const float* x, int64_t n, int64_t cols) override;
   bool attend(int il, int64_t n, const int32_t* pos, const float* q, const float* k, const float* v,
@@ -67,6 +79,7 @@ class Distiller : public ForwardHook {
   std::vector<SketchAttention<float>> att_;
   std::vector<std::vector<float>> x_in_, x_mid_, gate_, up_;  // recorded, [n_layer][n * cols]
   std::vector<float> x_out_, logits_;
+  std::vector<bool> from_adapter_;  // per tensor
 };
 
 }  // namespace h1bkv::train
