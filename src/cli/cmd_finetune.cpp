@@ -31,7 +31,7 @@ struct FinetuneOptions {
   std::string train = "T", ste = "scaled";
   int threads = 0;
   int64_t steps = 100, warmup = 10, seq = 256, checkpoint_every = 10, eval = 0;
-  int batch = 1;
+  int batch = 1, lora = 0;
   double lr = 1e-2, lr_min = -1, clip = 1.0, beta = 0, weight_decay = 0, lr_affine = -1, lr_sketch = -1;
 
   void add_to(CLI::App& app) {
@@ -43,6 +43,8 @@ struct FinetuneOptions {
     app.add_option("-o,--output", out, "adapter to write (safetensors)")->required();
     app.add_option("--train", train, "tensors to train, comma-separated: T, mult, affine (v_scale, v_bias), "
                    "sketch (k_mean, k_proj, q_proj)")->capture_default_str();
+    app.add_option("--lora", lora, "also train LoRA of this rank on Wq and Wk (model/lora.h; run/ppl/bench apply it)")
+        ->check(int_range(1, 16));
     app.add_option("--steps", steps, "optimizer steps")->capture_default_str()->check(int_range(1, 10000000));
     app.add_option("--warmup", warmup, "linear warmup steps")->capture_default_str()->check(int_range(0, 10000000));
     app.add_option("--lr", lr, "peak learning rate (AdamW)")->capture_default_str()->check(float_range(0, 10));
@@ -163,6 +165,7 @@ int finetune_cmd(FinetuneOptions& o) {
   }
   const auto seqs = train::make_sequences(toks, o.seq, l.tok->add_bos() ? l.tok->bos() : -1);
 
+  dopt.lora_rank = o.lora;
   Adapter init;
   if (!o.calib.empty()) {
     init = load_adapter(o.calib);

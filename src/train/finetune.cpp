@@ -53,6 +53,10 @@ Adapter kv_adapter(Distiller& d, bool f16, const std::string& stage, const std::
       if (want("k_proj")) l.k_proj = tensor(index(b + "k_proj"));
       if (qjl && want("q_proj")) l.q_proj = tensor(index(b + "q_proj"));
     }
+    if (d.lora_rank() > 0 && (want("attn_q.lora_a") || want("attn_q.lora_b"))) {  // model/lora.h
+      l.q_lora_a = tensor(index(b + "attn_q.lora_a")), l.q_lora_b = tensor(index(b + "attn_q.lora_b"));
+      l.k_lora_a = tensor(index(b + "attn_k.lora_a")), l.k_lora_b = tensor(index(b + "attn_k.lora_b"));
+    }
     a.layers.push_back(std::move(l));
   }
   return a;

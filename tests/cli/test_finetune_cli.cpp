@@ -104,6 +104,27 @@ TEST(FinetuneCli, StartsFromACalibratedAdapterAndWritesOneThePplLoads) {
   for (const auto& f : {fit, out, out + ".ckpt"}) std::remove(f.c_str());
 }
 
+// --lora: the adapter holds LoRA tensors; ppl loads them (and applies them: tests/train/test_student_cache.cpp), compare refuses them
+TEST(FinetuneCli, LoraAdapterIsAppliedByPplAndRefusedByCompare) {
+  const std::string out = testing::TempDir() + "ft_lora_" + std::to_string(getpid()) + ".safetensors";
+  const auto r = run_cli(base_args(out) + " --steps 3 --warmup 1 --train T --lora 2 --lr 0.05");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const h1bkv::Adapter a = h1bkv::load_adapter(out);
+  ASSERT_EQ(a.layers.size(), 5u);
+  EXPECT_EQ(a.layers[3].q_lora_a.shape, (std::vector<int64_t>{2, 64}));  // [r][n_embd]
+  EXPECT_EQ(a.layers[3].k_lora_b.shape, (std::vector<int64_t>{32, 2}));  // [n_kv*hd][r]
+  const std::string text = h1bkv::shared_dir() + "/data/tinystories/sample.txt";
+  const std::string ppl = "ppl -m " + h1bkv::test::stories260k() + " -f " + text +
+                          " -c 64 --chunks 2 -t 1 --cache h1b:bits=64,est=qjl,sink=2,window=4 --calib " + out;
+  const auto p = run_cli(ppl);
+  ASSERT_EQ(p.code, 0) << p.out;
+  const auto c = run_cli("compare -m " + h1bkv::test::stories260k() + " -f " + text +
+                         " -c 64 --chunks 2 -t 1 --caches 'h1b:bits=64,est=qjl,sink=2,window=4@" + out + "'");
+  EXPECT_EQ(c.code, 1) << c.out;
+  EXPECT_NE(c.out.find("has LoRA tensors, which compare does not apply"), std::string::npos) << c.out;
+  for (const auto& f : {out, out + ".ckpt"}) std::remove(f.c_str());
+}
+
 TEST(FinetuneCli, BadInputIsAOneLineError) {
   const std::string out = testing::TempDir() + "ft_bad_" + std::to_string(getpid()) + ".safetensors";
   const struct {

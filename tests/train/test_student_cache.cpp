@@ -15,6 +15,7 @@
 #include "kv/calib/h1b_fit.h"
 #include "kv/calib/h1b_record.h"
 #include "kv/registry.h"
+#include "model/lora.h"
 #include "tokenize/tokenizer.h"
 #include "train/finetune.h"
 #include "util/error.h"
@@ -75,10 +76,17 @@ std::pair<double, double> ppl_student_and_cache(Fixture& f, Distiller& d, const 
   const int64_t V = f.model->config().n_vocab, n = 64;
   std::vector<float> ls(n * V), lc(n * V);
   double ns = 0, nc = 0;
+  std::unique_ptr<LoraHook> lora;  // as make_cache_for (cli) sets it for ppl
+  if (!calib.empty()) {
+    const Adapter a = load_adapter(calib);
+    if (adapter_has_lora(a)) lora = std::make_unique<LoraHook>(f.model->config(), a, calib);
+  }
   for (int i = 0; i < 4; ++i) {
     d.student_logits(f.seqs[i].data(), n, ls.data());
     auto cache = make_cache(parse_cache_spec(spec), f.model->cache_geometry(n), calib);
+    f.model->set_forward_hook(lora.get());
     f.model->forward(f.seqs[i].data(), n, 0, *cache, lc.data(), true);
+    f.model->set_forward_hook(nullptr);
     ns += mean_nll(ls, f.seqs[i], V) / 4, nc += mean_nll(lc, f.seqs[i], V) / 4;
   }
   return {std::exp(ns), std::exp(nc)};
@@ -119,6 +127,7 @@ TEST(TrainStudentCache, StudentFromAFittedAdapterMatchesTheCache) {
 }
 
 TEST(TrainStudentCache, CenterWithoutAnAdapterIsRefused) {
+  OneThread one;
   Fixture f;
   try {
     Distiller d(*f.model, parse_cache_spec(kSpec), DistillOptions{});
@@ -128,14 +137,14 @@ TEST(TrainStudentCache, CenterWithoutAnAdapterIsRefused) {
   }
 }
 
-// 2 steps of T + sketch (mu, R, A) + value affine from the fitted adapter; the written adapter
-// loads into the cache (--calib) and gives the PPL the student gives, within the gap above
-// (measured 2026-12-01: 8.1456 / 8.1222, +0.29 %).
+// 2 steps of T + sketch (mu, R, A) + value affine + LoRA (rank 2) from the fitted adapter; the
+// written adapter loads into the cache (--calib) and the LoRA hook, and gives the PPL the student
+// gives, within the gap above (measured 2026-12-01 without LoRA: 8.1456 / 8.1222, +0.29 %).
 TEST(TrainStudentCache, FinetunedSketchAdapterLoadsIntoTheCache) {
   OneThread one;
   Fixture f;
   DistillOptions o;
-  o.train_sketch = true, o.train_value_affine = true;
+  o.train_sketch = true, o.train_value_affine = true, o.lora_rank = 2;
   o.init = &f.adapter, o.init_path = "fitted";
   Distiller d(*f.model, parse_cache_spec(kSpec), o);
   FinetuneConfig c;
@@ -147,6 +156,10 @@ TEST(TrainStudentCache, FinetunedSketchAdapterLoadsIntoTheCache) {
   ASSERT_TRUE(a.layers[1].k_proj.present() && a.layers[1].q_proj.present() && a.layers[1].k_mean.present());
   EXPECT_FALSE(a.layers[0].k_proj.present());  // exact-key layer: no sketch tensors
   EXPECT_TRUE(a.layers[0].v_scale.present());
+  ASSERT_TRUE(a.layers[0].q_lora_b.present() && a.layers[4].k_lora_a.present());
+  double bsum = 0;  // B left zero
+  for (float x : a.layers[2].q_lora_b.data) bsum += std::fabs(x);
+  EXPECT_GT(bsum, 0);
   const std::string path = temp_path("ft.safetensors");
   save_adapter(path, a, /*f16=*/true);
   const auto [ps, pc] = ppl_student_and_cache(f, d, path);
