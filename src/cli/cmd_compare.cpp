@@ -84,7 +84,7 @@ int compare(CompareOptions& o) {
   check_outputs_distinct(inputs, {o.json_out, o.plot});
   check_regular_file(o.file);
   for (const auto& e : entries)
-    if (!e.calib.empty()) check_regular_file(e.calib);
+    if (!e.calib.empty()) check_regular_file(e.calib), refuse_lora(e.calib, "compare");
   apply_threads(o.threads);
   Loaded l = load_model(o.model);
   Model& model = *l.model;

@@ -97,7 +97,7 @@ int eval(EvalOptions& o) {
   inputs.insert(inputs.end(), o.task_files.begin(), o.task_files.end());
   check_outputs_distinct(inputs, {o.json_out, o.plot});
   for (const auto& e : caches)
-    if (!e.calib.empty()) check_regular_file(e.calib);
+    if (!e.calib.empty()) check_regular_file(e.calib), refuse_lora(e.calib, "eval");
   bool humaneval = false;
   for (const auto& n : names) humaneval = humaneval || n == "humaneval" || n == "humaneval_chat";
   if (humaneval) check_humaneval_can_run(o.unsafe_exec);  // before the model loads

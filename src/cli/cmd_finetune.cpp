@@ -1,11 +1,13 @@
 // h1bkv finetune: the paper's lightweight finetuning of the h1b cache by self-distillation
 // (train/finetune.h): the model with the h1b cache learns from the same model with an f16 cache
-// on calibration text; model weights stay frozen. Writes the trained tensors as a safetensors
-// adapter and checkpoints a killed run resumes from (--resume).
+// on calibration text; model weights stay frozen. Starts from a stage 0/1 adapter (--calib or
+// SPEC@FILE), writes the tensors as a kv adapter (kv/calib/adapter.h) that run/ppl/compare load,
+// and checkpoints a killed run resumes from (--resume).
 #include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <sstream>
 
 #include "cli/commands.h"
@@ -24,25 +26,34 @@ namespace h1bkv {
 namespace {
 
 struct FinetuneOptions {
-  std::string model, cache = "h1b:bits=256,est=qjl,sink=4,window=64", out, checkpoint, resume, calib_out;
+  std::string model, cache = "h1b:bits=256,est=qjl,sink=4,window=64", out, checkpoint, resume, calib_out, calib;
   std::vector<std::string> files;
   std::string train = "T", ste = "scaled";
   int threads = 0;
   int64_t steps = 100, warmup = 10, seq = 256, checkpoint_every = 10, eval = 0;
-  int batch = 1;
-  double lr = 1e-2, lr_min = -1, clip = 1.0, beta = 0, weight_decay = 0;
+  int batch = 1, lora = 0;
+  double lr = 1e-2, lr_min = -1, clip = 1.0, beta = 0, weight_decay = 0, lr_affine = -1, lr_sketch = -1;
 
   void add_to(CLI::App& app) {
     app.add_option("-m,--model", model, "GGUF model")->required();
-    app.add_option("--cache", cache, "the h1b cache to train for")->capture_default_str();
+    app.add_option("--cache", cache, "the h1b cache to train for (SPEC@ADAPTER: as --calib)")->capture_default_str();
+    app.add_option("--calib", calib, "start from this adapter (h1bkv calibrate's stage 0/1 fit; needed by center, "
+                   "itq, ridge)");
     app.add_option("-f,--file", files, "calibration text files (not evaluation text)")->required();
     app.add_option("-o,--output", out, "adapter to write (safetensors)")->required();
     app.add_option("--train", train, "tensors to train, comma-separated: T, mult, affine (v_scale, v_bias), "
                    "sketch (k_mean, k_proj, q_proj)")->capture_default_str();
+    app.add_option("--lora", lora, "also train LoRA of this rank on Wq and Wk (model/lora.h; run/ppl/bench apply it)")
+        ->check(int_range(1, 16));
     app.add_option("--steps", steps, "optimizer steps")->capture_default_str()->check(int_range(1, 10000000));
     app.add_option("--warmup", warmup, "linear warmup steps")->capture_default_str()->check(int_range(0, 10000000));
     app.add_option("--lr", lr, "peak learning rate (AdamW)")->capture_default_str()->check(float_range(0, 10));
     app.add_option("--lr-min", lr_min, "final learning rate of the cosine (default lr / 10)")->check(float_range(0, 10));
+    app.add_option("--lr-affine", lr_affine, "peak learning rate of the value affine (default --lr)")
+        ->check(float_range(0, 10));
+    app.add_option("--lr-sketch", lr_sketch, "peak learning rate of k_mean, k_proj and q_proj (default --lr; "
+                   "q_proj's steps are scaled by sqrt(pi/2)/bits, the scale of its entries)")
+        ->check(float_range(0, 10));
     app.add_option("--seq", seq, "tokens per training sequence")->capture_default_str()->check(int_range(2, 8192));
     app.add_option("--batch", batch, "sequences per step")->capture_default_str()->check(int_range(1, 4096));
     app.add_option("--clip", clip, "gradient-norm clipping bound")->capture_default_str()->check(float_range(1e-12, 1e12));
@@ -110,54 +121,25 @@ void write_calibration(const FinetuneOptions& o, const CacheSpec& spec, Model& m
   out.commit();
 }
 
-// The trained T, multipliers and value affine as a kv adapter (kv/calib/adapter.h) that run, ppl,
-// compare and eval load with --calib: the student's formulas for these tensors are the cache's
-// (train/attention.h). The sketch tensors are not written: the student centres without the cache's
-// exact q.mu term and scales its decoder by sqrt(pi/2)/b, so they would not mean the same there.
-void write_kv_adapter(const FinetuneOptions& o, const CacheSpec& spec, Model& model, train::Distiller& d,
-                      size_t tokens) {
-  const train::ParamBuffer& p = d.params();
-  auto tensor = [&](const std::string& name) {
-    const train::ParamTensor* t = p.find(name);
-    check(t != nullptr, "finetune: no tensor '" + name + "'");
-    AdapterTensor a;
-    a.shape = t->shape;
-    a.data.assign(p.values().begin() + t->offset, p.values().begin() + t->offset + t->size);
-    return a;
-  };
-  Adapter a;
-  a.model_id = model.cache_geometry(1).model_id;
-  a.cache = calib_spec_string(spec);
-  a.stage = "2 (finetune --train " + o.train + ")";
-  for (const auto& f : o.files) a.text += (a.text.empty() ? "" : ";") + f;
-  a.tokens = (int64_t)tokens;
-  a.temperature = tensor("temperature");
-  for (int il = 0; il < model.config().n_layer; ++il) {
-    const std::string b = "blk." + std::to_string(il) + ".";
-    AdapterLayer l;
-    if (p.find(b + "logit_mult")->trainable) l.logit_mult = tensor(b + "logit_mult");
-    if (p.find(b + "v_scale")->trainable) l.v_scale = tensor(b + "v_scale"), l.v_bias = tensor(b + "v_bias");
-    a.layers.push_back(std::move(l));
-  }
-  OutputFile out(o.out);
-  out.close_stream();
-  save_adapter(out.temp_path(), a);
-  out.commit();
-}
-
 int finetune_cmd(FinetuneOptions& o) {
+  if (const size_t at = o.cache.find('@'); at != std::string::npos) {
+    check(o.calib.empty() || o.calib == o.cache.substr(at + 1), "finetune: --calib and --cache SPEC@FILE name two files");
+    o.calib = o.cache.substr(at + 1);
+    o.cache.resize(at);
+  }
   const CacheSpec spec = parse_cache_spec(o.cache);
   check(spec.type == "h1b", "finetune trains an h1b cache (got --cache " + spec.str() + ")");
-  // the student (train/attention.h) has no orthogonal blocks, no fitted start and no exact layers
-  for (const char* k : {"orth", "center", "itq", "ridge", "exact_layers"})
-    check(spec.get_float(k) == 0, "finetune: the h1b option '" + std::string(k) + "' is not supported yet (got --cache " +
-                                  spec.str() + ")");
   train::DistillOptions dopt = parse_train(o.train, o.beta);
   dopt.ste = o.ste == "none" ? train::AttentionConfig::Ste::none
              : o.ste == "identity" ? train::AttentionConfig::Ste::identity : train::AttentionConfig::Ste::scaled;
   if (o.checkpoint.empty()) o.checkpoint = o.out + ".ckpt";
   std::vector<std::string> inputs = o.files;
   inputs.push_back(o.model);
+  if (!o.calib.empty()) {
+    check_regular_file(o.calib);
+    check(is_adapter_file(o.calib), o.calib + ": finetune starts from an adapter (safetensors), not a JSON calibration");
+    inputs.push_back(o.calib);
+  }
   if (!o.resume.empty()) {
     check_regular_file(o.resume);
     if (o.resume != o.checkpoint) inputs.push_back(o.resume);  // resuming in place is the usual case
@@ -183,7 +165,23 @@ int finetune_cmd(FinetuneOptions& o) {
   }
   const auto seqs = train::make_sequences(toks, o.seq, l.tok->add_bos() ? l.tok->bos() : -1);
 
+  dopt.lora_rank = o.lora;
+  Adapter init;
+  if (!o.calib.empty()) {
+    init = load_adapter(o.calib);
+    dopt.init = &init, dopt.init_path = o.calib;
+  }
   train::Distiller dist(model, spec, dopt);
+  for (size_t i = 0; i < dist.params().tensors().size(); ++i) {  // per-group learning rates
+    const train::ParamTensor& t = dist.params().tensors()[i];
+    auto ends = [&](const char* s) {
+      return t.name.size() >= std::strlen(s) && t.name.compare(t.name.size() - std::strlen(s), std::string::npos, s) == 0;
+    };
+    const double r = o.lr > 0 ? 1 / o.lr : 0;
+    if (o.lr_affine >= 0 && (ends("v_scale") || ends("v_bias"))) dist.params().set_lr_scale(i, (float)(t.lr_scale * o.lr_affine * r));
+    if (o.lr_sketch >= 0 && (ends("k_mean") || ends("k_proj") || ends("q_proj")))
+      dist.params().set_lr_scale(i, (float)(t.lr_scale * o.lr_sketch * r));
+  }
   train::FinetuneConfig fc;
   fc.steps = o.steps, fc.warmup = std::min(o.warmup, o.steps), fc.batch = o.batch;
   fc.lr = (float)o.lr, fc.lr_min = (float)(o.lr_min >= 0 ? o.lr_min : o.lr / 10);
@@ -205,10 +203,16 @@ int finetune_cmd(FinetuneOptions& o) {
                   s.loss, ema, s.lr, s.grad_norm, s.tokens_per_s, s.seconds);
   });
   progress_done();
-  if (dopt.train_sketch)  // a training artifact: run/ppl cannot load trained sketch tensors yet
-    write_safetensors(o.out, train::tensor_refs(dist.params()), train::adapter_metadata(dist));
-  else
-    write_kv_adapter(o, spec, model, dist, toks.size());
+  {
+    std::string text;
+    for (const auto& f : o.files) text += (text.empty() ? "" : ";") + f;
+    const Adapter a = train::kv_adapter(dist, /*f16=*/true, "2 (finetune --train " + o.train + ")" +
+                                        (o.calib.empty() ? "" : " from " + o.calib), text, (int64_t)toks.size());
+    OutputFile out(o.out);
+    out.close_stream();
+    save_adapter(out.temp_path(), a, /*f16=*/true);
+    out.commit();
+  }
   const float T = dist.params().values()[dist.params().find("temperature")->offset];
   if (!o.calib_out.empty()) write_calibration(o, spec, model, dist, toks.size());
   if (o.eval > 0)

@@ -12,6 +12,7 @@
 #include "model/model.h"
 #include "serve/scheduler.h"
 #include "serve/server.h"
+#include "util/file.h"
 #include "tokenize/chat.h"
 #include "tokenize/tokenizer.h"
 #include "util/error.h"
@@ -52,6 +53,7 @@ int serve(ServeOptions& o) {
   SchedulerConfig sc;
   sc.cache = spec;
   sc.calib = o.m.calib;
+  if (!sc.calib.empty()) check_regular_file(sc.calib), refuse_lora(sc.calib, "serve");
   sc.n_ctx = o.m.n_ctx;
   sc.max_sequences = o.max_sequences;
   sc.kv_budget = o.kv_budget_mb * 1e6;

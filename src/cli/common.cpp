@@ -11,7 +11,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "kv/calib/adapter.h"
 #include "kv/calib/h1b_calibration.h"
+#include "model/lora.h"
 #include "model/model.h"
 #include "tokenize/tokenizer.h"
 #include "util/error.h"
@@ -151,9 +153,23 @@ CacheSpec ModelOptions::resolve() const {
   return parse_cache_spec(cache);
 }
 
-std::unique_ptr<KvCache> make_cache_for(const Model& model, const CacheSpec& spec,
-                                        const ModelOptions& o) {
-  return make_cache(spec, model.cache_geometry(o.n_ctx), o.calib);
+std::unique_ptr<KvCache> make_cache_for(Model& model, const CacheSpec& spec, const ModelOptions& o) {
+  auto cache = make_cache(spec, model.cache_geometry(o.n_ctx), o.calib);
+  if (!o.calib.empty() && is_adapter_file(o.calib)) {
+    const Adapter a = load_adapter(o.calib);
+    if (adapter_has_lora(a)) {
+      static std::vector<std::unique_ptr<LoraHook>> hooks;  // the model keeps a raw pointer
+      hooks.push_back(std::make_unique<LoraHook>(model.config(), a, o.calib));
+      model.set_forward_hook(hooks.back().get());
+    }
+  }
+  return cache;
+}
+
+void refuse_lora(const std::string& calib, const std::string& cmd) {
+  if (calib.empty() || !is_adapter_file(calib)) return;
+  check(!adapter_has_lora(load_adapter(calib)),
+        calib + ": has LoRA tensors, which " + cmd + " does not apply (run, ppl and bench do)");
 }
 
 Loaded load_model(const std::string& path) {

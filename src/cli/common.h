@@ -54,8 +54,12 @@ struct ModelOptions {
 int apply_threads(int threads);  // returns the team size used
 
 // The cache of spec for model with o.n_ctx tokens, --calib applied; throws Error on a bad file.
-std::unique_ptr<KvCache> make_cache_for(const Model& model, const CacheSpec& spec,
-                                        const ModelOptions& o);
+// An adapter with LoRA tensors (model/lora.h) also sets the model's forward hook that applies them
+// (owned here, for the life of the process).
+std::unique_ptr<KvCache> make_cache_for(Model& model, const CacheSpec& spec, const ModelOptions& o);
+// Throws Error when calib is an adapter with LoRA tensors: cmd (compare, eval, serve) runs several
+// caches or batches through the model and does not apply them; run, ppl and bench do.
+void refuse_lora(const std::string& calib, const std::string& cmd);
 
 // Loaded model + tokenizer.
 struct Loaded {

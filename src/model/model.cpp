@@ -184,6 +184,7 @@ void Model::forward(const int32_t* tokens, int64_t n, int32_t pos0, KvCache& cac
     matmul(L.wq, xb_.data(), q_.data(), n);  // q: [n][n_head][hd]
     matmul(L.wk, xb_.data(), k_.data(), n);  // k: [n][n_kv][hd]
     matmul(L.wv, xb_.data(), v_.data(), n);  // v: [n][n_kv][hd]
+    if (hook_) hook_->project_qk(il, n, xb_.data(), q_.data(), k_.data());
     add_bias(q_.data(), L.bq, n);
     add_bias(k_.data(), L.bk, n);
     add_bias(v_.data(), L.bv, n);

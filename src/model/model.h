@@ -40,6 +40,9 @@ class ForwardHook {
   // k, v: [n][n_kv][hd] post-RoPE, out: [n][n_head][hd]. Returns false to let the cache attend.
   virtual bool attend(int il, int64_t n, const int32_t* pos, const float* q, const float* k,
                       const float* v, float scale, float* out) = 0;
+  // Adds to layer il's projections q = Wq xb: [n][n_head*hd] and k = Wk xb: [n][n_kv*hd] (before
+  // biases and RoPE) what an adapter adds (LoRA, model/lora.h); xb: [n][n_embd], the normed input.
+  virtual void project_qk(int il, int64_t n, const float* xb, float* q, float* k) {}
 };
 
 class Model {

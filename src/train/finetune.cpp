@@ -3,13 +3,63 @@
 #include <chrono>
 #include <cmath>
 
+#include "kv/calib/h1b_calibration.h"
 #include "train/safetensors.h"
+#include "util/fp16.h"
 #include "util/error.h"
 
 namespace h1bkv::train {
 
 std::map<std::string, std::string> adapter_metadata(Distiller& d) {
   return {{"model_id", d.model().cache_geometry(1).model_id}, {"cache", d.spec()}, {"format", "h1bkv-adapter-1"}};
+}
+
+Adapter kv_adapter(Distiller& d, bool f16, const std::string& stage, const std::string& text, int64_t tokens) {
+  ParamBuffer& p = d.params();
+  auto tensor = [&](size_t i) {
+    const ParamTensor& t = p.tensors()[i];
+    float* x = p.value(i);
+    if (f16 && t.size > kF16MinValues)
+      for (size_t e = 0; e < t.size; ++e) x[e] = fp16_to_f32(f32_to_fp16(x[e]));
+    AdapterTensor a;
+    a.shape = t.shape;
+    a.data.assign(x, x + t.size);
+    return a;
+  };
+  auto index = [&](const std::string& name) {
+    const ParamTensor* t = p.find(name);
+    check(t != nullptr, "finetune: no tensor '" + name + "'");
+    return (size_t)(t - p.tensors().data());
+  };
+  const CacheSpec spec = parse_cache_spec(d.spec());
+  Adapter a;
+  a.model_id = d.model().cache_geometry(1).model_id;
+  a.cache = calib_spec_string(spec);
+  a.stage = stage, a.text = text, a.tokens = tokens;
+  a.temperature = tensor(index("temperature"));
+  const bool qjl = spec.get("est") == "qjl";
+  for (int il = 0; il < d.model().config().n_layer; ++il) {
+    const std::string b = "blk." + std::to_string(il) + ".";
+    AdapterLayer l;
+    auto want = [&](const char* name) {
+      const size_t i = index(b + name);
+      return p.tensors()[i].trainable || d.from_adapter(i);
+    };
+    if (want("logit_mult")) l.logit_mult = tensor(index(b + "logit_mult"));
+    if (want("v_scale") || want("v_bias"))
+      l.v_scale = tensor(index(b + "v_scale")), l.v_bias = tensor(index(b + "v_bias"));
+    if (want("k_mean")) l.k_mean = tensor(index(b + "k_mean"));  // center=1 wants one on every layer
+    if (!d.exact_key_layer(il)) {
+      if (want("k_proj")) l.k_proj = tensor(index(b + "k_proj"));
+      if (qjl && want("q_proj")) l.q_proj = tensor(index(b + "q_proj"));
+    }
+    if (d.lora_rank() > 0 && (want("attn_q.lora_a") || want("attn_q.lora_b"))) {  // model/lora.h
+      l.q_lora_a = tensor(index(b + "attn_q.lora_a")), l.q_lora_b = tensor(index(b + "attn_q.lora_b"));
+      l.k_lora_a = tensor(index(b + "attn_k.lora_a")), l.k_lora_b = tensor(index(b + "attn_k.lora_b"));
+    }
+    a.layers.push_back(std::move(l));
+  }
+  return a;
 }
 
 namespace {

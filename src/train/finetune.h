@@ -55,4 +55,11 @@ int64_t load_checkpoint(const std::string& path, Distiller& d, AdamW& opt, const
 // Metadata of the adapter file: model id, cache spec.
 std::map<std::string, std::string> adapter_metadata(Distiller& d);
 
+// The student's tensors as a kv adapter (kv/calib/adapter.h) that the h1b cache of d's spec loads
+// and then attends as the student does: the temperature, and each tensor that trains or came from
+// the initial adapter (k_proj and q_proj not on exact-key layers; LoRA, model/lora.h). f16: the tensors save_adapter
+// stores as F16 (more than kF16MinValues values) are rounded to f16 in d too, so d stays what the
+// file holds. stage/text/tokens: the metadata.
+Adapter kv_adapter(Distiller& d, bool f16, const std::string& stage, const std::string& text, int64_t tokens);
+
 }  // namespace h1bkv::train

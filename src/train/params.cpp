@@ -47,11 +47,12 @@ void AdamW::step(ParamBuffer& p, float lr) {
   const float* g = p.grads().data();
   for (const auto& t : p.tensors()) {
     if (!t.trainable) continue;
+    const double lt = (double)lr * t.lr_scale;
     for (size_t i = t.offset; i < t.offset + t.size; ++i) {
       m_[i] = o_.beta1 * m_[i] + (1 - o_.beta1) * g[i];
       v_[i] = o_.beta2 * v_[i] + (1 - o_.beta2) * g[i] * g[i];
       const double mh = m_[i] / c1, vh = v_[i] / c2;
-      x[i] -= (float)(lr * (mh / (std::sqrt(vh) + o_.eps) + o_.weight_decay * x[i]));
+      x[i] -= (float)(lt * (mh / (std::sqrt(vh) + o_.eps) + o_.weight_decay * x[i]));
     }
   }
 }

@@ -13,6 +13,7 @@ struct ParamTensor {
   std::vector<int64_t> shape;  // row-major, outermost first
   size_t offset = 0, size = 0;
   bool trainable = true;       // frozen tensors keep their value; their gradient is ignored
+  float lr_scale = 1.0f;       // AdamW's step for this tensor: lr x lr_scale
 };
 
 class ParamBuffer {
@@ -21,6 +22,7 @@ class ParamBuffer {
   size_t add(const std::string& name, std::vector<int64_t> shape, float init, bool trainable);
   const std::vector<ParamTensor>& tensors() const { return tensors_; }
   const ParamTensor* find(const std::string& name) const;  // nullptr when absent
+  void set_lr_scale(size_t i, float s) { tensors_[i].lr_scale = s; }
   float* value(size_t i) { return value_.data() + tensors_[i].offset; }
   float* grad(size_t i) { return grad_.data() + tensors_[i].offset; }
   std::vector<float>& values() { return value_; }
@@ -43,7 +45,7 @@ struct AdamWOptions {
 class AdamW {
  public:
   explicit AdamW(AdamWOptions o = {}) : o_(o) {}
-  // One update of the trainable tensors with learning rate lr:
+  // One update of the trainable tensors with learning rate lr (x each tensor's lr_scale):
   //   m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2, t += 1
   //   x -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps) + lr wd x
   void step(ParamBuffer& p, float lr);

@@ -28,6 +28,8 @@ struct AttnFixture {
     A = R;
     auto noise = randn_d(A.size(), seed + 10, 0.2);
     for (size_t i = 0; i < A.size(); ++i) A[i] += noise[i];
+    if (c.est == h1bkv::SketchEst::qjl)  // the cache's convention: A ~ sqrt(pi/2)/b R
+      for (auto& x : A) x *= 1.2533141373155 / (b > 0 ? b : 1);
     for (int64_t i = 0; i < n; ++i) pos.push_back((int32_t)i);
   }
   h1bkv::train::AttentionTensors<double> tensors() {

@@ -34,6 +34,31 @@ TEST(TrainAttention, ExactGqaBackwardMatchesFiniteDifferences) {
   EXPECT_GRAD(v_bias, gvb, kBound);
 }
 
+// An exact-key layer (h1b exact_layers): compressed tokens' keys are a q4_0 or f16 round trip,
+// straight-through for k, so q, v and the affine have exact gradients (h moves no rounding of k)
+TEST(TrainAttention, ExactKeyLayerBackwardMatchesFiniteDifferences) {
+  for (auto e : {AttentionConfig::ExactKeys::q4, AttentionConfig::ExactKeys::f16}) {
+    AttentionConfig c = config(16, SketchEst::qjl, 0);
+    c.exact_keys = e;
+    AttnFixture f(c, 9, 500);
+    f.gradients();
+    constexpr double kBound = 1e-7;
+    EXPECT_GRAD(q, dq, kBound);
+    EXPECT_GRAD(v, dv, kBound);
+    EXPECT_GRAD(v_scale, gvs, kBound);
+    EXPECT_GRAD(v_bias, gvb, kBound);
+    // no sketch: the sketch tensors get no gradient
+    for (double x : f.gR) EXPECT_EQ(x, 0);
+    for (double x : f.gmu) EXPECT_EQ(x, 0);
+    EXPECT_EQ(f.gt[0], 0);
+    // and the q4 round trip changes the output (the layer is not plain exact attention)
+    if (e == AttentionConfig::ExactKeys::q4) {
+      AttnFixture x(config(0, SketchEst::qjl, 0), 9, 500);
+      EXPECT_GT(std::fabs(x.loss() - f.loss()), 1e-3);
+    }
+  }
+}
+
 class TrainSketchAttention : public testing::TestWithParam<SketchEst> {};
 
 TEST_P(TrainSketchAttention, TanhRelaxedBackwardMatchesFiniteDifferences) {

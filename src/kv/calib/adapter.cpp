@@ -23,10 +23,15 @@ constexpr uint64_t kMaxAdapterBytes = uint64_t{1} << 30;  // 1 GiB
 constexpr uint64_t kMaxHeaderBytes = uint64_t{16} << 20;  // 16 MiB of JSON
 constexpr int64_t kMaxDim = int64_t{1} << 24;
 
-const char* const kLayerNames[] = {"k_mean", "k_proj", "q_proj", "logit_mult", "v_scale", "v_bias"};
+// the cache's six, then the model's LoRA (model/lora.h; shapes checked there, not by check_adapter)
+constexpr int kLayerTensors = 10, kCacheTensors = 6;
+const char* const kLayerNames[kLayerTensors] = {"k_mean",        "k_proj",        "q_proj",        "logit_mult",
+                                                "v_scale",       "v_bias",        "attn_q.lora_a", "attn_q.lora_b",
+                                                "attn_k.lora_a", "attn_k.lora_b"};
 
 AdapterTensor& layer_tensor(AdapterLayer& l, int i) {
-  AdapterTensor* t[] = {&l.k_mean, &l.k_proj, &l.q_proj, &l.logit_mult, &l.v_scale, &l.v_bias};
+  AdapterTensor* t[] = {&l.k_mean, &l.k_proj,   &l.q_proj,   &l.logit_mult, &l.v_scale,
+                        &l.v_bias, &l.q_lora_a, &l.q_lora_b, &l.k_lora_a,   &l.k_lora_b};
   return *t[i];
 }
 const AdapterTensor& layer_tensor(const AdapterLayer& l, int i) {
@@ -46,7 +51,7 @@ bool parse_name(const std::string& s, int& layer, int& which) {
   }
   if (L >= kMaxAdapterLayers || (s[4] == '0' && dot - 4 > 1)) return false;
   const std::string rest = s.substr(dot + 1);
-  for (int i = 0; i < 6; ++i)
+  for (int i = 0; i < kLayerTensors; ++i)
     if (rest == kLayerNames[i]) return layer = L, which = i, true;
   return false;
 }
@@ -83,7 +88,8 @@ void save_adapter(const std::string& path, const Adapter& a, bool f16) {
     h[name] = {{"dtype", half ? "F16" : "F32"}, {"shape", t.shape}, {"data_offsets", {begin, data.size()}}};
   };
   for (size_t L = 0; L < a.layers.size(); ++L)
-    for (int i = 0; i < 6; ++i) add("blk." + std::to_string(L) + "." + kLayerNames[i], layer_tensor(a.layers[L], i));
+    for (int i = 0; i < kLayerTensors; ++i)
+      add("blk." + std::to_string(L) + "." + kLayerNames[i], layer_tensor(a.layers[L], i));
   add("temperature", a.temperature);
   std::string head = h.dump();
   while ((head.size() + 8) % 8) head.push_back(' ');  // data 8-byte aligned, as safetensors pads
@@ -140,7 +146,8 @@ Adapter load_adapter(const std::string& path) {
     const std::string where = bad + "tensor '" + name + "': ";
     int L = 0, which = 0;
     check(parse_name(name, L, which), bad + "unknown tensor name '" + name +
-                                          "' (valid: blk.L.{k_mean,k_proj,q_proj,logit_mult,v_scale,v_bias}, temperature)");
+                                          "' (valid: blk.L.{k_mean,k_proj,q_proj,logit_mult,v_scale,v_bias,attn_q.lora_a,attn_q.lora_b,attn_k.lora_a,"
+                                          "attn_k.lora_b}, temperature)");
     check(t.is_object() && t.contains("dtype") && t["dtype"].is_string() && t.contains("shape") &&
               t["shape"].is_array() && t.contains("data_offsets") && t["data_offsets"].is_array() &&
               t["data_offsets"].size() == 2,
@@ -207,7 +214,7 @@ void check_adapter(const Adapter& a, const std::string& path, const CacheSpec& s
   };
   const std::vector<int64_t> want[6] = {{nkv, d}, {nkv, b, d}, {nkv, b, d}, {nh}, {nh, d}, {nh, d}};
   for (size_t L = 0; L < a.layers.size(); ++L)
-    for (int i = 0; i < 6; ++i) {
+    for (int i = 0; i < kCacheTensors; ++i) {
       const AdapterTensor& t = layer_tensor(a.layers[L], i);
       check(!t.present() || t.shape == want[i], path + ": blk." + std::to_string(L) + "." + kLayerNames[i] +
                                                     " has shape " + shape_str(t.shape) + ", the cache needs " +

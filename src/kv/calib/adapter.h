@@ -12,6 +12,9 @@
 //   blk.L.v_scale, blk.L.v_bias [n_head][d]  head output -> v_scale * out + v_bias
 //   temperature      [1]                global T: hamming uses it instead of the spec's T; angle and
 //                                       qjl divide their sketched logits by it
+//   blk.L.attn_q.lora_a [r][n_embd], blk.L.attn_q.lora_b [n_head*d][r], blk.L.attn_k.lora_{a,b}
+//                    ([n_kv_head*d][r]): LoRA on Wq, Wk; the model's, not the cache's (model/lora.h
+//                    applies them; apply_adapter ignores them)
 #pragma once
 #include <cstdint>
 #include <string>
@@ -30,6 +33,7 @@ struct AdapterTensor {
 
 struct AdapterLayer {
   AdapterTensor k_mean, k_proj, q_proj, logit_mult, v_scale, v_bias;
+  AdapterTensor q_lora_a, q_lora_b, k_lora_a, k_lora_b;  // model/lora.h
 };
 
 struct Adapter {
