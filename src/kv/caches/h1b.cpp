@@ -214,7 +214,8 @@ void add_h1b_cache_types(std::vector<CacheTypeDef>& types) {
                 "h1b:sink=260,window=20", "h1b:bits=128,est=qjl,center=1,sink=4,window=16",
                 "h1b:bits=128,est=angle,orth=1,center=1", "h1b:bits=128,est=qjl,orth=1,exact_layers=1",
                 "h1b:bits=64,est=qjl,exact_layers=1,exact_type=q4,sink=2",
-                "h1b:bits=128,est=qjl,orth=1,center=1,itq=3,ridge=0.01,window=8", "h1b:est=hamming,center=1,itq=2"};
+                "h1b:bits=128,est=qjl,orth=1,center=1,itq=3,ridge=0.01,window=8", "h1b:est=hamming,center=1,itq=2",
+                "h1b:bits=64,est=qjl,orth=1,center=1,kl=3,sink=2,window=8"};
   t.exact_examples = {"h1b:window=1048576"};  // the window covers every token: all f16
   t.validate = validate_h1b_spec;
   t.make = [](const CacheSpec& spec, const CacheGeometry& g, const std::string& calib) {
