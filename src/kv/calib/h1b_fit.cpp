@@ -100,6 +100,13 @@ Adapter fit_h1b_adapter(const CacheSpec& spec, const CacheGeometry& g, const std
   a.model_id = g.model_id;
   a.cache = calib_spec_string(spec);
   check(o.kl == 0 || (seqs && (int)seqs->size() == g.n_layer), "adapter fit: kl needs the captured sequences of every layer");
+  if (o.kl > 0) {  // rows of the training sequences (all but the last of >= 2)
+    const std::vector<KlCapture>& s0 = *(*seqs)[0];
+    size_t rows = 0;
+    for (size_t i = 0; i + (s0.size() >= 2 ? 1 : 0) < s0.size(); ++i) rows += s0[i].rows.size();
+    check(rows > 0, "adapter fit: kl=" + std::to_string(o.kl) + " has no query to train on: no captured query sees a compressed " +
+                        "token (the context -c must exceed sink + window)");
+  }
   for (const char* part : {o.ridge > 0 ? "1a" : "", o.itq > 0 ? "1b" : "", o.kl > 0 ? "1c" : ""})
     if (*part) a.stage += (a.stage.empty() ? "" : "+") + std::string(part);
   if (a.stage.empty()) a.stage = "0";
@@ -201,10 +208,13 @@ Adapter fit_h1b_adapter(const CacheSpec& spec, const CacheGeometry& g, const std
       for (const KlFitResult& r : kls)
         tb += r.train_before / pairs, ta += r.train_after / pairs, hb += r.held_before / pairs,
             ha += r.held_after / pairs, kept += r.kept_start;
-      std::snprintf(buf, sizeof buf,
-                    "; attention KL (%d steps): train %.5f -> %.5f, held-out sequence %.5f -> %.5f; start kept in %d of %d "
-                    "(layer, KV head)",
-                    o.kl, tb, ta, hb, ha, kept, pairs);
+      const bool held = (*seqs)[0]->size() >= 2;
+      std::snprintf(buf, sizeof buf, "; attention KL (%d steps): train %.5f -> %.5f, ", o.kl, tb, ta);
+      *summary += buf;
+      if (held) std::snprintf(buf, sizeof buf, "held-out sequence %.5f -> %.5f", hb, ha);
+      else std::snprintf(buf, sizeof buf, "no held-out sequence (one captured)");
+      *summary += buf;
+      std::snprintf(buf, sizeof buf, "; start kept in %d of %d (layer, KV head)", kept, pairs);
       *summary += buf;
     }
   }
