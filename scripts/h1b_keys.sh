@@ -3,7 +3,9 @@
 # calibration text (TinyStories sample + two State of the Union addresses; never WikiText), then
 # one compare table on WikiText-2: f16, q4_0, KIVI 2/4, the equal-bytes KIVI rows, and per
 # b in {128, 256} (B="128 256 512" adds b=512) the cumulative stages baseline, +center, +orth, +exact first layers,
-# +ridge A, +ITQ (est=qjl, sink=4, window=64), and the paper's plain config (hamming, T=0.1).
+# +ridge A, +ITQ, and stage 1(c): R, A and per-head multipliers trained on attention KL from the
+# ridge start, with and without the exact first layers (est=qjl, sink=4, window=64), and the
+# paper's plain config (hamming, T=0.1).
 #   scripts/h1b_keys.sh                       # ctx 512, 8 chunks; adapters in calib/ (kept if present)
 #   CTX=2048 CHUNKS=2 scripts/h1b_keys.sh     # the same rows at ctx 2048
 #   B="128" scripts/h1b_keys.sh               # fewer rows
@@ -21,6 +23,7 @@ text=(-f "$shared/data/tinystories/sample.txt" -f "$shared/data/sotu/2010_barack
       -f "$shared/data/sotu/2018_donald_j_trump_r.txt")
 ridge=0.05   # lambda = 0.05 x samples
 itq=20       # ITQ iterations
+kl=200       # stage 1(c) steps
 exact=exact_layers=2,exact_type=q4
 
 # fit SPEC NAME: calibrate an adapter for SPEC into $out/NAME unless it exists; prints SPEC@FILE
@@ -41,6 +44,8 @@ for b in $bits; do
   caches+=";$(fit "$s,orth=1,center=1" "$b-qjl-s4w64-orth-center" | sed "s/center=1@/center=1,$exact@/")"
   caches+=";$(fit "$s,orth=1,center=1,ridge=$ridge" "$b-qjl-s4w64-orth-center-ridge" | sed "s/@/,$exact@/")"
   caches+=";$(fit "$s,orth=1,center=1,itq=$itq,ridge=$ridge" "$b-qjl-s4w64-orth-center-itq-ridge" | sed "s/@/,$exact@/")"
+  caches+=";$(fit "$s,orth=1,center=1,ridge=$ridge,kl=$kl" "$b-qjl-s4w64-orth-center-ridge-kl")"
+  caches+=";$(fit "$s,orth=1,center=1,ridge=$ridge,kl=$kl" "$b-qjl-s4w64-orth-center-ridge-kl" | sed "s/@/,$exact@/")"
 done
 for b in $bits; do caches+=";h1b:bits=$b"; done
 echo "compare: $caches" >&2

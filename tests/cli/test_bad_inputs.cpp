@@ -188,6 +188,8 @@ const std::vector<Row> kRows = {
     {"CompareChunksZero", "compare -m {M} -f {T} -c 64 --chunks 0", 2, "--chunks: 0 is out of range"},
     {"CalibrateChunksZero", "calibrate -m {M} -f {T} -c 64 --cache h1b -o {D}/c.json --chunks 0", 2, "--chunks: 0 is out of range"},
     {"CalibrateHugeStride", "calibrate -m {M} -f {T} -c 64 --chunks 1 --cache h1b -o {D}/c.json --stride 100000", 1, "--stride must be in [1, -c] = [1, 64]"},
+    {"CalibrateKlNoQuery", "calibrate -m {M} -f {T} -c 64 --chunks 2 --cache h1b:bits=64,est=qjl,sink=2,window=64,kl=5 -o {D}/c.safetensors", 1,
+     "kl=5 has no query to train on: no captured query sees a compressed token (the context -c must exceed sink + window)"},
     {"CalibrateStrideOverflow", "calibrate -m {M} -f {T} -c 64 --cache h1b -o {D}/c.json --stride 99999999999", 2, "--stride: 99999999999 is out of range"},
     {"BenchNegativeDepth", "bench -m {M} -p 16 -n 4 -d -2 -r 1", 2, "--n-depth: -2 is out of range (valid range [0, 16777216])"},
     {"BenchDepth1e9", "bench -m {M} -p 16 -n 4 -d 1000000000 -r 1", 2, "1000000000 is out of range"},

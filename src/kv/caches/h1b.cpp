@@ -29,12 +29,13 @@ H1bOptions h1b_options(const CacheSpec& spec) {
   o.center = spec.get("center") == "1";
   o.itq = (int)spec.get_int("itq");
   o.ridge = spec.get_float("ridge");
+  o.kl = (int)spec.get_int("kl");
   o.exact_layers = (int)spec.get_int("exact_layers");
   o.exact_type = spec.get("exact_type");
   return o;
 }
 
-bool h1b_needs_adapter(const H1bOptions& o) { return o.center || o.itq > 0 || o.ridge > 0; }
+bool h1b_needs_adapter(const H1bOptions& o) { return o.center || o.itq > 0 || o.ridge > 0 || o.kl > 0; }
 
 void validate_h1b_spec(const CacheSpec& spec) {
   const double T = spec.get_float("T");
@@ -43,6 +44,8 @@ void validate_h1b_spec(const CacheSpec& spec) {
   check(spec.get_int("window") >= 0, "cache 'h1b' option 'window': must be >= 0");
   check(spec.get_float("ridge") == 0 || spec.get("est") == "qjl",
         "cache 'h1b' option 'ridge': the decoder A is a qjl estimator (needs est=qjl)");
+  check(spec.get_int("kl") == 0 || spec.get("est") == "qjl",
+        "cache 'h1b' option 'kl': the attention-KL fit trains the qjl decoder A (needs est=qjl)");
 }
 
 namespace {
@@ -146,7 +149,8 @@ std::string save_h1b_calibration(KvCache& rec, const CacheSpec& spec, const std:
   const CacheGeometry& g = rec.geometry();
   if (h1b_needs_adapter(h1b_options(spec))) {  // stage 0/1 fits into an adapter
     std::string summary;
-    Adapter a = fit_h1b_adapter(spec, g, recorded_keys(rec), &summary);
+    const auto seqs = recorded_sequences(rec);
+    Adapter a = fit_h1b_adapter(spec, g, recorded_keys(rec), &summary, &seqs);
     std::string names;
     for (const auto& t : text) names += (names.empty() ? "" : ",") + t.substr(t.find_last_of('/') + 1);
     a.text = names;
@@ -197,6 +201,7 @@ void add_h1b_cache_types(std::vector<CacheTypeDef>& types) {
                {"center", "enum:0|1", "0", "sketch k - mu, mu per (layer, KV head) from calibrate (adapter)"},
                {"itq", "int", "0", "ITQ iterations rotating R per head_dim-row block (calibrate; adapter)", 0, 1000},
                {"ridge", "float", "0", "qjl: ridge decoder A, lambda = ridge x samples (calibrate; adapter); 0 = off", 0, 1e6},
+               {"kl", "int", "0", "qjl: steps of attention-KL descent on R, A and per-head multipliers (calibrate; adapter); 0 = off", 0, 100000},
                {"exact_layers", "int", "0", "first layers whose keys stay exact (exact_type)", 0, 4096},
                {"exact_type", "enum:f16|q4", "f16", "keys of the exact layers: f16 or q4_0"}};
   t.calib = CalibUse::optional;
@@ -209,13 +214,14 @@ void add_h1b_cache_types(std::vector<CacheTypeDef>& types) {
                 "h1b:sink=260,window=20", "h1b:bits=128,est=qjl,center=1,sink=4,window=16",
                 "h1b:bits=128,est=angle,orth=1,center=1", "h1b:bits=128,est=qjl,orth=1,exact_layers=1",
                 "h1b:bits=64,est=qjl,exact_layers=1,exact_type=q4,sink=2",
-                "h1b:bits=128,est=qjl,orth=1,center=1,itq=3,ridge=0.01,window=8", "h1b:est=hamming,center=1,itq=2"};
+                "h1b:bits=128,est=qjl,orth=1,center=1,itq=3,ridge=0.01,window=8", "h1b:est=hamming,center=1,itq=2",
+                "h1b:bits=64,est=qjl,orth=1,center=1,kl=3,sink=2,window=8"};
   t.exact_examples = {"h1b:window=1048576"};  // the window covers every token: all f16
   t.validate = validate_h1b_spec;
   t.make = [](const CacheSpec& spec, const CacheGeometry& g, const std::string& calib) {
     const bool adapter = !calib.empty() && is_adapter_file(calib);
     check(adapter || !h1b_needs_adapter(h1b_options(spec)),
-          "cache '" + spec.str() + "' (center, itq or ridge) needs an adapter: make one with 'h1bkv calibrate --cache " +
+          "cache '" + spec.str() + "' (center, itq, ridge or kl) needs an adapter: make one with 'h1bkv calibrate --cache " +
               spec.str() + " -f TEXT -o FILE', then pass --calib FILE (compare: '" + spec.str() + "@FILE')" +
               (calib.empty() ? "" : "; " + calib + " is a JSON calibration"));
     auto cache = make_h1b_cache(spec, g);

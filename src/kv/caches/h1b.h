@@ -1,8 +1,8 @@
 // The H1B-KV cache (arXiv 2510.05529): keys as b-bit sign sketches (sketch.h), values as int4
 // (int4_codec.h), optional exact f16 sinks and recent window (full_cache.h), one softmax.
 // Spec: "h1b:bits=256,est=hamming|angle|qjl,T=0.1,group=0|32|64,proj=layer|head,seed=42,
-// sink=0,window=0,orth=0|1,center=0|1,itq=0,ridge=0,exact_layers=0,exact_type=f16|q4"
-// (registry.h). center, itq and ridge are fitted by `h1bkv calibrate` into an adapter
+// sink=0,window=0,orth=0|1,center=0|1,itq=0,ridge=0,kl=0,exact_layers=0,exact_type=f16|q4"
+// (registry.h). center, itq, ridge and kl are fitted by `h1bkv calibrate` into an adapter
 // (kv/calib/adapter.h) that the cache then needs; the first exact_layers layers keep their keys
 // in f16 or q4_0 instead of sketches (values int4 as elsewhere).
 //
@@ -29,10 +29,11 @@ struct H1bOptions {
   bool center = false;    // fit a key mean (adapter)
   int itq = 0;            // ITQ iterations on R (adapter); 0 = off
   double ridge = 0;       // ridge decoder A with lambda = ridge x samples (adapter); 0 = off
+  int kl = 0;             // steps of attention-KL descent on R, A, multipliers (adapter; h1b_kl_fit.h); 0 = off
   int exact_layers = 0;   // first layers with exact keys (all layers when >= n_layer)
   std::string exact_type = "f16";  // f16 | q4 (q4_0 blocks)
 };
-// Whether spec's options need a fitted adapter file (center, itq, ridge).
+// Whether spec's options need a fitted adapter file (center, itq, ridge, kl).
 bool h1b_needs_adapter(const H1bOptions& o);
 H1bOptions h1b_options(const CacheSpec& spec);  // spec.type == "h1b"
 // Checks the values the option kinds cannot (T > 0, sink/window >= 0); throws Error.

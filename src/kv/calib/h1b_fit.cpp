@@ -90,7 +90,7 @@ double decode_error(const float* R, const float* A, int b, int d, const float* u
 }
 
 Adapter fit_h1b_adapter(const CacheSpec& spec, const CacheGeometry& g, const std::vector<const LayerKeys*>& keys,
-                        std::string* summary) {
+                        std::string* summary, const std::vector<const std::vector<KlCapture>*>* seqs) {
   const H1bOptions o = h1b_options(spec);
   check((int)keys.size() == g.n_layer, "adapter fit: keys of " + std::to_string(keys.size()) + " layers, the model has " +
                                            std::to_string(g.n_layer));
@@ -99,12 +99,24 @@ Adapter fit_h1b_adapter(const CacheSpec& spec, const CacheGeometry& g, const std
   Adapter a;
   a.model_id = g.model_id;
   a.cache = calib_spec_string(spec);
-  a.stage = o.ridge > 0 && o.itq > 0 ? "1a+1b" : o.ridge > 0 ? "1a" : o.itq > 0 ? "1b" : "0";
+  check(o.kl == 0 || (seqs && (int)seqs->size() == g.n_layer), "adapter fit: kl needs the captured sequences of every layer");
+  if (o.kl > 0) {  // rows of the training sequences (all but the last of >= 2)
+    const std::vector<KlCapture>& s0 = *(*seqs)[0];
+    size_t rows = 0;
+    for (size_t i = 0; i + (s0.size() >= 2 ? 1 : 0) < s0.size(); ++i) rows += s0[i].rows.size();
+    check(rows > 0, "adapter fit: kl=" + std::to_string(o.kl) + " has no query to train on: no captured query sees a compressed " +
+                        "token (the context -c must exceed sink + window)");
+  }
+  for (const char* part : {o.ridge > 0 ? "1a" : "", o.itq > 0 ? "1b" : "", o.kl > 0 ? "1c" : ""})
+    if (*part) a.stage += (a.stage.empty() ? "" : "+") + std::string(part);
+  if (a.stage.empty()) a.stage = "0";
   a.layers.resize(g.n_layer);
   const int pairs = g.n_layer * nkv;
   std::vector<double> itq0(pairs, 0), itq1(pairs, 0), dec0(pairs, 0), dec1(pairs, 0);
   std::vector<int64_t> used(pairs, 0);
-  std::vector<std::vector<float>> mus(pairs), Rs(pairs), As(pairs);
+  std::vector<std::vector<float>> mus(pairs), Rs(pairs), As(pairs), mults(pairs);
+  std::vector<KlFitResult> kls(pairs);
+  const int G = g.n_head / nkv;
 #pragma omp parallel for schedule(dynamic, 1)
   for (int pr = 0; pr < pairs; ++pr) {
     const int il = pr / nkv, h = pr % nkv;
@@ -141,6 +153,23 @@ Adapter fit_h1b_adapter(const CacheSpec& spec, const CacheGeometry& g, const std
       dec0[pr] = decode_error(R.data(), A0.data(), b, d, u.data(), N);
       dec1[pr] = decode_error(R.data(), As[pr].data(), b, d, u.data(), N);
     }
+    if (o.kl > 0) {
+      if (As[pr].empty()) {  // qjl's own decoder: sqrt(pi/2)/b R
+        As[pr].resize(R.size());
+        for (size_t i = 0; i < R.size(); ++i) As[pr][i] = (float)(std::sqrt(kPi / 2) / b) * R[i];
+      }
+      const std::vector<KlCapture>& cs = *(*seqs)[il];
+      std::vector<KlHeadSeq> train, held;
+      for (size_t i = 0; i < cs.size(); ++i)
+        (cs.size() >= 2 && i + 1 == cs.size() ? held : train).push_back(kl_head_seq(cs[i], h, nkv, g.n_head, d, mus[pr].data()));
+      KlGeom kg{d, b, G, cs.empty() ? 0.0f : cs[0].scale, o.sink, o.window};
+      KlFitOptions ko;
+      ko.steps = o.kl;
+      ko.seed = o.sketch.seed * 1000003 + (uint64_t)pr;
+      mults[pr].assign(G, 1.0f);
+      kls[pr] = kl_fit_head(kg, train, held, R, As[pr], mults[pr], ko);
+      Rs[pr] = R;
+    }
   }
   double mi0 = 0, mi1 = 0, md0 = 0, md1 = 0;
   int64_t nmin = INT64_MAX;
@@ -157,8 +186,9 @@ Adapter fit_h1b_adapter(const CacheSpec& spec, const CacheGeometry& g, const std
       for (int h = 0; h < nkv; ++h) t.data.insert(t.data.end(), v[il * nkv + h].begin(), v[il * nkv + h].end());
     };
     if (o.center) stack(mus, l.k_mean, {nkv, d});
-    if (o.itq > 0) stack(Rs, l.k_proj, {nkv, b, d});
-    if (o.ridge > 0) stack(As, l.q_proj, {nkv, b, d});
+    if (o.itq > 0 || o.kl > 0) stack(Rs, l.k_proj, {nkv, b, d});
+    if (o.ridge > 0 || o.kl > 0) stack(As, l.q_proj, {nkv, b, d});
+    if (o.kl > 0) stack(mults, l.logit_mult, {g.n_head});
   }
   if (summary) {
     char buf[256];
@@ -170,6 +200,21 @@ Adapter fit_h1b_adapter(const CacheSpec& spec, const CacheGeometry& g, const std
     }
     if (o.ridge > 0) {
       std::snprintf(buf, sizeof buf, "; unit-key decode error |u - A^T s|^2: qjl %.4f -> ridge %.4f", md0, md1);
+      *summary += buf;
+    }
+    if (o.kl > 0) {
+      double tb = 0, ta = 0, hb = 0, ha = 0;
+      int kept = 0;
+      for (const KlFitResult& r : kls)
+        tb += r.train_before / pairs, ta += r.train_after / pairs, hb += r.held_before / pairs,
+            ha += r.held_after / pairs, kept += r.kept_start;
+      const bool held = (*seqs)[0]->size() >= 2;
+      std::snprintf(buf, sizeof buf, "; attention KL (%d steps): train %.5f -> %.5f, ", o.kl, tb, ta);
+      *summary += buf;
+      if (held) std::snprintf(buf, sizeof buf, "held-out sequence %.5f -> %.5f", hb, ha);
+      else std::snprintf(buf, sizeof buf, "no held-out sequence (one captured)");
+      *summary += buf;
+      std::snprintf(buf, sizeof buf, "; start kept in %d of %d (layer, KV head)", kept, pairs);
       *summary += buf;
     }
   }

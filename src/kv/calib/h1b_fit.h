@@ -7,7 +7,10 @@
 //           B V^T = U S W^T, minimising |B - Q V|_F^2; then R_blk <- Q R_blk
 //   ridge   qjl decoder A = D^T, D = U S^T (S S^T + lambda I)^-1 with S = sign(R Xc) [b][N] and
 //           lambda = ridge * N: least squares of u from its sign code; logit = scale |k - mu| <A q, s>
-// Written into an adapter (adapter.h): k_mean (center), k_proj (itq), q_proj (ridge).
+//   kl      R, A and the multipliers of the KV head's query heads trained on attention KL
+//           (h1b_kl_fit.h), from the fits above (A: ridge, else qjl's sqrt(pi/2)/b R)
+// Written into an adapter (adapter.h): k_mean (center), k_proj (itq, kl), q_proj (ridge, kl),
+// logit_mult (kl).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -15,6 +18,7 @@
 
 #include "kv/cache.h"
 #include "kv/calib/adapter.h"
+#include "kv/calib/h1b_kl_fit.h"
 #include "kv/registry.h"
 
 namespace h1bkv {
@@ -36,10 +40,12 @@ std::vector<float> ridge_solve(const float* s, const float* u, int64_t N, int b,
 // Mean |u - A^T s|^2 over u [N][d], s = sign(R u), A [b][d].
 double decode_error(const float* R, const float* A, int b, int d, const float* u, int64_t N);
 
-// The adapter of spec (center / itq / ridge) fitted on keys[layer] (n_layer entries); stage
-// "0" (center only), "1a" (ridge), "1b" (itq) or "1a+1b"; tokens = the fewest keys of a (layer,
-// KV head) it used. summary: a line of before/after errors.
+// The adapter of spec (center / itq / ridge / kl) fitted on keys[layer] (n_layer entries) and,
+// for kl, the captured sequences seqs[layer] (the last sequence held out when there are >= 2);
+// stage "0" (center only) or the fits joined by '+' ("1a" ridge, "1b" itq, "1c" kl); tokens =
+// the fewest keys of a (layer, KV head) it used. summary: a line of before/after errors.
 Adapter fit_h1b_adapter(const CacheSpec& spec, const CacheGeometry& g, const std::vector<const LayerKeys*>& keys,
-                        std::string* summary = nullptr);
+                        std::string* summary = nullptr,
+                        const std::vector<const std::vector<KlCapture>*>* seqs = nullptr);
 
 }  // namespace h1bkv

@@ -134,6 +134,7 @@ class RecordingLayer : public LayerCache {
         for (int h = 0; h < nkv; ++h)
           if ((int64_t)fit_keys_[h].size() < kMaxFitKeys * d)
             fit_keys_[h].insert(fit_keys_[h].end(), k + (i * nkv + h) * d, k + (i * nkv + h + 1) * d);
+      if (o_.kl > 0) capture_keys(n, pos, k, t0);
       inner_->append(n, pos, k, v);
       return;
     }
@@ -150,7 +151,10 @@ class RecordingLayer : public LayerCache {
 
   void do_attend(int64_t n_q, const int32_t* q_pos, const float* q, float scale, float* out) override {
     inner_->attend(n_q, q_pos, q, scale, out);
-    if (collect_) return;
+    if (collect_) {
+      if (o_.kl > 0) capture_queries(n_q, q_pos, q, scale);
+      return;
+    }
     const std::vector<int32_t>& pos_ = positions();
     std::vector<int64_t> qs;
     for (int64_t i = 0; i < n_q; ++i)
@@ -194,8 +198,45 @@ class RecordingLayer : public LayerCache {
 
   std::vector<KlCurve>& curves() { return curves_; }
   const std::vector<std::vector<float>>& fit_keys() const { return fit_keys_; }
+  const std::vector<KlCapture>& sequences() const { return seqs_; }
 
  private:
+  // A sequence starts when the cache is empty (t0 = 0); it is kept while the layer's total stays
+  // within kMaxKlTokens.
+  void capture_keys(int64_t n, const int32_t* pos, const float* k, int64_t t0) {
+    const size_t row = (size_t)g_.n_kv_head * g_.head_dim;
+    if (t0 == 0) {
+      capturing_ = kl_tokens_ + n <= kMaxKlTokens;
+      if (capturing_) seqs_.emplace_back();
+    }
+    if (!capturing_ || seqs_.empty() || seqs_.back().n() != t0) return capturing_ = false, void();
+    if (kl_tokens_ + n > kMaxKlTokens) {  // the sequence outgrew the budget: drop it
+      kl_tokens_ -= seqs_.back().n();
+      seqs_.pop_back();
+      capturing_ = false;
+      return;
+    }
+    KlCapture& c = seqs_.back();
+    c.k.insert(c.k.end(), k, k + n * row);
+    c.pos.insert(c.pos.end(), pos, pos + n);
+    kl_tokens_ += n;
+  }
+
+  void capture_queries(int64_t n_q, const int32_t* q_pos, const float* q, float scale) {
+    if (!capturing_ || seqs_.empty()) return;
+    KlCapture& c = seqs_.back();
+    c.scale = scale;
+    const size_t row = (size_t)g_.n_head * g_.head_dim;
+    for (int64_t i = 0; i < n_q; ++i) {
+      if ((q_pos[i] + 1) % stride_ != 0) continue;
+      const int64_t ti = std::upper_bound(c.pos.begin(), c.pos.end(), q_pos[i]) - c.pos.begin() - 1;
+      // a compressed token exists: the first one past the sinks is outside the window
+      if (ti < o_.sink || (o_.window > 0 && c.pos[o_.sink] > (int64_t)q_pos[i] - o_.window)) continue;
+      c.rows.push_back(ti);
+      c.q.insert(c.q.end(), q + i * row, q + (i + 1) * row);
+    }
+  }
+
   CacheGeometry g_;
   H1bOptions o_;
   int stride_;
@@ -207,6 +248,9 @@ class RecordingLayer : public LayerCache {
   bool collect_;
   std::vector<std::vector<float>> fit_keys_;  // [n_kv_head][n][d] f32, past the sinks
   std::unique_ptr<LayerCache> inner_;
+  std::vector<KlCapture> seqs_;  // kl > 0: whole sequences
+  int64_t kl_tokens_ = 0;
+  bool capturing_ = false;
 };
 
 RecordingLayer& recorder_of(KvCache& cache, int il) {
@@ -236,6 +280,12 @@ std::vector<const std::vector<std::vector<float>>*> recorded_keys(KvCache& cache
   std::vector<const std::vector<std::vector<float>>*> k;
   for (int il = 0; il < cache.geometry().n_layer; ++il) k.push_back(&recorder_of(cache, il).fit_keys());
   return k;
+}
+
+std::vector<const std::vector<KlCapture>*> recorded_sequences(KvCache& cache) {
+  std::vector<const std::vector<KlCapture>*> s;
+  for (int il = 0; il < cache.geometry().n_layer; ++il) s.push_back(&recorder_of(cache, il).sequences());
+  return s;
 }
 
 void reset_recorded_curves(KvCache& cache) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kv/cache.h"
+#include "kv/calib/h1b_kl_fit.h"
 #include "kv/registry.h"
 
 namespace h1bkv {
@@ -43,9 +44,11 @@ void add_kl_sample(KlCurve& c, const float* e, const float* s, const uint8_t* ex
 // A cache for calibration runs: every layer attends exactly (an f16 cache, so the forward pass is
 // that of the f16 cache) and, for queries at positions p with (p + 1) % stride == 0, adds a KL
 // sample per query head comparing with the H1B cache of h1b_spec (uncalibrated, same tiers).
-// When h1b_spec needs an adapter (center, itq, ridge) it samples no KL and instead keeps the keys
+// When h1b_spec needs an adapter (center, itq, ridge, kl) it samples no KL and instead keeps the keys
 // of every token past the sinks (index >= max(1, sink) in each sequence), at most
-// kMaxFitKeys per (layer, KV head), for fit_h1b_adapter (h1b_fit.h).
+// kMaxFitKeys per (layer, KV head), for fit_h1b_adapter (h1b_fit.h). With kl > 0 it also keeps
+// whole sequences (KlCapture: every key, and the queries at positions p with (p + 1) % stride == 0
+// that see a compressed token), up to kMaxKlTokens tokens per layer.
 std::unique_ptr<KvCache> make_recording_cache(const CacheSpec& h1b_spec, const CacheGeometry& g,
                                               int stride = 4);
 // The curves recorded so far by such a cache: [n_layer][n_head]. Throws Error for another cache.
@@ -54,5 +57,8 @@ void reset_recorded_curves(KvCache& cache);
 constexpr int64_t kMaxFitKeys = 8192;
 // The kept keys, [n_layer] -> [n_kv_head] -> [n][d]; valid while cache lives.
 std::vector<const std::vector<std::vector<float>>*> recorded_keys(KvCache& cache);
+constexpr int64_t kMaxKlTokens = 16384;
+// The kept sequences, [n_layer] -> sequences (empty unless kl > 0); valid while cache lives.
+std::vector<const std::vector<KlCapture>*> recorded_sequences(KvCache& cache);
 
 }  // namespace h1bkv

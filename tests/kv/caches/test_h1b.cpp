@@ -195,6 +195,9 @@ TEST(H1bCache, ExactLayersCountedAndExact) {
   EXPECT_NE(error_of("h1b:exact_type=q8"), "");
   EXPECT_NE(error_of("h1b:exact_layers=-1"), "");
   EXPECT_NE(error_of("h1b:est=angle,ridge=0.1").find("needs est=qjl"), std::string::npos);
+  EXPECT_NE(error_of("h1b:est=hamming,kl=10").find("option 'kl': the attention-KL fit trains the qjl decoder A (needs est=qjl)"),
+            std::string::npos);
+  EXPECT_NE(error_of("h1b:est=qjl,kl=-1"), "");
 }
 
 // Rewinding by up to the largest batch keeps the window's exact copies; deeper rewinds throw.
