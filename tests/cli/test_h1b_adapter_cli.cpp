@@ -80,7 +80,7 @@ TEST(H1bAdapterCli, KlFitStories260KLowersHeldOutKlThenPpl) {
   const std::string ppl = "ppl -m " + model + " -f " + eval_text + " -c 128 --chunks 4 -t 1 ";
   const Result ok = run(ppl + "--cache " + spec + " --calib " + adapter);
   ASSERT_EQ(ok.code, 0) << ok.out;
-  EXPECT_GT(ppl_of(ok.out), 1.0) << ok.out;
+  EXPECT_GT(ppl_in_output(ok.out), 1.0) << ok.out;
   const Result other = run(ppl + "--cache h1b:bits=64,est=qjl,sink=2,window=8,orth=1,center=1,ridge=0.05 --calib " + adapter);
   EXPECT_NE(other.code, 0);
   EXPECT_NE(other.out.find("made for cache option kl=40, the cache has kl=0"), std::string::npos) << other.out;
