@@ -8,7 +8,9 @@
 #define H1BKV_TENSOR_SIMD_INL_H_
 #endif
 
+#if HWY_ARCH_X86
 #include <immintrin.h>
+#endif
 
 #include <cstdint>
 

@@ -1,6 +1,8 @@
 #include "kv/codecs/sketch.h"
 
+#if defined(__x86_64__)
 #include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <array>
