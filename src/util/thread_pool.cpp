@@ -86,12 +86,14 @@ class Pool {
     std::lock_guard<std::mutex> lk(grow_mu_);
     while ((int)workers_.size() < n) {
       const int id = (int)workers_.size();
-      workers_.emplace_back([this, id] { loop(id); });
+      // the generation before the job that grows the pool: a thread that starts late still sees
+      // that job (and at exit the stop) as a change
+      const uint64_t g = gen_.load();
+      workers_.emplace_back([this, id, g] { loop(id, g); });
     }
   }
 
-  void loop(int id) {
-    uint64_t seen = gen_.load();
+  void loop(int id, uint64_t seen) {
     for (;;) {
       // spin, then sleep until the generation changes
       const auto t0 = std::chrono::steady_clock::now();
