@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 pkgs=(build-essential cmake libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev bubblewrap
       libbenchmark-dev libomp-dev clang libclang-rt-14-dev gnuplot-nox python3
-      zlib1g-dev libbz2-dev libeigen3-dev libcpp-httplib-dev pkg-config curl
+      zlib1g-dev libbz2-dev libeigen3-dev libcpp-httplib-dev libhwy-dev pkg-config curl
       python3-venv chromium nginx)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

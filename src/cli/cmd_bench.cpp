@@ -1,6 +1,8 @@
 // h1bkv bench: llama-bench-style throughput table. pp<N>: prefill of N tokens from an empty
 // cache; tg<N> @ d<D>: N single-token decode steps after an untimed prefill of D tokens.
-// Mean +/- sample std over repetitions; peak RSS reported after the table.
+// Mean +/- sample std over repetitions; peak RSS reported after the table, then the kernel path
+// (tensor/isa.h) and for each decode test the bytes it read per token (weights + cache) per second
+// beside this machine's streaming read with the same threads.
 #include <nlohmann/json.hpp>
 #include <sys/resource.h>
 
@@ -13,6 +15,8 @@
 #include "io/ggml_type.h"
 #include "io/gguf.h"
 #include "model/model.h"
+#include "tensor/bandwidth.h"
+#include "tensor/isa.h"
 #include "util/error.h"
 #include "util/timer.h"
 
@@ -46,6 +50,7 @@ struct Row {
   std::string test;
   double mean = 0, sd = 0;
   std::vector<double> samples;
+  double read_bytes = 0;  // decode: bytes read per token (weights + cache), 0 for prefill
 };
 
 double peak_rss_bytes() {
@@ -81,6 +86,11 @@ int bench(BenchOptions& o) {
   std::vector<int32_t> toks(need);
   for (auto& t : toks) t = (int32_t)(rng() % c.n_vocab);
   std::vector<float> logits(c.n_vocab);
+  double weights_read = (double)model->weight_bytes();
+  if (const GgufTensor* out = model->gguf().find_tensor("output.weight"))
+    if (const GgufTensor* emb = model->gguf().find_tensor("token_embd.weight"); emb && out != emb)
+      weights_read -= (double)emb->n_bytes;
+  const Isa isa = active_isa();
 
   auto prefill = [&](int64_t n) {  // untimed fill to depth n in 512-token batches
     for (int64_t b = 0; b < n; b += 512)
@@ -111,6 +121,9 @@ int bench(BenchOptions& o) {
     for (int64_t n : o.tg) {
       Row r;
       r.test = "tg" + std::to_string(n) + (d ? " @ d" + std::to_string(d) : "");
+      // every matrix is read once per token (a tied embedding as the output head; an untied
+      // one only a row) plus the cache as held at the mean depth of the run
+      r.read_bytes = weights_read + cache->bytes_per_token() * ((double)d + (double)(n - 1) / 2);
       for (int k = 0; k < o.reps; ++k) {
         cache->clear();
         prefill(d);
@@ -126,14 +139,21 @@ int bench(BenchOptions& o) {
   for (const auto& t : model->gguf().tensors()) params += t.n_elements;
   const std::string ftype = ggml_type_name(model->gguf().find_tensor("blk.0.attn_q.weight")->type);
   const double rss = peak_rss_bytes();
+  bool decode = false;
+  for (const auto& r : rows) decode = decode || r.read_bytes > 0;
+  const double stream = decode ? stream_read_gbps(threads) : 0;  // after the RSS: its buffer is not the model's
   if (o.json) {
     nlohmann::json j = {{"model", o.m.model}, {"arch", c.arch}, {"weights_type", ftype},
                         {"size_bytes", model->weight_bytes()}, {"params", params},
                         {"cache", cache->spec()}, {"threads", threads},
-                        {"peak_rss_bytes", rss}, {"tests", nlohmann::json::array()}};
-    for (const auto& r : rows)
-      j["tests"].push_back({{"test", r.test}, {"tok_per_s", r.mean}, {"std", r.sd},
-                            {"samples", r.samples}});
+                        {"peak_rss_bytes", rss}, {"kernel_path", isa_name(isa)},
+                        {"tests", nlohmann::json::array()}};
+    if (decode) j["stream_read_gb_per_s"] = stream;
+    for (const auto& r : rows) {
+      nlohmann::json t = {{"test", r.test}, {"tok_per_s", r.mean}, {"std", r.sd}, {"samples", r.samples}};
+      if (r.read_bytes > 0) t["read_bytes_per_token"] = r.read_bytes, t["read_gb_per_s"] = r.read_bytes * r.mean / 1e9;
+      j["tests"].push_back(t);
+    }
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
@@ -147,6 +167,13 @@ int bench(BenchOptions& o) {
               "+ workspace and runtime\n",
               human_bytes(rss).c_str(), human_bytes((double)model->weight_bytes()).c_str(),
               human_bytes(cache->bytes_per_token() * need).c_str(), cache->bytes_per_token());
+  std::printf("kernel path %s (H1BKV_ISA=scalar|avx2|avx512 forces a lower one)\n", isa_name(isa));
+  for (const auto& r : rows)
+    if (r.read_bytes > 0)
+      std::printf("%s: %.1f GB/s read (%s per token: weights + cache), %.0f %% of the streaming read "
+                  "%.1f GB/s (%d threads)\n",
+                  r.test.c_str(), r.read_bytes * r.mean / 1e9, human_bytes(r.read_bytes).c_str(),
+                  100.0 * r.read_bytes * r.mean / 1e9 / stream, stream, threads);
   return 0;
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "tensor/isa.h"
 #include "util/error.h"
 #include "util/file.h"
 
@@ -53,6 +54,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    (void)h1bkv::active_isa();  // H1BKV_ISA (tensor/isa.h) is checked before any work
     for (auto& [sub, act] : actions)
       if (sub->parsed()) {
         const int rc = act();

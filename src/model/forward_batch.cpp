@@ -8,6 +8,7 @@
 #include "tensor/ops.h"
 #include "tensor/quant.h"
 #include "util/error.h"
+#include "util/thread_pool.h"
 
 namespace h1bkv {
 
@@ -78,8 +79,7 @@ void Model::forward_batch(const int32_t* tokens, const int32_t* pos, KvCache* co
     // Each row attends over its own cache; rows are independent, so they run in parallel. An
     // exception may not leave the parallel region: each row keeps its message for after it.
     std::vector<std::string> row_error(n);
-#pragma omp parallel for schedule(dynamic) if (n > 1)
-    for (int64_t i = 0; i < n; ++i) {
+    parallel_for(n, 1, [&](int64_t i, int64_t) {  // thread pool (util/thread_pool.h), a row per chunk
       try {
         LayerCache& lc = caches[i]->layer(il);
         lc.append(1, pos + i, k.data() + i * kvd, v.data() + i * kvd);
@@ -87,7 +87,7 @@ void Model::forward_batch(const int32_t* tokens, const int32_t* pos, KvCache* co
       } catch (const std::exception& e) {
         row_error[i] = std::string("batch row ") + std::to_string(i) + ": " + e.what();
       }
-    }
+    });
     for (const std::string& e : row_error) check(e.empty(), e);
     check_rows_finite(att.data(), n, qd, il, "attention output");
     matmul(L.wo, att.data(), xb.data(), n);

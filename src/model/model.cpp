@@ -1,7 +1,5 @@
 #include "model/model.h"
 
-#include <omp.h>
-
 #include <cmath>
 #include <cstring>
 
@@ -10,6 +8,7 @@
 #include "tensor/ops.h"
 #include "tensor/quant.h"
 #include "util/error.h"
+#include "util/thread_pool.h"
 
 namespace h1bkv {
 
@@ -56,6 +55,18 @@ std::vector<float> load_vector(const GgufFile& g, const std::string& name, int64
   std::vector<float> v(n);
   dequantize_row(t->type, t->data, v.data(), n);
   return v;
+}
+
+// f(i) for the n rows of a batch, on the thread pool when there are more than 8.
+template <class F>
+void rows_parallel(int64_t n, F f) {
+  if (n <= 8) {
+    for (int64_t i = 0; i < n; ++i) f(i);
+    return;
+  }
+  parallel_for(n, pool_chunk(n, pool_threads()), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) f(i);
+  });
 }
 
 }  // namespace
@@ -177,9 +188,7 @@ void Model::forward(const int32_t* tokens, int64_t n, int32_t pos0, KvCache& cac
   for (int il = 0; il < c.n_layer; ++il) {
     const LayerWeights& L = layers_[il];
     if (hook_) hook_->record(il, ForwardHook::Stage::layer_input, x_.data(), n, d);
-#pragma omp parallel for if (n > 8)
-    for (int64_t i = 0; i < n; ++i)
-      rmsnorm(x_.data() + i * d, L.attn_norm.data(), xb_.data() + i * d, d, c.rms_eps);
+    rows_parallel(n, [&](int64_t i) { rmsnorm(x_.data() + i * d, L.attn_norm.data(), xb_.data() + i * d, d, c.rms_eps); });
     check_finite(xb_.data(), n, d, pos0, il, "attention norm");
     matmul(L.wq, xb_.data(), q_.data(), n);  // q: [n][n_head][hd]
     matmul(L.wk, xb_.data(), k_.data(), n);  // k: [n][n_kv][hd]
@@ -188,11 +197,10 @@ void Model::forward(const int32_t* tokens, int64_t n, int32_t pos0, KvCache& cac
     add_bias(q_.data(), L.bq, n);
     add_bias(k_.data(), L.bk, n);
     add_bias(v_.data(), L.bv, n);
-#pragma omp parallel for if (n > 8)
-    for (int64_t i = 0; i < n; ++i) {
+    rows_parallel(n, [&](int64_t i) {
       rope(q_.data() + i * qd, c.n_head, (int)hd, c.n_rot, pos_[i], c.rope_base, c.rope_neox);
       rope(k_.data() + i * kvd, c.n_kv_head, (int)hd, c.n_rot, pos_[i], c.rope_base, c.rope_neox);
-    }
+    });
     check_finite(q_.data(), n, qd, pos0, il, "queries");
     check_finite(k_.data(), n, kvd, pos0, il, "keys");
     check_finite(v_.data(), n, kvd, pos0, il, "values");
@@ -205,9 +213,7 @@ void Model::forward(const int32_t* tokens, int64_t n, int32_t pos0, KvCache& cac
     add_inplace(x_.data(), xb_.data(), n * d);
 
     if (hook_) hook_->record(il, ForwardHook::Stage::ffn_input, x_.data(), n, d);
-#pragma omp parallel for if (n > 8)
-    for (int64_t i = 0; i < n; ++i)
-      rmsnorm(x_.data() + i * d, L.ffn_norm.data(), xb_.data() + i * d, d, c.rms_eps);
+    rows_parallel(n, [&](int64_t i) { rmsnorm(x_.data() + i * d, L.ffn_norm.data(), xb_.data() + i * d, d, c.rms_eps); });
     check_finite(xb_.data(), n, d, pos0, il, "feed-forward norm");
     matmul(L.w_gate, xb_.data(), gate_.data(), n);  // [n][n_ff]
     matmul(L.w_up, xb_.data(), up_.data(), n);      // [n][n_ff]

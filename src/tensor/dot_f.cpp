@@ -1,40 +1,59 @@
 // Dot kernels of the float weight types (F32, F16, BF16) with f32 activations. Weights are
 // widened to f32 (F16C for F16, a 16-bit shift for BF16) and multiplied with x in f32.
 // The AVX2 paths run 16 values per step in two accumulators per token; tails are scalar.
-#include <immintrin.h>
+// Compiled once per Highway target: AVX2 and AVX3_DL run the AVX2 code, others the references.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "tensor/dot_f.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
 
 #include "tensor/kernels.h"
-#include "tensor/simd.h"
+#include "tensor/simd-inl.h"
 #include "util/fp16.h"
 
+#ifndef H1BKV_DOT_F_ONCE
+#define H1BKV_DOT_F_ONCE
 namespace h1bkv::detail {
-namespace {
-
 #define ALWAYS_INLINE inline __attribute__((always_inline))
-
-struct F32W {
-  static ALWAYS_INLINE __m256 load8(const uint8_t* w, int64_t i) {
-    return _mm256_loadu_ps(reinterpret_cast<const float*>(w) + i);
-  }
-  static ALWAYS_INLINE float one(const uint8_t* w, int64_t i) {
-    return reinterpret_cast<const float*>(w)[i];
-  }
+// scalar element access of each weight type (the references and the vector tails)
+struct F32One {
+  static ALWAYS_INLINE float one(const uint8_t* w, int64_t i) { return reinterpret_cast<const float*>(w)[i]; }
 };
-struct F16W {
-  static ALWAYS_INLINE __m256 load8(const uint8_t* w, int64_t i) {
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2 * i)));
-  }
+struct F16One {
   static ALWAYS_INLINE float one(const uint8_t* w, int64_t i) {
     return fp16_to_f32(reinterpret_cast<const uint16_t*>(w)[i]);
   }
 };
-struct BF16W {
+struct BF16One {
+  static ALWAYS_INLINE float one(const uint8_t* w, int64_t i) {
+    return bf16_to_f32(reinterpret_cast<const uint16_t*>(w)[i]);
+  }
+};
+void dot_f32_ref(const uint8_t*, const uint8_t*, size_t, int, int64_t, float*);
+void dot_f16_ref(const uint8_t*, const uint8_t*, size_t, int, int64_t, float*);
+void dot_bf16_ref(const uint8_t*, const uint8_t*, size_t, int, int64_t, float*);
+}  // namespace h1bkv::detail
+#endif
+
+HWY_BEFORE_NAMESPACE();
+namespace h1bkv::detail::HWY_NAMESPACE {
+namespace {
+
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3_DL
+struct F32W : F32One {
+  static ALWAYS_INLINE __m256 load8(const uint8_t* w, int64_t i) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(w) + i);
+  }
+};
+struct F16W : F16One {
+  static ALWAYS_INLINE __m256 load8(const uint8_t* w, int64_t i) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2 * i)));
+  }
+};
+struct BF16W : BF16One {
   static ALWAYS_INLINE __m256 load8(const uint8_t* w, int64_t i) {
     const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2 * i));
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-  }
-  static ALWAYS_INLINE float one(const uint8_t* w, int64_t i) {
-    return bf16_to_f32(reinterpret_cast<const uint16_t*>(w)[i]);
   }
 };
 
@@ -71,6 +90,22 @@ void float_avx2(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t c
   }
 }
 
+void FillImpl(KernelSet& ks) {
+  ks.f32 = float_avx2<F32W>, ks.f16 = float_avx2<F16W>, ks.bf16 = float_avx2<BF16W>;
+}
+#else
+void FillImpl(KernelSet& ks) { ks.f32 = dot_f32_ref, ks.f16 = dot_f16_ref, ks.bf16 = dot_bf16_ref; }
+#endif
+
+}  // namespace
+void FillFloat(KernelSet* ks) { FillImpl(*ks); }
+}  // namespace h1bkv::detail::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace h1bkv::detail {
+namespace {
+
 template <class W>
 void float_ref(const uint8_t* w, const uint8_t* act, size_t st, int nt, int64_t cols, float* out) {
   for (int t = 0; t < nt; ++t) {
@@ -83,23 +118,22 @@ void float_ref(const uint8_t* w, const uint8_t* act, size_t st, int nt, int64_t 
 
 }  // namespace
 
-void dot_f32_avx2(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t c, float* o) {
-  float_avx2<F32W>(w, a, st, nt, c, o);
+HWY_EXPORT(FillFloat);
+
+void fill_float_kernels(Isa isa, KernelSet& ks) {
+  if (isa == Isa::scalar) ks.f32 = dot_f32_ref, ks.f16 = dot_f16_ref, ks.bf16 = dot_bf16_ref;
+  else HWY_DYNAMIC_DISPATCH(FillFloat)(&ks);
 }
-void dot_f16_avx2(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t c, float* o) {
-  float_avx2<F16W>(w, a, st, nt, c, o);
-}
-void dot_bf16_avx2(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t c, float* o) {
-  float_avx2<BF16W>(w, a, st, nt, c, o);
-}
+
 void dot_f32_ref(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t c, float* o) {
-  float_ref<F32W>(w, a, st, nt, c, o);
+  float_ref<F32One>(w, a, st, nt, c, o);
 }
 void dot_f16_ref(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t c, float* o) {
-  float_ref<F16W>(w, a, st, nt, c, o);
+  float_ref<F16One>(w, a, st, nt, c, o);
 }
 void dot_bf16_ref(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t c, float* o) {
-  float_ref<BF16W>(w, a, st, nt, c, o);
+  float_ref<BF16One>(w, a, st, nt, c, o);
 }
 
 }  // namespace h1bkv::detail
+#endif  // HWY_ONCE

@@ -4,21 +4,35 @@
 //         (j = 8 sub-blocks of 32; q4 in 0..15)
 //   Q6_K: d*dx * sum_j sc[j]*(dot(q6u_j, q8_j) - 32*bsums[j])   (j = 16 sub-blocks of 16;
 //         q6u = unsigned 6-bit value 0..63, i.e. the stored value before the -32)
-#include <immintrin.h>
+// Compiled once per Highway target: AVX2 and AVX3_DL run the AVX2 code (no AVX-512 version
+// yet), other targets the scalar references.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "tensor/dot_k.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
 
 #include "tensor/blocks.h"
 #include "tensor/kernels.h"
-#include "tensor/simd.h"
+#include "tensor/simd-inl.h"
 #include "util/fp16.h"
 
+#ifndef H1BKV_DOT_K_ONCE
+#define H1BKV_DOT_K_ONCE
 namespace h1bkv::detail {
-namespace {
-
 #define ALWAYS_INLINE inline __attribute__((always_inline))
-
 ALWAYS_INLINE const ActQ8_K* act_k(const uint8_t* act, size_t st, int t, int64_t i) {
   return reinterpret_cast<const ActQ8_K*>(act + (size_t)t * st) + i;
 }
+void dot_q4_k_ref(const uint8_t*, const uint8_t*, size_t, int, int64_t, float*);
+void dot_q6_k_ref(const uint8_t*, const uint8_t*, size_t, int, int64_t, float*);
+}  // namespace h1bkv::detail
+#endif
+
+HWY_BEFORE_NAMESPACE();
+namespace h1bkv::detail::HWY_NAMESPACE {
+namespace {
+
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3_DL
 ALWAYS_INLINE __m256i load256(const void* p) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
 }
@@ -36,7 +50,7 @@ void q4_k_tile(const uint8_t* w, const uint8_t* act, size_t st, int64_t cols, fl
     // mins duplicated per 16-value half so that they line up with bsums: [m0,m0,m1,m1,...]
     const __m128i mn8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(mn));
     const __m256i mins = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn8, mn8));
-    const float d = fp16_to_f32(b[i].d), dmin = fp16_to_f32(b[i].dmin);
+    const float d = half_to_float(b[i].d), dmin = half_to_float(b[i].dmin);
     __m256i sumi[NT];
     for (int t = 0; t < NT; ++t) sumi[t] = _mm256_setzero_si256();
     for (int c = 0; c < 4; ++c) {  // 64 values: qs[32c..32c+31] lo nibbles, then hi nibbles
@@ -73,7 +87,7 @@ void q6_k_tile(const uint8_t* w, const uint8_t* act, size_t st, int64_t cols, fl
     const int8_t* sc = b[i].scales;
     const __m256i scales =
         _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)));
-    const float d = fp16_to_f32(b[i].d);
+    const float d = half_to_float(b[i].d);
     __m256i sumi[NT];
     for (int t = 0; t < NT; ++t) sumi[t] = _mm256_setzero_si256();
     for (int h = 0; h < 2; ++h) {  // 128 values: ql[64h..64h+63], qh[32h..32h+31]
@@ -105,24 +119,39 @@ void q6_k_tile(const uint8_t* w, const uint8_t* act, size_t st, int64_t cols, fl
   for (int t = 0; t < NT; ++t) out[t] = hsum_ps(acc[t]);
 }
 
-}  // namespace
-
-void dot_q4_k_avx2(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t c, float* o) {
+template <void (*T1)(const uint8_t*, const uint8_t*, size_t, int64_t, float*),
+          void (*T2)(const uint8_t*, const uint8_t*, size_t, int64_t, float*),
+          void (*T3)(const uint8_t*, const uint8_t*, size_t, int64_t, float*),
+          void (*T4)(const uint8_t*, const uint8_t*, size_t, int64_t, float*)>
+void dispatch(const uint8_t* w, const uint8_t* act, size_t st, int nt, int64_t cols, float* out) {
   switch (nt) {
-    case 1: q4_k_tile<1>(w, a, st, c, o); break;
-    case 2: q4_k_tile<2>(w, a, st, c, o); break;
-    case 3: q4_k_tile<3>(w, a, st, c, o); break;
-    default: q4_k_tile<4>(w, a, st, c, o); break;
+    case 1: T1(w, act, st, cols, out); break;
+    case 2: T2(w, act, st, cols, out); break;
+    case 3: T3(w, act, st, cols, out); break;
+    default: T4(w, act, st, cols, out); break;
   }
 }
+void FillImpl(KernelSet& ks) {
+  ks.q4_k = dispatch<q4_k_tile<1>, q4_k_tile<2>, q4_k_tile<3>, q4_k_tile<4>>;
+  ks.q6_k = dispatch<q6_k_tile<1>, q6_k_tile<2>, q6_k_tile<3>, q6_k_tile<4>>;
+}
+#else
+void FillImpl(KernelSet& ks) { ks.q4_k = dot_q4_k_ref, ks.q6_k = dot_q6_k_ref; }
+#endif
 
-void dot_q6_k_avx2(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t c, float* o) {
-  switch (nt) {
-    case 1: q6_k_tile<1>(w, a, st, c, o); break;
-    case 2: q6_k_tile<2>(w, a, st, c, o); break;
-    case 3: q6_k_tile<3>(w, a, st, c, o); break;
-    default: q6_k_tile<4>(w, a, st, c, o); break;
-  }
+}  // namespace
+void FillK(KernelSet* ks) { FillImpl(*ks); }
+}  // namespace h1bkv::detail::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace h1bkv::detail {
+
+HWY_EXPORT(FillK);
+
+void fill_k_kernels(Isa isa, KernelSet& ks) {
+  if (isa == Isa::scalar) ks.q4_k = dot_q4_k_ref, ks.q6_k = dot_q6_k_ref;
+  else HWY_DYNAMIC_DISPATCH(FillK)(&ks);
 }
 
 void dot_q4_k_ref(const uint8_t* w, const uint8_t* act, size_t st, int nt, int64_t cols, float* out) {
@@ -171,3 +200,4 @@ void dot_q6_k_ref(const uint8_t* w, const uint8_t* act, size_t st, int nt, int64
 }
 
 }  // namespace h1bkv::detail
+#endif  // HWY_ONCE

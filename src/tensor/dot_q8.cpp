@@ -1,26 +1,60 @@
 // Dot kernels of the 32-wide block types against 8-bit activation blocks (ggml vec_dot_q*_q8_*):
 // Q4_0, Q5_0, Q8_0 x Q8_0 and Q4_1, Q5_1 x Q8_1. Per block an integer dot of 32 products,
 // scaled by d_w * d_x; the _1 types add m_w * s_x (s_x = d_x * sum(q_x)).
-// AVX2 paths: the weight block is unpacked once and used for every token of the tile.
-#include <immintrin.h>
+// Compiled once per Highway target (foreach_target): AVX2 = maddubs + madd on one block per
+// 256-bit step; AVX3_DL = the same code with vpdpbusd (AVX-512 VNNI, 256-bit form; Highway 1.0.3
+// has no op for it) in place of maddubs + madd (tensor/simd-inl.h dot_u8s8); other targets = the
+// scalar references. A 512-bit version taking two blocks per step was slower at decode on the
+// Xeon we measured (docs/speed.md) and was dropped. The weight block is unpacked once and used
+// for every token of the tile.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "tensor/dot_q8.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
 
 #include <cstring>
 
 #include "tensor/blocks.h"
 #include "tensor/kernels.h"
-#include "tensor/simd.h"
+#include "tensor/simd-inl.h"
 #include "util/fp16.h"
 
+#ifndef H1BKV_DOT_Q8_ONCE
+#define H1BKV_DOT_Q8_ONCE
 namespace h1bkv::detail {
-namespace {
-
 #define ALWAYS_INLINE inline __attribute__((always_inline))
-
 template <class A>
 ALWAYS_INLINE const A* act_block(const uint8_t* act, size_t stride, int t, int64_t i) {
   return reinterpret_cast<const A*>(act + (size_t)t * stride) + i;
 }
+// ref_rows and the block dots (defined below, once)
+void dot_q4_0_ref(const uint8_t*, const uint8_t*, size_t, int, int64_t, float*);
+void dot_q4_1_ref(const uint8_t*, const uint8_t*, size_t, int, int64_t, float*);
+void dot_q5_0_ref(const uint8_t*, const uint8_t*, size_t, int, int64_t, float*);
+void dot_q5_1_ref(const uint8_t*, const uint8_t*, size_t, int, int64_t, float*);
+void dot_q8_0_ref(const uint8_t*, const uint8_t*, size_t, int, int64_t, float*);
+}  // namespace h1bkv::detail
+#endif
 
+HWY_BEFORE_NAMESPACE();
+H1BKV_VNNI_BEGIN
+namespace h1bkv::detail::HWY_NAMESPACE {
+namespace {
+
+template <void (*T1)(const uint8_t*, const uint8_t*, size_t, int64_t, float*),
+          void (*T2)(const uint8_t*, const uint8_t*, size_t, int64_t, float*),
+          void (*T3)(const uint8_t*, const uint8_t*, size_t, int64_t, float*),
+          void (*T4)(const uint8_t*, const uint8_t*, size_t, int64_t, float*)>
+void dispatch(const uint8_t* w, const uint8_t* act, size_t st, int nt, int64_t cols, float* out) {
+  switch (nt) {
+    case 1: T1(w, act, st, cols, out); break;
+    case 2: T2(w, act, st, cols, out); break;
+    case 3: T3(w, act, st, cols, out); break;
+    default: T4(w, act, st, cols, out); break;
+  }
+}
+
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3_DL
 // ---- signed weights (Q4_0, Q5_0, Q8_0) x Q8_0: |q| * sign(y, q) with maddubs, as ggml does.
 template <int NT>
 ALWAYS_INLINE void signed_block(__m256i q, float d, const uint8_t* act, size_t st, int64_t i,
@@ -54,10 +88,10 @@ void signed_tile(const uint8_t* w, const uint8_t* act, size_t st, int64_t cols, 
   for (int t = 0; t < NT; ++t) acc0[t] = acc1[t] = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 1 < nb; i += 2) {
-    signed_block<NT>(Values(b[i]), fp16_to_f32(b[i].d), act, st, i, acc0);
-    signed_block<NT>(Values(b[i + 1]), fp16_to_f32(b[i + 1].d), act, st, i + 1, acc1);
+    signed_block<NT>(Values(b[i]), half_to_float(b[i].d), act, st, i, acc0);
+    signed_block<NT>(Values(b[i + 1]), half_to_float(b[i + 1].d), act, st, i + 1, acc1);
   }
-  if (i < nb) signed_block<NT>(Values(b[i]), fp16_to_f32(b[i].d), act, st, i, acc0);
+  if (i < nb) signed_block<NT>(Values(b[i]), half_to_float(b[i].d), act, st, i, acc0);
   for (int t = 0; t < NT; ++t) out[t] = hsum_ps(_mm256_add_ps(acc0[t], acc1[t]));
 }
 
@@ -109,18 +143,31 @@ void min_tile(const uint8_t* w, const uint8_t* act, size_t st, int64_t cols, flo
   }
 }
 
-template <void (*T1)(const uint8_t*, const uint8_t*, size_t, int64_t, float*),
-          void (*T2)(const uint8_t*, const uint8_t*, size_t, int64_t, float*),
-          void (*T3)(const uint8_t*, const uint8_t*, size_t, int64_t, float*),
-          void (*T4)(const uint8_t*, const uint8_t*, size_t, int64_t, float*)>
-void dispatch(const uint8_t* w, const uint8_t* act, size_t st, int nt, int64_t cols, float* out) {
-  switch (nt) {
-    case 1: T1(w, act, st, cols, out); break;
-    case 2: T2(w, act, st, cols, out); break;
-    case 3: T3(w, act, st, cols, out); break;
-    default: T4(w, act, st, cols, out); break;
-  }
+#define TILE(T, B, V) dispatch<T<B, V, 1>, T<B, V, 2>, T<B, V, 3>, T<B, V, 4>>
+void FillImpl(KernelSet& ks) {
+  ks.q4_0 = TILE(signed_tile, BlockQ4_0, q4_0_values);
+  ks.q5_0 = TILE(signed_tile, BlockQ5_0, q5_0_values);
+  ks.q8_0 = TILE(signed_tile, BlockQ8_0, q8_0_values);
+  ks.q4_1 = TILE(min_tile, BlockQ4_1, q4_1_values);
+  ks.q5_1 = TILE(min_tile, BlockQ5_1, q5_1_values);
 }
+#else  // no vector path for this target: the references
+void FillImpl(KernelSet& ks) {
+  ks.q4_0 = dot_q4_0_ref, ks.q5_0 = dot_q5_0_ref, ks.q8_0 = dot_q8_0_ref;
+  ks.q4_1 = dot_q4_1_ref, ks.q5_1 = dot_q5_1_ref;
+}
+#endif
+#undef TILE
+
+}  // namespace
+void FillQ8(KernelSet* ks) { FillImpl(*ks); }
+}  // namespace h1bkv::detail::HWY_NAMESPACE
+H1BKV_VNNI_END
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace h1bkv::detail {
+namespace {
 
 // ---- scalar references: same integer block dots, float accumulation in block order.
 template <class B, class A, int (*BlockDot)(const B&, const int8_t*)>
@@ -174,21 +221,16 @@ int dot_block_q8_0(const BlockQ8_0& b, const int8_t* y) {
 
 }  // namespace
 
-#define SIGNED_KERNEL(name, B, VALUES)                                                       \
-  void name##_avx2(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t c, float* o) { \
-    dispatch<signed_tile<B, VALUES, 1>, signed_tile<B, VALUES, 2>, signed_tile<B, VALUES, 3>,  \
-             signed_tile<B, VALUES, 4>>(w, a, st, nt, c, o);                                  \
+HWY_EXPORT(FillQ8);
+
+void fill_q8_kernels(Isa isa, KernelSet& ks) {
+  if (isa == Isa::scalar) {
+    ks.q4_0 = dot_q4_0_ref, ks.q5_0 = dot_q5_0_ref, ks.q8_0 = dot_q8_0_ref;
+    ks.q4_1 = dot_q4_1_ref, ks.q5_1 = dot_q5_1_ref;
+  } else {
+    HWY_DYNAMIC_DISPATCH(FillQ8)(&ks);
   }
-#define MIN_KERNEL(name, B, VALUES)                                                          \
-  void name##_avx2(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t c, float* o) { \
-    dispatch<min_tile<B, VALUES, 1>, min_tile<B, VALUES, 2>, min_tile<B, VALUES, 3>,          \
-             min_tile<B, VALUES, 4>>(w, a, st, nt, c, o);                                     \
-  }
-SIGNED_KERNEL(dot_q4_0, BlockQ4_0, q4_0_values)
-SIGNED_KERNEL(dot_q5_0, BlockQ5_0, q5_0_values)
-SIGNED_KERNEL(dot_q8_0, BlockQ8_0, q8_0_values)
-MIN_KERNEL(dot_q4_1, BlockQ4_1, q4_1_values)
-MIN_KERNEL(dot_q5_1, BlockQ5_1, q5_1_values)
+}
 
 void dot_q4_0_ref(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t c, float* o) {
   ref_rows<BlockQ4_0, ActQ8_0, dot_block_q4_0>(w, a, st, nt, c, o);
@@ -207,3 +249,4 @@ void dot_q8_0_ref(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t
 }
 
 }  // namespace h1bkv::detail
+#endif  // HWY_ONCE

@@ -3,6 +3,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "tensor/isa.h"
+
 namespace h1bkv::detail {
 
 // Dot products of one weight row (`cols` values of the row's type, blocks as in GGUF) with
@@ -18,24 +20,19 @@ using RowKernel = void (*)(const uint8_t* w, const uint8_t* act, size_t act_stri
 enum class ActKind { F32, Q8_0, Q8_1, Q8_K };
 
 // Quantizes one activation row of `cols` floats into dst ([cols/32] ActQ8_0 / ActQ8_1 or
-// [cols/256] ActQ8_K). The AVX2 and scalar versions give bit-identical blocks.
+// [cols/256] ActQ8_K). The dispatched (simd) and scalar versions give bit-identical blocks.
 void quantize_act_row(ActKind kind, const float* x, uint8_t* dst, int64_t cols, bool simd);
 size_t act_row_bytes(ActKind kind, int64_t cols);
 
-// Kernels: *_avx2 are the fast paths, *_ref the scalar references.
-#define H1BKV_DECLARE_KERNEL(name)                                                       \
-  void name##_avx2(const uint8_t*, const uint8_t*, size_t, int, int64_t, float*);        \
-  void name##_ref(const uint8_t*, const uint8_t*, size_t, int, int64_t, float*);
-H1BKV_DECLARE_KERNEL(dot_q4_0)  // x Q8_0
-H1BKV_DECLARE_KERNEL(dot_q4_1)  // x Q8_1
-H1BKV_DECLARE_KERNEL(dot_q5_0)  // x Q8_0
-H1BKV_DECLARE_KERNEL(dot_q5_1)  // x Q8_1
-H1BKV_DECLARE_KERNEL(dot_q8_0)  // x Q8_0
-H1BKV_DECLARE_KERNEL(dot_q4_k)  // x Q8_K
-H1BKV_DECLARE_KERNEL(dot_q6_k)  // x Q8_K
-H1BKV_DECLARE_KERNEL(dot_f32)   // x f32
-H1BKV_DECLARE_KERNEL(dot_f16)   // x f32
-H1BKV_DECLARE_KERNEL(dot_bf16)  // x f32
-#undef H1BKV_DECLARE_KERNEL
+// The row kernels of one kernel path. Each dot_*.cpp is compiled once per Highway target
+// (foreach_target) and fills its entries for the path given: scalar = the references.
+struct KernelSet {
+  RowKernel q4_0, q4_1, q5_0, q5_1, q8_0;  // x Q8_0 (q4_0, q5_0, q8_0) / Q8_1 (q4_1, q5_1)
+  RowKernel q4_k, q6_k;                    // x Q8_K
+  RowKernel f32, f16, bf16;                // x f32
+};
+void fill_q8_kernels(Isa isa, KernelSet& ks);     // dot_q8.cpp
+void fill_k_kernels(Isa isa, KernelSet& ks);      // dot_k.cpp
+void fill_float_kernels(Isa isa, KernelSet& ks);  // dot_f.cpp
 
 }  // namespace h1bkv::detail

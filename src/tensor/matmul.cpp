@@ -1,11 +1,10 @@
 // matmul / matmul_ref: y[n][rows] = x[n][cols] . W^T.
 // 1. x is quantized once per call to the weight type's activation format
 //    (scratch: [n][act_row_bytes] bytes; the float types use x as is).
-// 2. Rows are split over the OpenMP team; each weight row is combined with tiles of up to
-//    kTile tokens, so a row is read from memory once per call and unpacked once per tile.
+// 2. Rows are split into chunks for the thread pool (util/thread_pool.h); each weight row is
+//    combined with tiles of up to kTile tokens, so a row is read from memory once per call and
+//    unpacked once per tile. 3. The kernels are those of the active path (tensor/isa.h).
 #include "tensor/matmul.h"
-
-#include <omp.h>
 
 #include <algorithm>
 #include <vector>
@@ -14,6 +13,7 @@
 #include "tensor/kernels.h"
 #include "tensor/quant.h"
 #include "util/error.h"
+#include "util/thread_pool.h"
 
 namespace h1bkv {
 
@@ -23,21 +23,23 @@ namespace {
 
 struct TypeKernels {
   ActKind act;
-  RowKernel fast, ref;
+  RowKernel kern;
 };
 
-TypeKernels kernels_for(uint32_t type) {
+// The kernel of `type` on path `isa` (scalar = the references).
+TypeKernels kernels_for(uint32_t type, Isa isa) {
+  KernelSet ks{};
   switch (static_cast<GgmlType>(type)) {
-    case GgmlType::F32: return {ActKind::F32, dot_f32_avx2, dot_f32_ref};
-    case GgmlType::F16: return {ActKind::F32, dot_f16_avx2, dot_f16_ref};
-    case GgmlType::BF16: return {ActKind::F32, dot_bf16_avx2, dot_bf16_ref};
-    case GgmlType::Q4_0: return {ActKind::Q8_0, dot_q4_0_avx2, dot_q4_0_ref};
-    case GgmlType::Q4_1: return {ActKind::Q8_1, dot_q4_1_avx2, dot_q4_1_ref};
-    case GgmlType::Q5_0: return {ActKind::Q8_0, dot_q5_0_avx2, dot_q5_0_ref};
-    case GgmlType::Q5_1: return {ActKind::Q8_1, dot_q5_1_avx2, dot_q5_1_ref};
-    case GgmlType::Q8_0: return {ActKind::Q8_0, dot_q8_0_avx2, dot_q8_0_ref};
-    case GgmlType::Q4_K: return {ActKind::Q8_K, dot_q4_k_avx2, dot_q4_k_ref};
-    case GgmlType::Q6_K: return {ActKind::Q8_K, dot_q6_k_avx2, dot_q6_k_ref};
+    case GgmlType::F32: fill_float_kernels(isa, ks); return {ActKind::F32, ks.f32};
+    case GgmlType::F16: fill_float_kernels(isa, ks); return {ActKind::F32, ks.f16};
+    case GgmlType::BF16: fill_float_kernels(isa, ks); return {ActKind::F32, ks.bf16};
+    case GgmlType::Q4_0: fill_q8_kernels(isa, ks); return {ActKind::Q8_0, ks.q4_0};
+    case GgmlType::Q4_1: fill_q8_kernels(isa, ks); return {ActKind::Q8_1, ks.q4_1};
+    case GgmlType::Q5_0: fill_q8_kernels(isa, ks); return {ActKind::Q8_0, ks.q5_0};
+    case GgmlType::Q5_1: fill_q8_kernels(isa, ks); return {ActKind::Q8_1, ks.q5_1};
+    case GgmlType::Q8_0: fill_q8_kernels(isa, ks); return {ActKind::Q8_0, ks.q8_0};
+    case GgmlType::Q4_K: fill_k_kernels(isa, ks); return {ActKind::Q8_K, ks.q4_k};
+    case GgmlType::Q6_K: fill_k_kernels(isa, ks); return {ActKind::Q8_K, ks.q6_k};
     default: break;
   }
   throw Error("matmul: unsupported weight type " + ggml_type_name(type));
@@ -57,8 +59,9 @@ void check_view(const WeightView& w, int64_t n) {
 void run(const WeightView& w, const float* x, float* y, int64_t n, bool fast) {
   check_view(w, n);
   if (n == 0 || w.rows == 0) return;
-  const TypeKernels k = kernels_for(w.type);
-  const RowKernel kern = fast ? k.fast : k.ref;
+  const Isa isa = fast ? active_isa() : Isa::scalar;
+  const TypeKernels k = kernels_for(w.type, isa);
+  const RowKernel kern = k.kern;
   const int64_t rows = w.rows, cols = w.cols;
   const size_t stride = act_row_bytes(k.act, cols);  // bytes per activation row
 
@@ -75,19 +78,18 @@ void run(const WeightView& w, const float* x, float* y, int64_t n, bool fast) {
   const int64_t nblocks = (rows + rb_rows - 1) / rb_rows;
   const bool serial_quant = n <= 2;  // one or two rows: no need for a barrier
   if (k.act != ActKind::F32 && serial_quant)
-    for (int64_t t = 0; t < n; ++t) quantize_act_row(k.act, x + t * cols, buf + t * stride, cols, fast);
+    for (int64_t t = 0; t < n; ++t) quantize_act_row(k.act, x + t * cols, buf + t * stride, cols, isa != Isa::scalar);
 
-#pragma omp parallel
-  {
-    if (k.act != ActKind::F32 && !serial_quant) {
-#pragma omp for schedule(static)
-      for (int64_t t = 0; t < n; ++t) quantize_act_row(k.act, x + t * cols, buf + t * stride, cols, fast);
-    }  // implicit barrier
-    const uint8_t* a = k.act != ActKind::F32 ? buf : act;
-#pragma omp for schedule(static)
-    for (int64_t blk = 0; blk < nblocks; ++blk) {
+  const int threads = pool_threads();
+  if (k.act != ActKind::F32 && !serial_quant)
+    parallel_for(n, pool_chunk(n, threads, 1), [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) quantize_act_row(k.act, x + t * cols, buf + t * stride, cols, isa != Isa::scalar);
+    });
+  const uint8_t* a = k.act != ActKind::F32 ? buf : act;
+  parallel_for(nblocks, pool_chunk(nblocks, threads), [&](int64_t b0, int64_t b1) {
+    float out[kTile];
+    for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t r0 = blk * rb_rows, r1 = std::min(rows, r0 + rb_rows);
-      float out[kTile];
       for (int64_t t0 = 0; t0 < n; t0 += kTile) {
         const int nt = (int)std::min<int64_t>(kTile, n - t0);
         for (int64_t r = r0; r < r1; ++r) {
@@ -96,7 +98,7 @@ void run(const WeightView& w, const float* x, float* y, int64_t n, bool fast) {
         }
       }
     }
-  }
+  });
 }
 
 }  // namespace

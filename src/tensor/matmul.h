@@ -17,7 +17,8 @@ struct WeightView {
   const uint8_t* data = nullptr;
 };
 
-// y[n][rows] = x[n][cols] . W^T. x, y f32 row-major. Parallel over rows (OpenMP, current team size).
+// y[n][rows] = x[n][cols] . W^T. x, y f32 row-major. Parallel over rows (util/thread_pool.h: -t threads),
+// with the kernels of the active path (tensor/isa.h).
 void matmul(const WeightView& w, const float* x, float* y, int64_t n);
 
 // Same result computed by the scalar reference kernels (tests compare against it).

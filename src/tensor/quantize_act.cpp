@@ -4,16 +4,22 @@
 //   Q8_K:      per 256 values iscale = -127/max (max = the value of largest magnitude),
 //              q = min(127, round(iscale * x)), d = 1/iscale (f32), bsums[16] = sums of 16 q.
 // The AVX2 and scalar versions make the same float operations, so their blocks are identical.
-#include <immintrin.h>
+// Compiled once per Highway target: AVX2 and AVX3_DL use the AVX2 block, others the scalar one.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "tensor/quantize_act.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
 
 #include <cmath>
 #include <cstring>
 
 #include "tensor/blocks.h"
 #include "tensor/kernels.h"
-#include "tensor/simd.h"
+#include "tensor/simd-inl.h"
 #include "util/fp16.h"
 
+#ifndef H1BKV_QUANTIZE_ACT_ONCE
+#define H1BKV_QUANTIZE_ACT_ONCE
 namespace h1bkv::detail {
 namespace {
 
@@ -35,6 +41,30 @@ float q8_block_scalar(const float* x, int8_t* qs, int* sum) {
   return d;
 }
 
+// Q8_0 (with_sum false) or Q8_1 blocks of one row, block by block with `Block`.
+template <float (*Block)(const float*, int8_t*, int*)>
+void quantize_q8_row(const float* x, uint8_t* dst, int64_t nb, bool with_sum) {
+  for (int64_t i = 0; i < nb; ++i) {
+    int sum;
+    int8_t* qs = with_sum ? reinterpret_cast<ActQ8_1*>(dst)[i].qs : reinterpret_cast<ActQ8_0*>(dst)[i].qs;
+    const float d = Block(x + QK * i, qs, &sum);
+    if (with_sum) {
+      reinterpret_cast<ActQ8_1*>(dst)[i].d = fp16_round(d);
+      reinterpret_cast<ActQ8_1*>(dst)[i].s = fp16_round(d * (float)sum);
+    } else {
+      reinterpret_cast<ActQ8_0*>(dst)[i].d = fp16_round(d);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace h1bkv::detail
+#endif
+
+HWY_BEFORE_NAMESPACE();
+namespace h1bkv::detail::HWY_NAMESPACE {
+namespace {
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3_DL
 float q8_block_avx2(const float* x, int8_t* qs, int* sum) {
   __m256 v[4];
   const __m256 sign = _mm256_set1_ps(-0.0f);
@@ -64,22 +94,22 @@ float q8_block_avx2(const float* x, int8_t* qs, int* sum) {
   return d;
 }
 
-void quantize_q8_0(const float* x, ActQ8_0* y, int64_t nb, bool simd) {
-  for (int64_t i = 0; i < nb; ++i) {
-    int sum;
-    const float d = simd ? q8_block_avx2(x + QK * i, y[i].qs, &sum) : q8_block_scalar(x + QK * i, y[i].qs, &sum);
-    y[i].d = fp16_round(d);
-  }
-}
+#endif
+}  // namespace
 
-void quantize_q8_1(const float* x, ActQ8_1* y, int64_t nb, bool simd) {
-  for (int64_t i = 0; i < nb; ++i) {
-    int sum;
-    const float d = simd ? q8_block_avx2(x + QK * i, y[i].qs, &sum) : q8_block_scalar(x + QK * i, y[i].qs, &sum);
-    y[i].d = fp16_round(d);
-    y[i].s = fp16_round(d * (float)sum);
-  }
+void QuantizeQ8Row(const float* x, uint8_t* dst, int64_t nb, bool with_sum) {
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3_DL
+  quantize_q8_row<q8_block_avx2>(x, dst, nb, with_sum);
+#else
+  quantize_q8_row<q8_block_scalar>(x, dst, nb, with_sum);
+#endif
 }
+}  // namespace h1bkv::detail::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace h1bkv::detail {
+namespace {
 
 void quantize_q8_k(const float* x, ActQ8_K* y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, x += QK_K) {
@@ -108,6 +138,8 @@ void quantize_q8_k(const float* x, ActQ8_K* y, int64_t nb) {
 
 }  // namespace
 
+HWY_EXPORT(QuantizeQ8Row);
+
 size_t act_row_bytes(ActKind kind, int64_t cols) {
   switch (kind) {
     case ActKind::Q8_0: return (size_t)(cols / QK) * sizeof(ActQ8_0);
@@ -120,11 +152,15 @@ size_t act_row_bytes(ActKind kind, int64_t cols) {
 
 void quantize_act_row(ActKind kind, const float* x, uint8_t* dst, int64_t cols, bool simd) {
   switch (kind) {
-    case ActKind::Q8_0: quantize_q8_0(x, reinterpret_cast<ActQ8_0*>(dst), cols / QK, simd); break;
-    case ActKind::Q8_1: quantize_q8_1(x, reinterpret_cast<ActQ8_1*>(dst), cols / QK, simd); break;
+    case ActKind::Q8_0:
+    case ActKind::Q8_1:
+      if (simd) HWY_DYNAMIC_DISPATCH(QuantizeQ8Row)(x, dst, cols / QK, kind == ActKind::Q8_1);
+      else quantize_q8_row<q8_block_scalar>(x, dst, cols / QK, kind == ActKind::Q8_1);
+      break;
     case ActKind::Q8_K: quantize_q8_k(x, reinterpret_cast<ActQ8_K*>(dst), cols / QK_K); break;
     case ActKind::F32: std::memcpy(dst, x, (size_t)cols * sizeof(float)); break;
   }
 }
 
 }  // namespace h1bkv::detail
+#endif  // HWY_ONCE

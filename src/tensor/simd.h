@@ -1,5 +1,7 @@
-// Internal: small AVX2 helpers shared by the dot kernels (patterns as in ggml-cpu/arch/x86).
+// Internal: small AVX2 helpers for code compiled for the build's baseline (src/kv's kernels under
+// #if __AVX2__). The dispatched kernels use their per-target copy, tensor/simd-inl.h.
 #pragma once
+#if defined(__AVX2__)
 #include <immintrin.h>
 
 #include <cstdint>
@@ -45,3 +47,4 @@ inline __m256i dot_u8s8(__m256i u, __m256i s) {
 }
 
 }  // namespace h1bkv::detail
+#endif  // __AVX2__

@@ -197,6 +197,7 @@ const std::vector<Row> kRows = {
     {"BenchPrompt1e8", "bench -m {M} -p 100000000 -n 4 -r 1", 2, "100000000 is out of range"},
     {"BenchPastTrainingCtx", "bench -m {M} -p 16 -n 4 -d 100000 -r 1", 1, "more than the model's training context"},
     {"BenchZeroReps", "bench -m {M} -p 16 -n 4 -r 0", 2, "--repetitions: 0 is out of range"},
+    {"KernelPathUnknown", "bench -m {M} -p 16 -n 4 -r 1", 1, "H1BKV_ISA=avx9: unknown kernel path (valid: scalar, avx2, avx512)"},
     {"CtxZero", S + " -c 0", 2, "--ctx-size: 0 is out of range"},
     {"CtxFloat", S + " -c 1e9", 2, "'1e9' is not an integer"},
     {"BatchZero", S + " -b 0", 2, "--batch-size: 0 is out of range"},
@@ -251,8 +252,9 @@ TEST_P(BadInput, OneLineErrorNoCrashNoLostFile) {
   const std::string victim = row.victim.empty() ? "" : input(row.victim);
   const std::string before = victim.empty() ? "" : slurp(victim);
   // the memory row compares against a fixed 16 GB so the numbers do not depend on the machine
-  const std::string prefix =
-      std::string(row.name == "MemoryEstimate" ? "H1BKV_MEM_LIMIT=16e9 " : "") + "timeout -k 5 300";
+  // KernelPathUnknown sets H1BKV_ISA (tensor/isa.h) to a name that does not exist
+  const std::string prefix = std::string(row.name == "MemoryEstimate" ? "H1BKV_MEM_LIMIT=16e9 " : "") +
+                             (row.name == "KernelPathUnknown" ? "H1BKV_ISA=avx9 " : "") + "timeout -k 5 300";
   const t::CliResult r = t::run_cli(cmd, true, prefix);
   const std::string expected = expand(row.fragment);
   EXPECT_EQ(r.code, row.code) << cmd << "\n" << r.out;

@@ -1,4 +1,5 @@
-// matmul / matmul_ref against a float reference (dequantized W, double dots), AVX2 vs scalar,
+// matmul / matmul_ref against a float reference (dequantized W, double dots), every kernel path
+// (tensor/isa.h: scalar, avx2, avx512; unsupported ones skipped) vs the scalar references,
 // token tiling (n = 1 vs n > 1), odd row counts and thread counts, activation quantizers.
 #include <gtest/gtest.h>
 #include <omp.h>
@@ -8,6 +9,7 @@
 
 #include "io/ggml_type.h"
 #include "ref_quant.h"
+#include "tensor/isa_paths.h"
 #include "tensor/blocks.h"
 #include "tensor/kernels.h"
 #include "tensor/matmul.h"
@@ -86,19 +88,26 @@ const GgmlType kAllTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, Gg
                               GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
                               GgmlType::Q4_K, GgmlType::Q6_K};
 
-class Matmul : public ::testing::TestWithParam<GgmlType> {};
+// (weight type, kernel path)
+class Matmul : public ::testing::TestWithParam<std::tuple<GgmlType, Isa>> {
+ protected:
+  void SetUp() override { H1BKV_SKIP_UNSUPPORTED_ISA(isa()); }
+  GgmlType type() const { return std::get<0>(GetParam()); }
+  Isa isa() const { return std::get<1>(GetParam()); }
+};
 
 }  // namespace
 
 TEST_P(Matmul, MatchesFloatReferenceAndScalarPath) {
-  const uint32_t type = T(GetParam());
+  const IsaScope path(isa());
+  const uint32_t type = T(this->type());
   const int64_t rows = 7, cols = 512, n = 6;
   Case c = make_case(type, rows, cols, 100 + type);
   const std::vector<float> x = random_normal(n * cols, 200 + type);
   std::vector<float> y(n * rows), yr(n * rows);
   matmul(c.w, x.data(), y.data(), n);
   matmul_ref(c.w, x.data(), yr.data(), n);
-  const GgmlType gt = GetParam();
+  const GgmlType gt = this->type();
   const bool quant_x = !(gt == GgmlType::F32 || gt == GgmlType::F16 || gt == GgmlType::BF16);
   double z2 = 0;  // mean of (error / sigma)^2 over all outputs: ~1 when errors are as expected
   for (int64_t t = 0; t < n; ++t)
@@ -122,7 +131,8 @@ TEST_P(Matmul, MatchesFloatReferenceAndScalarPath) {
 }
 
 TEST_P(Matmul, TilingAndThreadsDoNotChangeResults) {
-  const uint32_t type = T(GetParam());
+  const IsaScope path(isa());
+  const uint32_t type = T(this->type());
   const int64_t rows = 13, cols = 256, n = 7;  // 7 tokens = tiles of 4 + 3
   Case c = make_case(type, rows, cols, 300 + type);
   const std::vector<float> x = random_normal(n * cols, 400 + type);
@@ -141,15 +151,29 @@ TEST_P(Matmul, TilingAndThreadsDoNotChangeResults) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllTypes, Matmul, ::testing::ValuesIn(kAllTypes),
-                         [](const auto& info) { return std::string(ggml_type_name(T(info.param))); });
+INSTANTIATE_TEST_SUITE_P(AllTypes, Matmul,
+                         ::testing::Combine(::testing::ValuesIn(kAllTypes), ::testing::ValuesIn(kAllIsas)),
+                         [](const auto& info) {
+                           return std::string(ggml_type_name(T(std::get<0>(info.param)))) + "_" +
+                                  isa_name(std::get<1>(info.param));
+                         });
+
+// The SmolLM shapes on each path; the scalar path is matmul_ref itself, so it is left out.
+class MatmulShapes : public ::testing::TestWithParam<Isa> {
+ protected:
+  void SetUp() override { H1BKV_SKIP_UNSUPPORTED_ISA(GetParam()); }
+};
+INSTANTIATE_TEST_SUITE_P(Paths, MatmulShapes, ::testing::Values(Isa::avx2, Isa::avx512),
+                         [](const auto& info) { return std::string(isa_name(info.param)); });
 
 // The model's shapes (SmolLM2-135M: 576 wide, 1536 FFN) for its types, odd token counts.
-TEST(MatmulShapes, SmolLMShapesAvx2VsScalar) {
+TEST_P(MatmulShapes, SmolLMShapesVsScalar) {
+  const IsaScope path(GetParam());
   struct S { GgmlType t; int64_t rows, cols, n; };
   for (const S s : {S{GgmlType::Q4_1, 192, 576, 1}, S{GgmlType::Q4_1, 1536, 576, 5},
                     S{GgmlType::Q4_1, 576, 1536, 3}, S{GgmlType::Q8_0, 333, 576, 9},
-                    S{GgmlType::F16, 65, 576, 2}}) {
+                    S{GgmlType::F16, 65, 576, 2}, S{GgmlType::Q4_0, 31, 96, 5},  // 96: odd block count
+                    S{GgmlType::Q5_1, 31, 96, 2}, S{GgmlType::Q4_K, 33, 512, 5}}) {
     Case c = make_case(T(s.t), s.rows, s.cols, 7);
     const std::vector<float> x = random_normal(s.n * s.cols, 8);
     std::vector<float> y(s.n * s.rows), yr(s.n * s.rows);
@@ -164,7 +188,7 @@ TEST(MatmulShapes, SmolLMShapesAvx2VsScalar) {
   }
 }
 
-TEST(MatmulShapes, RowBytesLargerThanRowIsRespected) {  // padded rows (row_bytes > packed size)
+TEST(MatmulRows, RowBytesLargerThanRowIsRespected) {  // padded rows (row_bytes > packed size)
   Case c = make_case(T(GgmlType::Q4_1), 5, 64, 9);
   const size_t rb = c.w.row_bytes, padded = rb + 24;
   std::vector<uint8_t> buf(padded * 5, 0xAB);
@@ -179,7 +203,7 @@ TEST(MatmulShapes, RowBytesLargerThanRowIsRespected) {  // padded rows (row_byte
   EXPECT_EQ(0, std::memcmp(y1, y2, sizeof y1));
 }
 
-TEST(MatmulShapes, ZeroActivationsGiveZero) {
+TEST(MatmulRows, ZeroActivationsGiveZero) {
   for (GgmlType t : kAllTypes) {
     Case c = make_case(T(t), 3, 256, 12);
     std::vector<float> x(256, 0.0f), y(3, 1.0f);
@@ -188,7 +212,7 @@ TEST(MatmulShapes, ZeroActivationsGiveZero) {
   }
 }
 
-TEST(MatmulShapes, BadInputsThrow) {
+TEST(MatmulRows, BadInputsThrow) {
   uint8_t buf[1024] = {};
   float x[64] = {}, y[4];
   EXPECT_THROW(matmul(WeightView{T(GgmlType::Q2_K), 1, 256, 84, buf}, x, y, 1), Error);
@@ -197,9 +221,10 @@ TEST(MatmulShapes, BadInputsThrow) {
   EXPECT_NO_THROW(matmul(WeightView{T(GgmlType::Q4_0), 1, 64, 36, buf}, x, y, 0));
 }
 
-// The AVX2 and scalar activation quantizers must produce identical blocks (so matmul and
+// The dispatched and scalar activation quantizers must produce identical blocks (so matmul and
 // matmul_ref differ only in f32 summation order), including ties and all-zero blocks.
-TEST(ActQuant, Avx2MatchesScalarBitwise) {
+TEST_P(MatmulShapes, ActQuantMatchesScalarBitwise) {
+  const IsaScope path(GetParam());
   using detail::ActKind;
   std::vector<float> x = random_normal(1024, 21, 3.0f);
   for (int j = 0; j < 32; ++j) x[j] = 0.0f;              // zero block
@@ -222,4 +247,19 @@ TEST(ActQuant, Avx2MatchesScalarBitwise) {
   int sum = 0;
   for (int j = 0; j < 32; ++j) sum += blk[1].qs[j];
   EXPECT_EQ(blk[1].s, f16_round(8.0f / 127.0f * sum));
+}
+
+TEST(KernelPath, NamesParseAndUnknownIsRefused) {
+  EXPECT_EQ(isa_from_name("scalar"), Isa::scalar);
+  for (Isa i : supported_isas()) EXPECT_EQ(isa_from_name(isa_name(i)), i);
+  EXPECT_THROW(isa_from_name("avx9"), Error);
+  EXPECT_THROW(isa_from_name(""), Error);
+  for (Isa i : kAllIsas) {
+    if (!isa_supported(i)) {
+      EXPECT_THROW(isa_from_name(isa_name(i)), Error) << isa_name(i);
+    }
+  }
+  EXPECT_EQ(supported_isas().front(), Isa::scalar);
+  const IsaScope path(Isa::scalar);
+  EXPECT_EQ(active_isa(), Isa::scalar);
 }

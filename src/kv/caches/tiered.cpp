@@ -1,7 +1,5 @@
 #include "kv/caches/tiered.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cassert>
@@ -16,6 +14,7 @@
 #include "tensor/vexp.h"
 #include "util/error.h"
 #include "util/fp16.h"
+#include "util/thread_pool.h"
 
 namespace h1bkv {
 
@@ -178,11 +177,12 @@ class TieredCache : public TieredLayerCache {
     std::unique_ptr<std::atomic<int64_t>[]> done(new std::atomic<int64_t>[npairs]);
     for (int64_t pr = 0; pr < npairs; ++pr) prep_state[pr].store(0), done[pr].store(0);
 
-#pragma omp parallel
-    {
-      std::vector<float, AlignedAlloc> sc((size_t)G * kChunk), qs((size_t)G * d);
-#pragma omp for schedule(dynamic, 1)
-      for (int64_t it = 0; it < n_items; ++it) {
+    const int threads = pool_threads();
+    parallel_for(n_items, 1, [&](int64_t it, int64_t) {  // one item per chunk, taken in order
+      thread_local std::vector<float, AlignedAlloc> sc, qs;
+      if (sc.size() < (size_t)G * kChunk) sc.resize((size_t)G * kChunk);
+      if (qs.size() < (size_t)G * d) qs.resize((size_t)G * d);
+      {
         const int64_t pr = item_pair[it], i = i0 + pr / nkv, c = item_chunk[it];
         const int hk = (int)(pr % nkv);
         const float* qh = q + (i * nh + (int64_t)hk * G) * d;  // the group's G query heads
@@ -198,8 +198,8 @@ class TieredCache : public TieredLayerCache {
           }
           prep = pp;
         }
-        if (const int64_t nx = it + omp_get_num_threads(); nx < n_items) {
-          // this thread's likely next item (dynamic schedule, equal items): its codes to L2
+        if (const int64_t nx = it + threads; nx < n_items) {
+          // this thread's likely next item (items taken in order, equal items): its codes to L2
           const int64_t i2 = i0 + item_pair[nx] / nkv, c2 = item_chunk[nx];
           prefetch_codes((int)(item_pair[nx] % nkv), std::max(c2 * kChunk, s_end[i2]),
                          std::min((c2 + 1) * kChunk, w0[i2]));
@@ -212,7 +212,7 @@ class TieredCache : public TieredLayerCache {
         if (done[pr].fetch_add(1, std::memory_order_acq_rel) == nch - 1)
           merge(&partial[(size_t)pair_base[pr] * part], nch, out + (i * nh + (int64_t)hk * G) * d);
       }
-    }
+    });
     // queries that see no token
     for (int64_t i = i0; i < i1; ++i)
       if (nvis[i] == 0) std::memset(out + i * nh * d, 0, sizeof(float) * nh * d);

@@ -1,6 +1,8 @@
 #include "kv/codecs/sketch.h"
 
+#if defined(__x86_64__)
 #include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <array>
@@ -11,6 +13,8 @@
 #include <Eigen/Dense>
 
 #include "kv/codecs/float_kernels.h"
+#include "kv/codecs/sketch_kernels.h"
+#include "tensor/isa.h"
 #include "util/error.h"
 #include "util/fp16.h"
 
@@ -96,33 +100,8 @@ void lut_scores32_ref(const uint8_t* tab, const uint8_t* codes, int nbytes, int3
 }
 
 void lut_scores32(const uint8_t* tab, const uint8_t* codes, int nbytes, int chunk, int32_t* out) {
-#if defined(__AVX2__)
-  const __m256i m4 = _mm256_set1_epi8(15), zero = _mm256_setzero_si256();
-  __m256i acc_lo = zero, acc_hi = zero;  // u16: tokens {0-7, 16-23} / {8-15, 24-31}
-  for (int p0 = 0; p0 < nbytes; p0 += chunk) {
-    const int p1 = std::min(nbytes, p0 + chunk);
-    __m256i s8 = zero;
-    for (int p = p0; p < p1; ++p) {
-      const __m256i tl = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tab + p * 32)));
-      const __m256i th = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tab + p * 32 + 16)));
-      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + p * 32));
-      const __m256i lo = _mm256_shuffle_epi8(tl, _mm256_and_si256(x, m4));
-      const __m256i hi = _mm256_shuffle_epi8(th, _mm256_and_si256(_mm256_srli_epi16(x, 4), m4));
-      s8 = _mm256_add_epi8(s8, _mm256_add_epi8(lo, hi));
-    }
-    acc_lo = _mm256_add_epi16(acc_lo, _mm256_unpacklo_epi8(s8, zero));
-    acc_hi = _mm256_add_epi16(acc_hi, _mm256_unpackhi_epi8(s8, zero));
-  }
-  alignas(32) uint16_t a[16], b[16];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(a), acc_lo);
-  _mm256_store_si256(reinterpret_cast<__m256i*>(b), acc_hi);
-  for (int i = 0; i < 8; ++i) {
-    out[i] = a[i], out[8 + i] = b[i], out[16 + i] = a[8 + i], out[24 + i] = b[8 + i];
-  }
-#else
-  (void)chunk;
-  lut_scores32_ref(tab, codes, nbytes, out);
-#endif
+  detail::sketch_group_sums(active_isa(), &tab, nullptr, 1, codes, nbytes, chunk,
+                            reinterpret_cast<int32_t(*)[32]>(out));
 }
 
 SketchKeyCodec::SketchKeyCodec(const CacheGeometry& g, int layer, SketchOptions o)
@@ -256,7 +235,8 @@ void SketchKeyCodec::encode_slot(const float* k, int kv_head, uint8_t* block, in
 }
 
 // prep: [b/8][2][16] u8 nibble tables (b floats of room), then prep[b] = logit factor and,
-// for hamming, prep[b+1] = slope: logit = prep[b] + prep[b+1] * h.
+// for hamming, prep[b+1] = slope: logit = prep[b] + prep[b+1] * h; prep[b+2] = scale q.mu;
+// from prep + b + 4, hamming/angle: the query's b/8 sign bytes (the popcount kernels).
 void SketchKeyCodec::prepare_query(const float* q, int head, float scale, float* prep) const {
   const int b = o_.bits, nb = b / 8;
   uint8_t* tab = reinterpret_cast<uint8_t*>(prep);
@@ -290,9 +270,12 @@ void SketchKeyCodec::prepare_query(const float* q, int head, float scale, float*
       for (int c = 0; c < 16; ++c) t[a][c] = (uint8_t)std::popcount((unsigned)(c ^ a));
     return t;
   }();
+  uint8_t* qbytes = reinterpret_cast<uint8_t*>(prep + b + 4);
   for (int g = 0; g < b / 4; ++g) {
     const int qn = (y[4 * g] >= 0) | (y[4 * g + 1] >= 0) << 1 | (y[4 * g + 2] >= 0) << 2 | (y[4 * g + 3] >= 0) << 3;
     std::memcpy(tab + g * 16, pop[qn].data(), 16);
+    if (g % 2 == 0) qbytes[g / 2] = (uint8_t)qn;
+    else qbytes[g / 2] |= (uint8_t)(qn << 4);
   }
   (void)nb;
   if (o_.est == SketchEst::hamming) {
@@ -350,43 +333,6 @@ void sketch_finish(SketchEst est, int b, const float* prep, const int32_t* h, co
   }
 }
 
-#if defined(__AVX2__)
-// Table sums of 32 tokens (one 32-token group of a block) for NG heads at once: the code bytes
-// are loaded and split into nibbles once. h[g][t] as lut_scores32 (same integers).
-template <int NG>
-void lut_scores32_group(const uint8_t* const* tabs, const uint8_t* codes, int nbytes, int chunk,
-                        int32_t (*h)[32]) {
-  const __m256i m4 = _mm256_set1_epi8(15), zero = _mm256_setzero_si256();
-  __m256i acc_lo[NG], acc_hi[NG];
-  for (int g = 0; g < NG; ++g) acc_lo[g] = acc_hi[g] = zero;
-  for (int p0 = 0; p0 < nbytes; p0 += chunk) {
-    const int p1 = std::min(nbytes, p0 + chunk);
-    __m256i s8[NG];
-    for (int g = 0; g < NG; ++g) s8[g] = zero;
-    for (int p = p0; p < p1; ++p) {
-      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + p * 32));
-      const __m256i xl = _mm256_and_si256(x, m4), xh = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
-      for (int g = 0; g < NG; ++g) {
-        const __m256i tl = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tabs[g] + p * 32)));
-        const __m256i th = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tabs[g] + p * 32 + 16)));
-        s8[g] = _mm256_add_epi8(s8[g], _mm256_add_epi8(_mm256_shuffle_epi8(tl, xl), _mm256_shuffle_epi8(th, xh)));
-      }
-    }
-    for (int g = 0; g < NG; ++g) {
-      acc_lo[g] = _mm256_add_epi16(acc_lo[g], _mm256_unpacklo_epi8(s8[g], zero));
-      acc_hi[g] = _mm256_add_epi16(acc_hi[g], _mm256_unpackhi_epi8(s8[g], zero));
-    }
-  }
-  for (int g = 0; g < NG; ++g) {  // acc_lo: tokens {0-7, 16-23}, acc_hi: {8-15, 24-31}
-    int32_t* o = h[g];
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_cvtepu16_epi32(_mm256_castsi256_si128(acc_lo[g])));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 8), _mm256_cvtepu16_epi32(_mm256_castsi256_si128(acc_hi[g])));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 16), _mm256_cvtepu16_epi32(_mm256_extracti128_si256(acc_lo[g], 1)));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 24), _mm256_cvtepu16_epi32(_mm256_extracti128_si256(acc_hi[g], 1)));
-  }
-}
-#endif
-
 }  // namespace
 
 void sketch_score_group(const SketchKeyCodec& c, const float* const* preps, int G,
@@ -395,23 +341,18 @@ void sketch_score_group(const SketchKeyCodec& c, const float* const* preps, int 
   const int b = o.bits, nb = b / 8;
   const uint16_t* norms = reinterpret_cast<const uint16_t*>(block + kBlockTokens * nb);
   const int chunk = o.est == SketchEst::qjl ? 1 : 31;  // per byte: qjl <= 254, popcounts <= 8
+  const Isa isa = active_isa();
   for (int g0 = 0; g0 < G; g0 += 4) {
     const int ng = std::min(4, G - g0);
-    const uint8_t* tabs[4];
-    for (int g = 0; g < ng; ++g) tabs[g] = reinterpret_cast<const uint8_t*>(preps[g0 + g]);
+    const uint8_t *tabs[4], *qbytes[4];
+    for (int g = 0; g < ng; ++g) {
+      tabs[g] = reinterpret_cast<const uint8_t*>(preps[g0 + g]);
+      qbytes[g] = reinterpret_cast<const uint8_t*>(preps[g0 + g] + b + 4);
+    }
     int32_t h[4][32];
     for (int s0 = t0 / 32 * 32; s0 < t0 + n; s0 += 32) {
       const uint8_t* codes = block + (size_t)s0 * nb;
-#if defined(__AVX2__)
-      switch (ng) {
-        case 1: lut_scores32_group<1>(tabs, codes, nb, chunk, h); break;
-        case 2: lut_scores32_group<2>(tabs, codes, nb, chunk, h); break;
-        case 3: lut_scores32_group<3>(tabs, codes, nb, chunk, h); break;
-        default: lut_scores32_group<4>(tabs, codes, nb, chunk, h); break;
-      }
-#else
-      for (int g = 0; g < ng; ++g) lut_scores32_ref(tabs[g], codes, nb, h[g]);
-#endif
+      detail::sketch_group_sums(isa, tabs, o.est == SketchEst::qjl ? nullptr : qbytes, ng, codes, nb, chunk, h);
       const int lo = std::max(t0, s0), hi = std::min(t0 + n, s0 + 32);
       for (int g = 0; g < ng; ++g)
         sketch_finish(o.est, b, preps[g0 + g], h[g] + (lo - s0), norms + lo, hi - lo, outs[g0 + g] + (lo - t0));

@@ -70,7 +70,7 @@ class SketchKeyCodec : public KeyCodec {
   std::string name() const override { return "sketch"; }
   size_t bytes_per_vector() const override { return sketch_bytes(o_); }
   void encode(const float* k, int kv_head, uint8_t* dst) const override;  // token-major bytes
-  size_t query_prep_floats() const override { return (size_t)o_.bits + 4; }
+  size_t query_prep_floats() const override { return (size_t)o_.bits + 4 + o_.bits / 32; }
   void prepare_query(const float* q, int head, float scale, float* prep) const override;
   void score(const float* prep, const uint8_t* keys, int64_t n, float* out) const override;
   void encode_slot(const float* k, int kv_head, uint8_t* block, int slot) const override;

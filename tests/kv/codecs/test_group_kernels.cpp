@@ -17,6 +17,7 @@
 #include "kv/codecs/sketch.h"
 #include "kv/registry.h"
 #include "tensor/vexp.h"
+#include "tensor/isa_paths.h"
 #include "util/fp16.h"
 
 #include "kv/random.h"
@@ -126,8 +127,10 @@ TEST(GroupKernels, Int4GroupEqualsPerHeadAndReference) {
 
 TEST(GroupKernels, SketchGroupEqualsScoreBlock) {
   const CacheGeometry g{2, 8, 2, 64, 1000};
+  for (Isa isa : supported_isas())  // every kernel path this CPU has (tests/tensor/isa_paths.h)
   for (auto est : {SketchEst::hamming, SketchEst::angle, SketchEst::qjl})
     for (int bits : {64, 256, 512}) {
+      const h1bkv::testing::IsaScope path(isa);
       SketchOptions o;
       o.est = est, o.bits = bits;
       SketchKeyCodec c(g, 1, o);
@@ -145,7 +148,7 @@ TEST(GroupKernels, SketchGroupEqualsScoreBlock) {
         for (int h = 0; h < G; ++h) ap[h] = &a[(size_t)h * n];
         sketch_score_group(c, pp, G, block.data(), t0, n, ap);
         for (int h = 0; h < G; ++h) c.score_block(pp[h], block.data(), t0, n, &b[(size_t)h * n]);
-        ASSERT_EQ(a, b) << sketch_est_name(est) << " " << bits << " " << t0;
+        ASSERT_EQ(a, b) << isa_name(isa) << " " << sketch_est_name(est) << " " << bits << " " << t0;
       }
     }
 }

@@ -10,6 +10,7 @@
 
 #include "kv/codecs/int4.h"
 #include "kv/codecs/sketch.h"
+#include "tensor/isa_paths.h"
 #include "util/fp16.h"
 
 #include "kv/random.h"
@@ -121,7 +122,16 @@ TEST(Sketch, AngleCloseAtB512) {
   EXPECT_LT(err / 100, 0.07);
 }
 
-TEST(SketchKernels, LutScoresMatchScalar) {
+// Every kernel path (tensor/isa.h) against the scalar sums; paths this CPU lacks are skipped.
+class SketchKernels : public ::testing::TestWithParam<Isa> {
+ protected:
+  void SetUp() override { H1BKV_SKIP_UNSUPPORTED_ISA(GetParam()); }
+};
+INSTANTIATE_TEST_SUITE_P(Paths, SketchKernels, ::testing::ValuesIn(h1bkv::testing::kAllIsas),
+                         [](const auto& info) { return std::string(isa_name(info.param)); });
+
+TEST_P(SketchKernels, LutScoresMatchScalar) {
+  const h1bkv::testing::IsaScope path(GetParam());
   std::mt19937 rng(3);
   for (int nbytes : {8, 16, 32, 64})
     for (int chunk : {1, 31}) {
@@ -136,12 +146,17 @@ TEST(SketchKernels, LutScoresMatchScalar) {
     }
 }
 
-class SketchCodecTest : public ::testing::TestWithParam<std::tuple<int, SketchEst>> {};
+// (bits, estimator, kernel path)
+class SketchCodecTest : public ::testing::TestWithParam<std::tuple<int, SketchEst, Isa>> {
+ protected:
+  void SetUp() override { H1BKV_SKIP_UNSUPPORTED_ISA(std::get<2>(GetParam())); }
+};
 
 // Block layout round trip; block scores == token-major scores == scalar reference; hamming
 // distances from the nibble tables == popcount(s_q xor s_k) exactly.
 TEST_P(SketchCodecTest, BlockKernelMatchesReference) {
-  const auto [bits, est] = GetParam();
+  const auto [bits, est, isa] = GetParam();
+  const h1bkv::testing::IsaScope path(isa);
   SketchOptions o = opts(bits, est);
   o.per_head = true;
   SketchKeyCodec c(kGeom, 1, o);
@@ -194,7 +209,8 @@ TEST_P(SketchCodecTest, BlockKernelMatchesReference) {
 INSTANTIATE_TEST_SUITE_P(BitsEst, SketchCodecTest,
                          ::testing::Combine(::testing::Values(64, 128, 256, 512),
                                             ::testing::Values(SketchEst::hamming, SketchEst::angle,
-                                                              SketchEst::qjl)));
+                                                              SketchEst::qjl),
+                                            ::testing::ValuesIn(h1bkv::testing::kAllIsas)));
 
 TEST(Int4, RoundTripWithinHalfScale) {
   for (int d : {64, 128})
