@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include "model/model.h"
 #include "tokenize/tokenizer.h"
 #include "util/error.h"
 #include "util/timer.h"
@@ -100,33 +99,33 @@ bool Scheduler::step() {
     }
     stats_.queued = (int64_t)queue_.size();
   }
-  for (auto& s : admitted) {  // prefill, one sequence at a time
+  for (auto& s : admitted) {  // their prompts run in the batches from this step on
     try {
-      const int64_t n = (int64_t)s->prompt.size();
-      s->cache_ = make_cache(cfg_.cache, model_.cache_geometry(n + s->max_tokens), cfg_.calib);
+      const int64_t n = (int64_t)s->prompt.size() + s->max_tokens;
+      s->cache_ = make_cache(cfg_.cache, model_.cache_geometry(n), cfg_.calib);
       s->logits_.assign(nv, 0.0f);
-      model_.forward(s->prompt.data(), n, 0, *s->cache_, s->logits_.data(), false);
-      s->pos_ = (int32_t)n;
       active_.push_back(s);
-      std::lock_guard<std::mutex> lk(mu_);
-      stats_.prompt_tokens += n;
     } catch (const std::exception& e) {
       finish(*s, "", e.what());
     }
   }
   if (active_.empty()) return !admitted.empty();
 
-  // Sample every active sequence's next token; those that go on form the batch.
-  std::vector<std::shared_ptr<Sequence>> rows;
+  // Sample every sequence whose prompt has run; those that go on are the decode rows. The
+  // sequences still prefilling stay, in admission order.
+  std::vector<std::shared_ptr<Sequence>> rows, prefilling, kept;
   rows_tok_.clear();
-  rows_pos_.clear();
-  rows_cache_.clear();
   int64_t sampled = 0;
   for (auto& s : active_) {
     if (s->cancelled()) {
       release(*s);
       std::lock_guard<std::mutex> lk(mu_);
       ++stats_.cancelled;
+      continue;
+    }
+    if (s->prefilled_ < (int64_t)s->prompt.size()) {
+      prefilling.push_back(s);
+      kept.push_back(s);
       continue;
     }
     const int32_t t = s->sampler_.sample(s->logits_.data(), nv);
@@ -150,41 +149,77 @@ bool Scheduler::step() {
       s->emit(std::move(e));
     }
     rows.push_back(s);
+    kept.push_back(s);
     rows_tok_.push_back(t);
-    rows_pos_.push_back(s->pos_);
-    rows_cache_.push_back(s->cache_.get());
   }
-  active_ = rows;
+  active_ = std::move(kept);
+
+  // The batch: the decode rows, then prompt chunks while the step's prompt-token budget lasts.
+  spans_.clear();
+  for (size_t i = 0; i < rows.size(); ++i)
+    spans_.push_back({&rows_tok_[i], 1, rows[i]->pos_, rows[i]->cache_.get()});
+  int64_t budget = cfg_.prefill_chunk;
+  std::vector<std::shared_ptr<Sequence>> chunked;
+  for (auto& s : prefilling) {
+    const int64_t left = (int64_t)s->prompt.size() - s->prefilled_;
+    const int64_t take = cfg_.prefill_chunk > 0 ? std::min(budget, left) : left;
+    spans_.push_back({s->prompt.data() + s->prefilled_, take, (int32_t)s->prefilled_, s->cache_.get()});
+    chunked.push_back(s);
+    budget -= take;
+    if (budget <= 0) break;  // prefill_chunk 0: one whole prompt per step
+  }
 
   double seconds = 0;
-  if (!rows.empty()) {
-    const int64_t n = (int64_t)rows.size();
-    rows_logits_.resize((size_t)n * nv);
+  int64_t prompt_run = 0;
+  if (!spans_.empty()) {
+    const int64_t ns = (int64_t)spans_.size(), nr = (int64_t)rows.size();
+    rows_logits_.resize((size_t)ns * nv);
     Timer t;
+    bool ok = true;
     try {
-      model_.forward_batch(rows_tok_.data(), rows_pos_.data(), rows_cache_.data(), n,
-                           rows_logits_.data());
+      model_.forward_batch(spans_.data(), ns, rows_logits_.data());
     } catch (const std::exception& e) {
+      ok = false;
       for (auto& s : rows) finish(*s, "", e.what());
-      active_.clear();
-      rows.clear();
+      for (auto& s : chunked) finish(*s, "", e.what());
+      std::erase_if(active_, [](const auto& s) { return !s->cache_; });
     }
     seconds = t.seconds();
-    for (int64_t i = 0; i < (int64_t)rows.size(); ++i) {
-      std::memcpy(rows[i]->logits_.data(), rows_logits_.data() + i * nv, sizeof(float) * nv);
-      ++rows[i]->pos_;
+    for (int64_t i = 0; ok && i < ns; ++i) {
+      const float* l = rows_logits_.data() + i * nv;
+      if (i < nr) {
+        std::memcpy(rows[i]->logits_.data(), l, sizeof(float) * nv);
+        ++rows[i]->pos_;
+        continue;
+      }
+      Sequence& s = *chunked[i - nr];
+      s.prefilled_ += spans_[i].n;
+      s.pos_ = (int32_t)s.prefilled_;
+      prompt_run += spans_[i].n;
+      if (s.prefilled_ == (int64_t)s.prompt.size()) std::memcpy(s.logits_.data(), l, sizeof(float) * nv);
     }
+    if (!ok) rows.clear(), chunked.clear();
   }
   double held = 0;
-  for (auto& s : active_) held += (double)s->cache_->bytes();
+  int64_t still_prefilling = 0;
+  for (auto& s : active_) {
+    held += (double)s->cache_->bytes();
+    still_prefilling += s->prefilled_ < (int64_t)s->prompt.size();
+  }
   std::lock_guard<std::mutex> lk(mu_);
   stats_.generated_tokens += sampled;
+  stats_.prompt_tokens += prompt_run;
   stats_.active = (int64_t)active_.size();
+  stats_.prefilling = still_prefilling;
   stats_.most_active = std::max(stats_.most_active, stats_.active);
   stats_.kv_bytes_held = held;
-  if (seconds > 0) {
-    stats_.decode_seconds += seconds;
+  stats_.step_seconds += seconds;
+  if (!rows.empty() && seconds > 0) {
     stats_.step_tokens_per_s = (double)rows.size() / seconds;
+    if (chunked.empty()) {
+      stats_.decode_seconds += seconds;
+      stats_.decode_tokens += (int64_t)rows.size();
+    }
   }
   return true;
 }

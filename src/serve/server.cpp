@@ -221,6 +221,7 @@ json Server::Impl::health() {
           {"kv_bytes_held", s.kv_bytes_held},
           {"kv_bytes_reserved", s.kv_bytes_reserved},
           {"active", s.active},
+          {"prefilling", s.prefilling},
           {"queued", s.queued},
           {"decode_tokens_per_second", s.step_tokens_per_s}};
 }
@@ -245,15 +246,23 @@ std::string Server::Impl::metrics() {
   }
   metric("h1bkv_prompt_tokens_total", "counter", "prompt tokens run", "", (double)s.prompt_tokens);
   metric("h1bkv_generated_tokens_total", "counter", "tokens generated", "", (double)s.generated_tokens);
-  metric("h1bkv_decode_seconds_total", "counter", "seconds in batched decode steps", "", s.decode_seconds);
-  metric("h1bkv_decode_tokens_per_second", "gauge", "tokens per second of the last decode step", "",
-         s.step_tokens_per_s);
+  metric("h1bkv_step_seconds_total", "counter", "seconds in batched steps (decode rows and prompt chunks)",
+         "", s.step_seconds);
+  metric("h1bkv_decode_seconds_total", "counter", "seconds in steps that ran decode rows only", "",
+         s.decode_seconds);
+  metric("h1bkv_decode_tokens_total", "counter", "tokens generated in steps that ran decode rows only",
+         "", (double)s.decode_tokens);
+  metric("h1bkv_decode_tokens_per_second", "gauge", "decode rows per second of the last step that had them",
+         "", s.step_tokens_per_s);
   metric("h1bkv_sequences_finished_total", "counter", "sequences that ended normally", "", (double)s.finished);
   metric("h1bkv_sequences_cancelled_total", "counter", "sequences whose client left", "", (double)s.cancelled);
   metric("h1bkv_sequences_failed_total", "counter", "sequences ended by an error", "", (double)s.failed);
   metric("h1bkv_queue_length", "gauge", "requests waiting for admission", "", (double)s.queued);
-  metric("h1bkv_active_sequences", "gauge", "sequences decoding", cache, (double)s.active);
-  metric("h1bkv_max_active_sequences", "gauge", "most sequences decoding at once so far", cache,
+  metric("h1bkv_active_sequences", "gauge", "sequences admitted (prefilling or decoding)", cache,
+         (double)s.active);
+  metric("h1bkv_prefilling_sequences", "gauge", "admitted sequences whose prompt is still running", cache,
+         (double)s.prefilling);
+  metric("h1bkv_max_active_sequences", "gauge", "most sequences admitted at once so far", cache,
          (double)s.most_active);
   metric("h1bkv_kv_bytes_held", "gauge", "KV cache bytes held by active sequences", cache, s.kv_bytes_held);
   metric("h1bkv_kv_bytes_reserved", "gauge", "KV cache bytes reserved by active sequences", cache,
