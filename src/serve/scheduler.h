@@ -30,7 +30,7 @@ struct SchedulerConfig {
   int max_sequences = 4;    // active at once
   double kv_budget = 1e9;   // bytes of KV cache all admitted sequences may reserve
   int max_queue = 32;       // waiting sequences; more is 503
-  int64_t prefill_chunk = 256;  // prompt tokens run per step, all sequences; 0 = one whole prompt
+  int64_t prefill_chunk = 64;  // prompt tokens run per step, all sequences; 0 = one whole prompt
   // Rows one step may run, which Model::forward_batch's workspace grows to.
   int64_t most_step_rows() const {
     return (prefill_chunk > 0 ? std::min(prefill_chunk, n_ctx) : n_ctx) + max_sequences;
@@ -57,8 +57,12 @@ class Scheduler {
   ~Scheduler();
 
   // Bytes a sequence of n tokens reserves: the cache formula `info` prints, per-token bytes x n
-  // plus the fixed full-precision bytes, for a cache of n_ctx = n.
+  // plus the fixed full-precision bytes, for a cache of n_ctx = n, plus span_excess_bytes().
   double reservation_bytes(int64_t n_tokens) const;
+  // The most a cache holds beyond that formula when its prompt runs in prefill_chunk spans (h1b
+  // keeps window - 1 + its largest span as exact copies; the formula counts the window):
+  // measured once, at construction, by appending random keys and values in those spans.
+  double span_excess_bytes() const { return span_excess_; }
   // Queues s. Throws ApiError 400 (with the numbers) when it can never fit the budget, 503 when
   // the queue is full or the scheduler is stopping.
   void submit(const std::shared_ptr<Sequence>& s);
@@ -75,10 +79,13 @@ class Scheduler {
  private:
   void finish(Sequence& s, const std::string& reason, const std::string& error);
   void release(Sequence& s);  // frees the cache and the reservation
+  double formula_bytes(int64_t n_tokens) const;
+  double measure_span_excess() const;
 
   Model& model_;
   const Tokenizer& tok_;
   const SchedulerConfig cfg_;
+  double span_excess_ = 0;
 
   mutable std::mutex mu_;
   std::condition_variable wake_;
