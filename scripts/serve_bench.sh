@@ -13,7 +13,9 @@ MODEL=${MODEL:-${H1BKV_MODELS:-models}/SmolLM2-135M-Instruct.Q4_1.gguf}
 PY=${PY:-.venv/bin/python}
 T=${T:-2}
 PORT=${PORT:-18431}
-H1B='h1b:bits=256,est=qjl,sink=4,window=64,orth=1,center=1,exact_layers=2,exact_type=q4@calib/smollm2-135m-q4_1.h1b-256-qjl-s4w64-orth-center.safetensors'
+# the best h1b (README): its spec, then its adapter
+H1B='h1b:bits=256,est=qjl,sink=4,window=64,orth=1,center=1,exact_layers=2,exact_type=q4'
+H1B_CALIB=calib/smollm2-135m-q4_1.h1b-256-qjl-s4w64-orth-center.safetensors
 pid=
 cleanup() { [ -z "$pid" ] || { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }; pid=; }
 trap cleanup EXIT
@@ -46,17 +48,17 @@ case $table in
     for c in 1 8; do
       l="--requests 8 --concurrency $c --prompt-tokens 64 --context 320 --time-limit 300"
       want "f16-$c" && row "f16, $c" h1bkv "$l" -- --cache f16 -c 320 -np 8 --kv-budget 1024
-      want "h1b-$c" && row "h1b best, $c" h1bkv "$l" -- --cache "$H1B" -c 320 -np 8 --kv-budget 1024
+      want "h1b-$c" && row "h1b best, $c" h1bkv "$l" -- --cache "$H1B" --calib "$H1B_CALIB" -c 320 -np 8 --kv-budget 1024
       want "llama-f16-$c" && row "llama-server f16, $c" llama "$l" -- -np "$c" -c $((c * 2048)) -ctk f16
       want "llama-q4_0-$c" && row "llama-server q4_0, $c" llama "$l" -- -np "$c" -c $((c * 2048)) -ctk q4_0 -ctv q4_0 -fa
     done
     ;;
   memory)  # 8 conversations of 2048 tokens (~1896 prompt + 132 max_tokens) at --kv-budget 64
     l="--requests 8 --concurrency 8 --prompt-tokens 1900 --context 2048 --time-limit 600"
-    for cache in f16 q8_0 kivi:bits=2 "$H1B"; do
-      name=${cache%%,*}
-      want "$name" && row "$name" h1bkv "$l" -- --cache "$cache" -c 2048 -np 8 --kv-budget 64
+    for cache in f16 q8_0 kivi:bits=2; do
+      want "$cache" && row "$cache" h1bkv "$l" -- --cache "$cache" -c 2048 -np 8 --kv-budget 64
     done
+    want h1b && row "h1b best" h1bkv "$l" -- --cache "$H1B" --calib "$H1B_CALIB" -c 2048 -np 8 --kv-budget 64
     # llama-server has no budget: the slots 64 MB holds at 2048 tokens each (f16 47.2 MB, q4_0 13.3 MB)
     want llama-f16 && row "llama-server f16, -np 1" llama "$l" -- -np 1 -c 2048 -ctk f16
     want llama-q4_0 && row "llama-server q4_0, -np 4" llama "$l" -- -np 4 -c 8192 -ctk q4_0 -ctv q4_0 -fa
