@@ -9,7 +9,7 @@ each second), requests, generated tokens/s over the run, decode
 tokens/s (client side: generated tokens after each request's first, over the time when at least
 one request was between its first and last token), the server's decode-only tokens/s (h1bkv:
 h1bkv_decode_tokens_total / h1bkv_decode_seconds_total), time to first token p50/p99,
-inter-token latency p50/p99, failed requests, wall time, mean 1-minute load average of the machine.
+inter-token latency p50/p99, failed requests (errors, and those the time limit cut), wall time, mean 1-minute load average of the machine.
 Usage: .venv/bin/python scripts/serve_load.py URL [--requests 8] [--concurrency 8]
        [--prompt-tokens 1900] [--context 2048] [--time-limit 900] [--label NAME] [--words N]"""
 import argparse
@@ -113,12 +113,14 @@ async def main():
     seen = {"most": 0, "load": [], "held": -1}
     sem = asyncio.Semaphore(a.concurrency)
     failed = 0
+    completed = 0
 
     async def guarded(p):
-        nonlocal failed
+        nonlocal failed, completed
         async with sem:
             try:
                 await one(client, model, p, max_tokens, ttft, itl, counts)
+                completed += 1
             except Exception as e:  # counted, and the first few printed
                 failed += 1
                 if failed <= 3:
@@ -132,6 +134,7 @@ async def main():
         print(f"time limit {a.time_limit} s reached")
     wall = time.monotonic() - t0
     watcher.cancel()
+    failed = a.requests - completed  # errors, and requests cut by the time limit
     metrics = get(a.url + "/metrics")
     m = re.search(r"h1bkv_max_active_sequences\{[^}]*\} (\S+)", metrics)
     most = int(float(m.group(1))) if m else seen["most"]
