@@ -2,6 +2,8 @@
 // one token (decoding) or more (a chunk of its prompt).
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <exception>
 #include <string>
 #include <vector>
@@ -15,11 +17,24 @@ namespace h1bkv {
 
 namespace {
 
+// Whether x[0..n) is all finite: inf and NaN have every exponent bit set. Branch-free, so it
+// vectorizes (a loop on std::isfinite with an early exit does not: 2 % of an 8-row step).
+bool all_finite(const float* x, int64_t n) {
+  uint32_t bad = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, x + i, sizeof u);
+    bad |= (uint32_t)((u & 0x7f800000u) == 0x7f800000u);
+  }
+  return bad == 0;
+}
+
 // x: [rows][cols], rows the spans' tokens in order (first[s] = first row of span s); throws
 // naming the first non-finite value's span (batch row) and stage.
 void check_rows_finite(const float* x, const std::vector<int64_t>& first, int64_t cols, int layer,
                        const char* stage) {
   const int64_t rows = first.back();
+  if (all_finite(x, rows * cols)) return;
   for (int64_t i = 0; i < rows * cols; ++i)
     if (!std::isfinite(x[i])) {
       const int64_t span = std::upper_bound(first.begin(), first.end(), i / cols) - first.begin() - 1;

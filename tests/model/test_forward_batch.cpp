@@ -4,8 +4,13 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <filesystem>
 
+#include "io/gguf_builder.h"
+#include "io/gguf_layout.h"
 #include "kv/registry.h"
 #include "model/model.h"
 #include "model/sampler.h"
@@ -116,6 +121,29 @@ TEST(ForwardBatch, PromptInChunksEqualsWholePrompt) {
     // h1b's exact window ring keeps window - 1 + the largest span appended: fewer when chunked
     if (spec.type == "h1b") EXPECT_LT(chunked->bytes(), whole->bytes()) << spec_text;
     else EXPECT_EQ(chunked->bytes(), whole->bytes()) << spec_text;
+  }
+}
+
+// A NaN weight in a layer's feed-forward: forward_batch's check names the layer, the stage and
+// the batch row, as forward()'s does.
+TEST(ForwardBatch, NonFiniteValuesAreErrorsNamingTheRow) {
+  const std::string path = shared_dir() + "/models/stories260K.gguf";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " not found";
+  const std::string damaged = ::testing::TempDir() + "/nan-ffn-" + std::to_string(getpid()) + ".gguf";
+  h1bkv::test::write_file(damaged, h1bkv::test::damage_nan(h1bkv::test::read_bytes(path), "blk.2.ffn_norm.weight", 3));
+  auto model = Model::load(damaged);
+  std::remove(damaged.c_str());
+  auto a = make_cache(parse_cache_spec("f16"), model->cache_geometry(8));
+  auto b = make_cache(parse_cache_spec("f16"), model->cache_geometry(8));
+  std::vector<float> logits(2 * model->config().n_vocab);
+  const int32_t prompt[3] = {1, 5, 9}, one = 7;
+  const BatchSpan spans[2] = {{&one, 1, 0, a.get()}, {prompt, 3, 0, b.get()}};
+  try {
+    model->forward_batch(spans, 2, logits.data());
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("non-finite value in layer 2's feed-forward norm of batch row 0"),
+              std::string::npos) << e.what();
   }
 }
 
