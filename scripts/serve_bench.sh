@@ -19,6 +19,7 @@ H1B_CALIB=calib/smollm2-135m-q4_1.h1b-256-qjl-s4w64-orth-center.safetensors
 pid=
 cleanup() { [ -z "$pid" ] || { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }; pid=; }
 trap cleanup EXIT
+trap "exit 130" INT TERM
 
 # row LABEL SERVER_KIND LOAD_ARGS -- SERVER_ARGS...
 row() {

@@ -87,11 +87,14 @@ void Scheduler::submit(const std::shared_ptr<Sequence>& s) {
   wake_.notify_all();
 }
 
+// Before the sequence's last event: a client that has its answer sees the bytes freed.
 void Scheduler::release(Sequence& s) {
+  const double held = s.cache_ ? (double)s.cache_->bytes() : 0.0;  // as the last step counted it
   s.cache_.reset();
   std::vector<float>().swap(s.logits_);
   std::lock_guard<std::mutex> lk(mu_);
   stats_.kv_bytes_reserved -= s.reserved_;
+  stats_.kv_bytes_held = std::max(0.0, stats_.kv_bytes_held - held);
   s.reserved_ = 0;
 }
 
