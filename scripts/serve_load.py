@@ -5,11 +5,11 @@ number of streaming completion requests, at most --concurrency at a time, each a
 tokens of cache), greedy. Prints one Markdown table row: most sequences admitted at once (h1bkv:
 its h1bkv_max_active_sequences; llama-server started with --metrics: the most
 llamacpp:requests_processing seen, polled), the most KV MB held (h1bkv_kv_bytes_held, polled
-each second), requests, generated tokens/s over the run, decode
-tokens/s (client side: generated tokens after each request's first, over the time when at least
-one request was between its first and last token), the server's decode-only tokens/s (h1bkv:
-h1bkv_decode_tokens_total / h1bkv_decode_seconds_total), time to first token p50/p99,
-inter-token latency p50/p99, failed requests (errors, and those the time limit cut), wall time, mean 1-minute load average of the machine.
+each second), requests, generated tokens/s over the run, decode tokens/s (client side: generated
+tokens after each request's first, over the time when at least one request was between its first
+and last token), the server's decode-only tokens/s (h1bkv: h1bkv_decode_tokens_total /
+h1bkv_decode_seconds_total), time to first token p50/p99, inter-token latency p50/p99, failed
+requests (errors, and those the time limit cut), wall time, mean 1-minute load average.
 Usage: .venv/bin/python scripts/serve_load.py URL [--requests 8] [--concurrency 8]
        [--prompt-tokens 1900] [--context 2048] [--time-limit 900] [--label NAME] [--words N]"""
 import argparse
