@@ -27,6 +27,7 @@ struct ServeOptions {
   int max_sequences = 4;
   double kv_budget_mb = 1024;
   int max_queue = 32;
+  int64_t prefill_chunk = 64;
   int64_t max_body_kb = 1024;
 
   void add_to(CLI::App& app) {
@@ -38,6 +39,9 @@ struct ServeOptions {
         ->capture_default_str()->check(int_range(1, 4096));
     app.add_option("--kv-budget", kv_budget_mb, "MB (1e6 bytes) of KV cache all sequences may reserve")
         ->capture_default_str()->check(float_range(0.001, 1e9));
+    app.add_option("--prefill-chunk", prefill_chunk,
+                   "prompt tokens run per step beside the decoding sequences (0 = one whole prompt per step)")
+        ->capture_default_str()->check(int_range(0, 1 << 20));
     app.add_option("--queue", max_queue, "requests that may wait for admission (more: 503)")
         ->capture_default_str()->check(int_range(1, 4096));
     app.add_option("--max-body", max_body_kb, "KB (1024 bytes) a request body may have (more: 413)")
@@ -58,7 +62,8 @@ int serve(ServeOptions& o) {
   sc.max_sequences = o.max_sequences;
   sc.kv_budget = o.kv_budget_mb * 1e6;
   sc.max_queue = o.max_queue;
-  check_memory("serve", sc.kv_budget, (double)l.model->workspace_bytes(o.m.n_ctx),
+  sc.prefill_chunk = o.prefill_chunk;
+  check_memory("serve", sc.kv_budget, (double)l.model->workspace_bytes(sc.most_step_rows()),
                4.0 * l.model->config().n_vocab * (o.max_sequences + 1));
   Scheduler sched(*l.model, *l.tok, sc);
   o.server.model_id = std::filesystem::path(o.m.model).filename().string();
@@ -80,11 +85,13 @@ int serve(ServeOptions& o) {
   sched.start();
   const CacheGeometry full = l.model->cache_geometry(sc.n_ctx);
   std::fprintf(stderr,
-               "h1bkv serve: %s, cache %s (%.0f bytes/token + %.0f fixed; %.0f bytes at -c %lld), -np %d, "
-               "--kv-budget %.0f bytes\n",
+               "h1bkv serve: %s, cache %s (%.0f bytes/token + %.0f fixed + %.0f while a prompt runs in chunks; "
+               "%.0f bytes at -c %lld), -np %d, "
+               "--kv-budget %.0f bytes, --prefill-chunk %lld\n",
                o.server.model_id.c_str(), spec.str().c_str(), cache_bytes_per_token(spec, full),
-               cache_fixed_bytes(spec, full), sched.reservation_bytes(sc.n_ctx), (long long)sc.n_ctx,
-               sc.max_sequences, sc.kv_budget);
+               cache_fixed_bytes(spec, full), sched.span_excess_bytes(), sched.reservation_bytes(sc.n_ctx),
+               (long long)sc.n_ctx,
+               sc.max_sequences, sc.kv_budget, (long long)sc.prefill_chunk);
   std::fprintf(stderr, "h1bkv serve: listening on http://%s:%d\n", o.server.host.c_str(), port);
   std::fflush(stderr);
   std::thread waiter([&] {

@@ -45,6 +45,15 @@ class ForwardHook {
   virtual void project_qk(int il, int64_t n, const float* xb, float* q, float* k) {}
 };
 
+// One sequence's part of a batch step (Model::forward_batch): n tokens at positions pos0 ..
+// pos0+n-1 appended to cache; n = 1 for a decode step, more for a chunk of a prompt.
+struct BatchSpan {
+  const int32_t* tokens = nullptr;
+  int64_t n = 0;
+  int32_t pos0 = 0;
+  KvCache* cache = nullptr;
+};
+
 class Model {
  public:
   // Opens and validates the file; throws Error naming the file and the problem.
@@ -77,6 +86,11 @@ class Model {
   // to any cache when a check before the first layer fails.
   void forward_batch(const int32_t* tokens, const int32_t* pos, KvCache* const* caches, int64_t n,
                      float* logits);
+  // The same with chunked prefill: spans of any length share the weight matmuls; each span
+  // appends to and attends over its own cache as forward() of that span alone would, so a
+  // prompt run in chunks gives the logits of the whole prompt run at once.
+  // logits: [n_spans][n_vocab], each span's last token.
+  void forward_batch(const BatchSpan* spans, int64_t n_spans, float* logits);
 
  private:
   Model() = default;

@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <random>
 
-#include "model/model.h"
 #include "tokenize/tokenizer.h"
 #include "util/error.h"
 #include "util/timer.h"
@@ -17,13 +17,44 @@ Scheduler::Scheduler(Model& model, const Tokenizer& tok, SchedulerConfig cfg)
   check(cfg_.n_ctx > 0 && cfg_.max_sequences > 0 && cfg_.max_queue > 0 && cfg_.kv_budget > 0,
         "scheduler: context, sequences, queue and budget must be positive");
   make_cache(cfg_.cache, model_.cache_geometry(1), cfg_.calib);  // a bad spec or file fails here
+  span_excess_ = measure_span_excess();
 }
 
 Scheduler::~Scheduler() { stop(); }
 
-double Scheduler::reservation_bytes(int64_t n_tokens) const {
+double Scheduler::formula_bytes(int64_t n_tokens) const {
   const CacheGeometry g = model_.cache_geometry(n_tokens);
   return cache_bytes_per_token(cfg_.cache, g) * (double)n_tokens + cache_fixed_bytes(cfg_.cache, g);
+}
+
+double Scheduler::reservation_bytes(int64_t n_tokens) const { return formula_bytes(n_tokens) + span_excess_; }
+
+// A cache's bytes depend on the spans appended, not on the values: random ones will do. The
+// prompt runs in spans of c tokens (the whole context when prefill_chunk is 0), then decodes;
+// 2c + 512 tokens cover a window of up to 512 behind the largest span.
+double Scheduler::measure_span_excess() const {
+  const int64_t c = cfg_.prefill_chunk > 0 ? std::min(cfg_.prefill_chunk, cfg_.n_ctx) : cfg_.n_ctx;
+  const int64_t n = std::min(cfg_.n_ctx, 2 * c + 512);
+  const CacheGeometry g = model_.cache_geometry(n);
+  auto cache = make_cache(cfg_.cache, g, cfg_.calib);
+  const int64_t kvd = (int64_t)g.n_kv_head * g.head_dim;
+  std::vector<float> k((size_t)c * kvd), v((size_t)c * kvd);
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal;
+  for (float& x : k) x = normal(rng);
+  for (float& x : v) x = normal(rng);
+  std::vector<int32_t> pos((size_t)c);
+  double worst = 0;
+  for (int64_t t = 0; t < n;) {
+    const int64_t m = std::min(c, n - t);
+    for (int64_t j = 0; j < m; ++j) pos[j] = (int32_t)(t + j);
+    for (int il = 0; il < g.n_layer; ++il) cache->layer(il).append(m, pos.data(), k.data(), v.data());
+    t += m;
+    const CacheGeometry gt = model_.cache_geometry(t);
+    const double formula = cache_bytes_per_token(cfg_.cache, gt) * (double)t + cache_fixed_bytes(cfg_.cache, gt);
+    worst = std::max(worst, (double)cache->bytes() - formula);
+  }
+  return worst;
 }
 
 void Scheduler::submit(const std::shared_ptr<Sequence>& s) {
@@ -37,7 +68,9 @@ void Scheduler::submit(const std::shared_ptr<Sequence>& s) {
                             std::to_string(s->max_tokens) + " max_tokens = " + std::to_string(n) +
                             " tokens x " + std::to_string(cache_bytes_per_token(cfg_.cache, g)) +
                             " bytes/token + " + std::to_string(cache_fixed_bytes(cfg_.cache, g)) +
-                            " fixed, cache " + cfg_.cache.str() + "), more than the whole budget of " +
+                            " fixed + " + std::to_string((int64_t)span_excess_) +
+                            " while the prompt runs in chunks, cache " + cfg_.cache.str() +
+                            "), more than the whole budget of " +
                             std::to_string((int64_t)cfg_.kv_budget) +
                             " bytes (--kv-budget); lower max_tokens or the prompt");
   }
@@ -54,11 +87,14 @@ void Scheduler::submit(const std::shared_ptr<Sequence>& s) {
   wake_.notify_all();
 }
 
+// Before the sequence's last event: a client that has its answer sees the bytes freed.
 void Scheduler::release(Sequence& s) {
+  const double held = s.cache_ ? (double)s.cache_->bytes() : 0.0;  // as the last step counted it
   s.cache_.reset();
   std::vector<float>().swap(s.logits_);
   std::lock_guard<std::mutex> lk(mu_);
   stats_.kv_bytes_reserved -= s.reserved_;
+  stats_.kv_bytes_held = std::max(0.0, stats_.kv_bytes_held - held);
   s.reserved_ = 0;
 }
 
@@ -100,33 +136,33 @@ bool Scheduler::step() {
     }
     stats_.queued = (int64_t)queue_.size();
   }
-  for (auto& s : admitted) {  // prefill, one sequence at a time
+  for (auto& s : admitted) {  // their prompts run in the batches from this step on
     try {
-      const int64_t n = (int64_t)s->prompt.size();
-      s->cache_ = make_cache(cfg_.cache, model_.cache_geometry(n + s->max_tokens), cfg_.calib);
+      const int64_t n = (int64_t)s->prompt.size() + s->max_tokens;
+      s->cache_ = make_cache(cfg_.cache, model_.cache_geometry(n), cfg_.calib);
       s->logits_.assign(nv, 0.0f);
-      model_.forward(s->prompt.data(), n, 0, *s->cache_, s->logits_.data(), false);
-      s->pos_ = (int32_t)n;
       active_.push_back(s);
-      std::lock_guard<std::mutex> lk(mu_);
-      stats_.prompt_tokens += n;
     } catch (const std::exception& e) {
       finish(*s, "", e.what());
     }
   }
   if (active_.empty()) return !admitted.empty();
 
-  // Sample every active sequence's next token; those that go on form the batch.
-  std::vector<std::shared_ptr<Sequence>> rows;
+  // Sample every sequence whose prompt has run; those that go on are the decode rows. The
+  // sequences still prefilling stay, in admission order.
+  std::vector<std::shared_ptr<Sequence>> rows, prefilling, kept;
   rows_tok_.clear();
-  rows_pos_.clear();
-  rows_cache_.clear();
   int64_t sampled = 0;
   for (auto& s : active_) {
     if (s->cancelled()) {
       release(*s);
       std::lock_guard<std::mutex> lk(mu_);
       ++stats_.cancelled;
+      continue;
+    }
+    if (s->prefilled_ < (int64_t)s->prompt.size()) {
+      prefilling.push_back(s);
+      kept.push_back(s);
       continue;
     }
     const int32_t t = s->sampler_.sample(s->logits_.data(), nv);
@@ -150,41 +186,77 @@ bool Scheduler::step() {
       s->emit(std::move(e));
     }
     rows.push_back(s);
+    kept.push_back(s);
     rows_tok_.push_back(t);
-    rows_pos_.push_back(s->pos_);
-    rows_cache_.push_back(s->cache_.get());
   }
-  active_ = rows;
+  active_ = std::move(kept);
+
+  // The batch: the decode rows, then prompt chunks while the step's prompt-token budget lasts.
+  spans_.clear();
+  for (size_t i = 0; i < rows.size(); ++i)
+    spans_.push_back({&rows_tok_[i], 1, rows[i]->pos_, rows[i]->cache_.get()});
+  int64_t budget = cfg_.prefill_chunk;
+  std::vector<std::shared_ptr<Sequence>> chunked;
+  for (auto& s : prefilling) {
+    const int64_t left = (int64_t)s->prompt.size() - s->prefilled_;
+    const int64_t take = cfg_.prefill_chunk > 0 ? std::min(budget, left) : left;
+    spans_.push_back({s->prompt.data() + s->prefilled_, take, (int32_t)s->prefilled_, s->cache_.get()});
+    chunked.push_back(s);
+    budget -= take;
+    if (budget <= 0) break;  // prefill_chunk 0: one whole prompt per step
+  }
 
   double seconds = 0;
-  if (!rows.empty()) {
-    const int64_t n = (int64_t)rows.size();
-    rows_logits_.resize((size_t)n * nv);
+  int64_t prompt_run = 0;
+  if (!spans_.empty()) {
+    const int64_t ns = (int64_t)spans_.size(), nr = (int64_t)rows.size();
+    rows_logits_.resize((size_t)ns * nv);
     Timer t;
+    bool ok = true;
     try {
-      model_.forward_batch(rows_tok_.data(), rows_pos_.data(), rows_cache_.data(), n,
-                           rows_logits_.data());
+      model_.forward_batch(spans_.data(), ns, rows_logits_.data());
     } catch (const std::exception& e) {
+      ok = false;
       for (auto& s : rows) finish(*s, "", e.what());
-      active_.clear();
-      rows.clear();
+      for (auto& s : chunked) finish(*s, "", e.what());
+      std::erase_if(active_, [](const auto& s) { return !s->cache_; });
     }
     seconds = t.seconds();
-    for (int64_t i = 0; i < (int64_t)rows.size(); ++i) {
-      std::memcpy(rows[i]->logits_.data(), rows_logits_.data() + i * nv, sizeof(float) * nv);
-      ++rows[i]->pos_;
+    for (int64_t i = 0; ok && i < ns; ++i) {
+      const float* l = rows_logits_.data() + i * nv;
+      if (i < nr) {
+        std::memcpy(rows[i]->logits_.data(), l, sizeof(float) * nv);
+        ++rows[i]->pos_;
+        continue;
+      }
+      Sequence& s = *chunked[i - nr];
+      s.prefilled_ += spans_[i].n;
+      s.pos_ = (int32_t)s.prefilled_;
+      prompt_run += spans_[i].n;
+      if (s.prefilled_ == (int64_t)s.prompt.size()) std::memcpy(s.logits_.data(), l, sizeof(float) * nv);
     }
+    if (!ok) rows.clear(), chunked.clear();
   }
   double held = 0;
-  for (auto& s : active_) held += (double)s->cache_->bytes();
+  int64_t still_prefilling = 0;
+  for (auto& s : active_) {
+    held += (double)s->cache_->bytes();
+    still_prefilling += s->prefilled_ < (int64_t)s->prompt.size();
+  }
   std::lock_guard<std::mutex> lk(mu_);
   stats_.generated_tokens += sampled;
+  stats_.prompt_tokens += prompt_run;
   stats_.active = (int64_t)active_.size();
+  stats_.prefilling = still_prefilling;
   stats_.most_active = std::max(stats_.most_active, stats_.active);
   stats_.kv_bytes_held = held;
-  if (seconds > 0) {
-    stats_.decode_seconds += seconds;
+  stats_.step_seconds += seconds;
+  if (!rows.empty() && seconds > 0) {
     stats_.step_tokens_per_s = (double)rows.size() / seconds;
+    if (chunked.empty()) {
+      stats_.decode_seconds += seconds;
+      stats_.decode_tokens += (int64_t)rows.size();
+    }
   }
   return true;
 }

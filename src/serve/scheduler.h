@@ -1,9 +1,11 @@
 // The sequence pool and its scheduler: one cache per sequence, admission by memory, a bounded
-// queue, and continuous batching. Each step admits waiting sequences (FIFO) while the budget and
-// the slot count allow and runs their prompts, samples one token for every active sequence, then
-// runs all of their next tokens through one Model::forward_batch. Finished and cancelled
-// sequences free their cache and their reservation within the step.
+// queue, and continuous batching with chunked prefill. Each step admits waiting sequences (FIFO)
+// while the budget and the slot count allow, samples one token for every sequence whose prompt
+// has run, then runs those tokens and the next chunk of the prompts still running (at most
+// prefill_chunk prompt tokens in all, oldest sequence first) through one Model::forward_batch.
+// Finished and cancelled sequences free their cache and their reservation within the step.
 #pragma once
+#include <algorithm>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -14,11 +16,11 @@
 #include <vector>
 
 #include "kv/registry.h"
+#include "model/model.h"
 #include "serve/sequence.h"
 
 namespace h1bkv {
 
-class Model;
 class Tokenizer;
 
 struct SchedulerConfig {
@@ -28,6 +30,11 @@ struct SchedulerConfig {
   int max_sequences = 4;    // active at once
   double kv_budget = 1e9;   // bytes of KV cache all admitted sequences may reserve
   int max_queue = 32;       // waiting sequences; more is 503
+  int64_t prefill_chunk = 64;  // prompt tokens run per step, all sequences; 0 = one whole prompt
+  // Rows one step may run, which Model::forward_batch's workspace grows to.
+  int64_t most_step_rows() const {
+    return (prefill_chunk > 0 ? std::min(prefill_chunk, n_ctx) : n_ctx) + max_sequences;
+  }
 };
 
 struct SchedulerStats {
@@ -36,8 +43,11 @@ struct SchedulerStats {
   double kv_bytes_reserved = 0;  // reservations of the active sequences
   int64_t prompt_tokens = 0, generated_tokens = 0;
   int64_t finished = 0, cancelled = 0, failed = 0;
-  double decode_seconds = 0;        // time in batched decode steps
-  double step_tokens_per_s = 0;     // rows / seconds of the last decode step
+  int64_t prefilling = 0;        // active sequences whose prompt has not all run yet
+  double step_seconds = 0;       // time in Model::forward_batch, all steps
+  double decode_seconds = 0;     // of which in steps that ran decode rows only (no prompt chunk)
+  int64_t decode_tokens = 0;     // rows of those steps
+  double step_tokens_per_s = 0;  // decode rows / seconds of the last step that had them
 };
 
 class Scheduler {
@@ -47,8 +57,12 @@ class Scheduler {
   ~Scheduler();
 
   // Bytes a sequence of n tokens reserves: the cache formula `info` prints, per-token bytes x n
-  // plus the fixed full-precision bytes, for a cache of n_ctx = n.
+  // plus the fixed full-precision bytes, for a cache of n_ctx = n, plus span_excess_bytes().
   double reservation_bytes(int64_t n_tokens) const;
+  // The most a cache holds beyond that formula when its prompt runs in prefill_chunk spans (h1b
+  // keeps window - 1 + its largest span as exact copies; the formula counts the window):
+  // measured once, at construction, by appending random keys and values in those spans.
+  double span_excess_bytes() const { return span_excess_; }
   // Queues s. Throws ApiError 400 (with the numbers) when it can never fit the budget, 503 when
   // the queue is full or the scheduler is stopping.
   void submit(const std::shared_ptr<Sequence>& s);
@@ -65,10 +79,13 @@ class Scheduler {
  private:
   void finish(Sequence& s, const std::string& reason, const std::string& error);
   void release(Sequence& s);  // frees the cache and the reservation
+  double formula_bytes(int64_t n_tokens) const;
+  double measure_span_excess() const;
 
   Model& model_;
   const Tokenizer& tok_;
   const SchedulerConfig cfg_;
+  double span_excess_ = 0;
 
   mutable std::mutex mu_;
   std::condition_variable wake_;
@@ -78,8 +95,8 @@ class Scheduler {
   bool stopping_ = false;
   std::thread thread_;
 
-  std::vector<int32_t> rows_tok_, rows_pos_;
-  std::vector<KvCache*> rows_cache_;
+  std::vector<int32_t> rows_tok_;  // the decode rows' tokens (spans point into it)
+  std::vector<BatchSpan> spans_;
   std::vector<float> rows_logits_;
 };
 

@@ -56,6 +56,7 @@ class Sequence {
   std::unique_ptr<KvCache> cache_;
   std::vector<float> logits_;  // [n_vocab] of the last token run
   int32_t pos_ = 0;            // position of the next token to run
+  int64_t prefilled_ = 0;      // prompt tokens run (== prompt.size(): logits_ are the prompt's)
   int64_t generated_ = 0;
   double need_ = 0;            // bytes it reserves once admitted (Scheduler::reservation_bytes)
   double reserved_ = 0;        // need_ while admitted, else 0

@@ -1,9 +1,14 @@
 #include "serve/server.h"
 
 #include <httplib.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
 
 #include <atomic>
+#include <cerrno>
 #include <ctime>
+#include <filesystem>
 #include <map>
 #include <random>
 #include <sstream>
@@ -43,6 +48,46 @@ std::string prom_label(const std::string& v) {
     else out += c;
   }
   return out;
+}
+
+// host (numeric) and port of a socket's own (local) or peer address; false when not a socket.
+bool socket_address(int fd, bool local, std::string& host, int& port) {
+  sockaddr_storage a{};
+  socklen_t len = sizeof a;
+  if ((local ? getsockname(fd, (sockaddr*)&a, &len) : getpeername(fd, (sockaddr*)&a, &len)) != 0) return false;
+  char h[NI_MAXHOST], p[NI_MAXSERV];
+  if (getnameinfo((sockaddr*)&a, len, h, sizeof h, p, sizeof p, NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+    return false;
+  host = h;
+  port = std::atoi(p);
+  return true;
+}
+
+// The socket a request came on, or -1. httplib 0.11 does not expose it (later versions have
+// Request::is_connection_closed), so it is found by the connection's local and peer addresses,
+// unique among open sockets; httplib closes it only after the handler returns.
+int connection_socket(const httplib::Request& req) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    const int fd = std::atoi(e.path().filename().c_str());
+    std::string host;
+    int port = 0;
+    if (socket_address(fd, false, host, port) && port == req.remote_port && host == req.remote_addr &&
+        socket_address(fd, true, host, port) && port == req.local_port && host == req.local_addr)
+      return fd;
+  }
+  return -1;
+}
+
+// Whether the peer has closed the connection: readable with nothing to read (httplib's later
+// is_connection_closed makes the same test). Bytes waiting (a pipelined request) mean it is there.
+bool peer_closed(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  if (poll(&p, 1, 0) <= 0) return false;
+  if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) return true;
+  char c;
+  const ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
 }  // namespace
@@ -163,10 +208,19 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
   const int64_t created = (int64_t)std::time(nullptr);
 
   if (!r.stream) {
+    // A client that leaves is found within 100 ms and its sequence dropped at the next step.
+    const int sock = connection_socket(req);
     std::string text;
     SequenceEvent e;
     for (;;) {
-      if (!seq->next(e, std::chrono::seconds(1))) continue;
+      if (!seq->next(e, std::chrono::milliseconds(100))) {
+        if (sock >= 0 && peer_closed(sock)) {
+          seq->cancel();
+          send_error(res, 499, "the client closed the connection");  // nginx's code; nobody reads it
+          return;
+        }
+        continue;
+      }
       text += e.text;
       if (e.done) break;
     }
@@ -221,6 +275,7 @@ json Server::Impl::health() {
           {"kv_bytes_held", s.kv_bytes_held},
           {"kv_bytes_reserved", s.kv_bytes_reserved},
           {"active", s.active},
+          {"prefilling", s.prefilling},
           {"queued", s.queued},
           {"decode_tokens_per_second", s.step_tokens_per_s}};
 }
@@ -245,15 +300,23 @@ std::string Server::Impl::metrics() {
   }
   metric("h1bkv_prompt_tokens_total", "counter", "prompt tokens run", "", (double)s.prompt_tokens);
   metric("h1bkv_generated_tokens_total", "counter", "tokens generated", "", (double)s.generated_tokens);
-  metric("h1bkv_decode_seconds_total", "counter", "seconds in batched decode steps", "", s.decode_seconds);
-  metric("h1bkv_decode_tokens_per_second", "gauge", "tokens per second of the last decode step", "",
-         s.step_tokens_per_s);
+  metric("h1bkv_step_seconds_total", "counter", "seconds in batched steps (decode rows and prompt chunks)",
+         "", s.step_seconds);
+  metric("h1bkv_decode_seconds_total", "counter", "seconds in steps that ran decode rows only", "",
+         s.decode_seconds);
+  metric("h1bkv_decode_tokens_total", "counter", "tokens generated in steps that ran decode rows only",
+         "", (double)s.decode_tokens);
+  metric("h1bkv_decode_tokens_per_second", "gauge", "decode rows per second of the last step that had them",
+         "", s.step_tokens_per_s);
   metric("h1bkv_sequences_finished_total", "counter", "sequences that ended normally", "", (double)s.finished);
   metric("h1bkv_sequences_cancelled_total", "counter", "sequences whose client left", "", (double)s.cancelled);
   metric("h1bkv_sequences_failed_total", "counter", "sequences ended by an error", "", (double)s.failed);
   metric("h1bkv_queue_length", "gauge", "requests waiting for admission", "", (double)s.queued);
-  metric("h1bkv_active_sequences", "gauge", "sequences decoding", cache, (double)s.active);
-  metric("h1bkv_max_active_sequences", "gauge", "most sequences decoding at once so far", cache,
+  metric("h1bkv_active_sequences", "gauge", "sequences admitted (prefilling or decoding)", cache,
+         (double)s.active);
+  metric("h1bkv_prefilling_sequences", "gauge", "admitted sequences whose prompt is still running", cache,
+         (double)s.prefilling);
+  metric("h1bkv_max_active_sequences", "gauge", "most sequences admitted at once so far", cache,
          (double)s.most_active);
   metric("h1bkv_kv_bytes_held", "gauge", "KV cache bytes held by active sequences", cache, s.kv_bytes_held);
   metric("h1bkv_kv_bytes_reserved", "gauge", "KV cache bytes reserved by active sequences", cache,

@@ -208,6 +208,9 @@ TEST_F(ServeCli, BadFlagsAreOneLineErrors) {
   r = run_cli("serve -m " + stories260k() + " -np 0");
   EXPECT_EQ(r.code, 2) << r.out;
   EXPECT_NE(r.out.find("--parallel: 0 is out of range"), std::string::npos) << r.out;
+  r = run_cli("serve -m " + stories260k() + " --prefill-chunk -1");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("--prefill-chunk: -1 is out of range"), std::string::npos) << r.out;
   r = run_cli("serve -m " + stories260k() + " --cache h1b:bits=3");
   EXPECT_NE(r.code, 0) << r.out;
   r = run_cli("serve -m " + stories260k() + " --host 203.0.113.7 --port 0");

@@ -60,6 +60,7 @@ inline SchedulerConfig small_config(const std::string& cache = "f16") {
   sc.max_sequences = 8;
   sc.kv_budget = 1e9;
   sc.max_queue = 16;
+  sc.prefill_chunk = 16;  // the chat prompts take 2 steps or more
   return sc;
 }
 

@@ -231,4 +231,31 @@ TEST_F(ServeBadInput, ClientThatLeavesMidStreamFreesItsSlot) {
   EXPECT_EQ(st.kv_bytes_reserved, 0);
 }
 
+// The same for a non-streaming request: nothing is written to the client until the end, so the
+// server looks at the connection itself while it waits.
+TEST_F(ServeBadInput, NonStreamingClientThatLeavesFreesItsSlot) {
+  LiveServer s(small_config(), {}, false);
+  const int fd = raw_connect(s.port);
+  ASSERT_GE(fd, 0);
+  const std::string req = raw_request(R"({"prompt":"Once upon a time","max_tokens":200,"temperature":0})");
+  ASSERT_EQ(write(fd, req.data(), req.size()), (ssize_t)req.size());
+  for (int w = 0; w < 24000 && s.sched->stats().queued < 1; ++w)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  while (s.sched->stats().generated_tokens < 5) s.sched->step();
+  EXPECT_EQ(s.sched->stats().active, 1);
+  close(fd);
+  int steps = 0;
+  while (s.sched->stats().active > 0 && steps < 150) {  // 200 tokens would take 200 steps
+    s.sched->step();
+    ++steps;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const SchedulerStats st = s.sched->stats();
+  EXPECT_EQ(st.active, 0);
+  EXPECT_EQ(st.cancelled, 1);
+  EXPECT_LT(st.generated_tokens, 150);
+  EXPECT_EQ(st.kv_bytes_held, 0);
+  EXPECT_EQ(st.kv_bytes_reserved, 0);
+}
+
 }  // namespace
