@@ -212,17 +212,20 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
     const int sock = connection_socket(req);
     std::string text;
     SequenceEvent e;
+    // The peer is looked at after every event and every 100 ms without one (tokens may come
+    // faster than that, so a check only on the timeout would never run).
     for (;;) {
-      if (!seq->next(e, std::chrono::milliseconds(100))) {
-        if (sock >= 0 && peer_closed(sock)) {
-          seq->cancel();
-          send_error(res, 499, "the client closed the connection");  // nginx's code; nobody reads it
-          return;
-        }
-        continue;
+      const bool got = seq->next(e, std::chrono::milliseconds(100));
+      if (got && e.done) {
+        text += e.text;
+        break;
       }
-      text += e.text;
-      if (e.done) break;
+      if (sock >= 0 && peer_closed(sock)) {
+        seq->cancel();
+        send_error(res, 499, "the client closed the connection");  // nginx's code; nobody reads it
+        return;
+      }
+      if (got) text += e.text;
     }
     if (!e.error.empty()) throw ApiError(500, e.error, "server_error");
     res.set_content(dump_json(completion_json(r, id, created, cfg.model_id, text, e.finish_reason, e.usage)),
