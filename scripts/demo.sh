@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: install packages, build, fetch SmolLM2-135M-Instruct (Q4_1),
 # generate text with it with the f16 cache and with the best h1b cache beside it, and compare their
-# WikiText-2 perplexity, KL divergence and bytes (ctx 512, first 40 chunks; q4_0 and 4-bit KIVI at
-# h1b's bytes for reference). The h1b cache: 256-bit centred key sketches on orthogonal blocks, 4-bit
-# values, exact sinks/window, the first 2 layers' keys q4 (docs/finetune.md, stage 0).
+# WikiText-2 perplexity, KL divergence and bytes (ctx 512, first 40 chunks; q4_0, 2-bit KIVI at
+# h1b's bytes and 4-bit KIVI for reference). The h1b cache, the best at >= 4x: 128-bit centred key
+# sketches whose projection, query decoder and per-head multipliers were trained on the attention
+# KL (stage 1(c), docs/finetune.md), 4-bit values, exact sinks/window.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh build
 scripts/get_model.sh
 model=${H1BKV_MODELS:-models}/SmolLM2-135M-Instruct.Q4_1.gguf
 shared=${H1BKV_SHARED:-../shared}
-h1b="h1b:bits=256,est=qjl,sink=4,window=64,orth=1,center=1,exact_layers=2,exact_type=q4"
-adapter=calib/smollm2-135m-q4_1.h1b-256-qjl-s4w64-orth-center.safetensors
+h1b="h1b:bits=128,est=qjl,sink=4,window=64,orth=1,center=1,ridge=0.05,kl=200"
+adapter=calib/smollm2-135m-q4_1.h1b-128-qjl-s4w64-orth-center-ridge-kl.safetensors
 prompt="Write a short story about a robot who learns to paint."
 echo "== h1bkv run (greedy, f16 cache)"
 build/h1bkv run -m "$model" --chat --temp 0 -n 96 -p "$prompt"
@@ -24,4 +25,4 @@ build/h1bkv run -m "$shared/models/stories260K.gguf" -p "" --temp 0 -n 60
 echo
 echo "== h1bkv compare on WikiText-2 (ctx 512, ${DEMO_CHUNKS:-40} chunks): f16 beside h1b"
 build/h1bkv compare -m "$model" -f "$shared/data/wikitext-2/wiki.test.raw" -c 512 --chunks "${DEMO_CHUNKS:-40}" \
-  --caches "f16;q4_0;kivi:bits=4,group=128,vgroup=64;$h1b@$adapter"
+  --caches "f16;q4_0;kivi:bits=2,group=128,vbits=4,vgroup=64;kivi:bits=4,group=128,vgroup=64;$h1b@$adapter"
