@@ -13,6 +13,14 @@ model=${H1BKV_MODELS:-models}/SmolLM2-135M-Instruct.Q4_1.gguf
 shared=${H1BKV_SHARED:-../shared}
 h1b="h1b:bits=128,est=qjl,sink=4,window=64,orth=1,center=1,ridge=0.05,kl=200"
 adapter=calib/smollm2-135m-q4_1.h1b-128-qjl-s4w64-orth-center-ridge-kl.safetensors
+# The adapter (2.98 MB) is not committed: fit it once (a few minutes; the same text and command as
+# scripts/h1b_keys.sh, deterministic).
+if [ ! -f "$adapter" ]; then
+  echo "== h1bkv calibrate (stage 1(c) adapter for $h1b)"
+  build/h1bkv calibrate -m "$model" -t 2 -c 512 --chunks 8 -f "$shared/data/tinystories/sample.txt" \
+    -f "$shared/data/sotu/2010_barack_obama_d.txt" -f "$shared/data/sotu/2018_donald_j_trump_r.txt" \
+    --cache "$h1b" -o "$adapter"
+fi
 prompt="Write a short story about a robot who learns to paint."
 echo "== h1bkv run (greedy, f16 cache)"
 build/h1bkv run -m "$model" --chat --temp 0 -n 96 -p "$prompt"
