@@ -196,6 +196,23 @@ TEST_F(ServeBadInput, SilentClientDoesNotStallOthers) {
   close(fd);
 }
 
+// After the client of a 200-token request has hung up: stepping the scheduler cancels the
+// sequence well before it could end, and frees its cache and reservation.
+void expect_slot_freed_after_hang_up(Scheduler& sched) {
+  int steps = 0;
+  while (sched.stats().active > 0 && steps < 150) {  // 200 tokens would take 200 steps
+    sched.step();
+    ++steps;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const SchedulerStats st = sched.stats();
+  EXPECT_EQ(st.active, 0);
+  EXPECT_EQ(st.cancelled, 1);
+  EXPECT_LT(st.generated_tokens, 150);
+  EXPECT_EQ(st.kv_bytes_held, 0);
+  EXPECT_EQ(st.kv_bytes_reserved, 0);
+}
+
 // A raw connection: sends a streaming request, reads until the first token arrives, hangs up.
 TEST_F(ServeBadInput, ClientThatLeavesMidStreamFreesItsSlot) {
   LiveServer s(small_config(), {}, false);
@@ -217,18 +234,7 @@ TEST_F(ServeBadInput, ClientThatLeavesMidStreamFreesItsSlot) {
   }
   EXPECT_EQ(s.sched->stats().active, 1);
   close(fd);
-  int steps = 0;
-  while (s.sched->stats().active > 0 && steps < 150) {  // 200 tokens would take 200 steps
-    s.sched->step();
-    ++steps;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  const SchedulerStats st = s.sched->stats();
-  EXPECT_EQ(st.active, 0);
-  EXPECT_EQ(st.cancelled, 1);
-  EXPECT_LT(st.generated_tokens, 150);
-  EXPECT_EQ(st.kv_bytes_held, 0);
-  EXPECT_EQ(st.kv_bytes_reserved, 0);
+  expect_slot_freed_after_hang_up(*s.sched);
 }
 
 // The same for a non-streaming request: nothing is written to the client until the end, so the
@@ -244,18 +250,7 @@ TEST_F(ServeBadInput, NonStreamingClientThatLeavesFreesItsSlot) {
   while (s.sched->stats().generated_tokens < 5) s.sched->step();
   EXPECT_EQ(s.sched->stats().active, 1);
   close(fd);
-  int steps = 0;
-  while (s.sched->stats().active > 0 && steps < 150) {  // 200 tokens would take 200 steps
-    s.sched->step();
-    ++steps;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  const SchedulerStats st = s.sched->stats();
-  EXPECT_EQ(st.active, 0);
-  EXPECT_EQ(st.cancelled, 1);
-  EXPECT_LT(st.generated_tokens, 150);
-  EXPECT_EQ(st.kv_bytes_held, 0);
-  EXPECT_EQ(st.kv_bytes_reserved, 0);
+  expect_slot_freed_after_hang_up(*s.sched);
 }
 
 }  // namespace
