@@ -2,12 +2,14 @@
 # Issue 10, stages 0 and 1(a)(b) (docs/finetune.md): fits the h1b key adapters of SmolLM2-135M on
 # calibration text (TinyStories sample + two State of the Union addresses; never WikiText), then
 # one compare table on WikiText-2: f16, q4_0, KIVI 2/4, the equal-bytes KIVI rows, and per
-# b in {128, 256} (B="128 256 512" adds b=512) the cumulative stages baseline, +center, +orth, +exact first layers,
-# +ridge A, +ITQ, and stage 1(c): R, A and per-head multipliers trained on attention KL from the
-# ridge start, with and without the exact first layers (est=qjl, sink=4, window=64), and the
-# paper's plain config (hamming, T=0.1).
+# b in {128, 256} (B="128 256 512" adds b=512 and its equal-bytes row, 8-bit per-channel KIVI keys
+# with 4-bit values: 9180 B per token like h1b b=512) the cumulative stages baseline, +center,
+# +orth, +exact first layers, +ridge A, +ITQ, and stage 1(c): R, A and per-head multipliers trained
+# on attention KL from the ridge start, with and without the exact first layers (est=qjl, sink=4,
+# window=64), and the paper's plain config (hamming, T=0.1).
 #   scripts/h1b_keys.sh                       # ctx 512, 8 chunks; adapters in calib/ (kept if present)
 #   CTX=2048 CHUNKS=2 scripts/h1b_keys.sh     # the same rows at ctx 2048
+#   B="128 256 512" scripts/h1b_keys.sh       # with b=512 (its ridge and 1(c) adapters: 5.9 and 11.9 MB)
 #   B="128" scripts/h1b_keys.sh               # fewer rows
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +38,7 @@ fit() {
 }
 
 caches="f16;q4_0;kivi:bits=2;kivi:bits=4;kivi:bits=2,group=128,vbits=4,vgroup=64;kivi:bits=4,group=128,vgroup=64"
+case " $bits " in *" 512 "*) caches+=";kivi:bits=8,group=128,vbits=4,vgroup=64" ;; esac
 for b in $bits; do
   s="h1b:bits=$b,est=qjl,sink=4,window=64"
   caches+=";$s"
