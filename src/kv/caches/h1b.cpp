@@ -189,7 +189,7 @@ void add_h1b_cache_types(std::vector<CacheTypeDef>& types) {
   CacheTypeDef t;
   t.name = "h1b";
   t.help = "H1B-KV: keys as b-bit sign sketches, values int4, optional exact sinks/window";
-  t.options = {{"bits", "enum:64|128|256|512", "256", "sketch bits per key and KV head"},
+  t.options = {{"bits", "enum:64|128|192|256|320|384|448|512", "256", "sketch bits per key and KV head (a multiple of 64)"},
                {"est", "enum:hamming|angle|qjl", "hamming", "logit estimator (see kv/sketch.h)"},
                {"T", "float", "0.1", "hamming temperature: logit = (1 - 2h/b) / T", 0, 1e6, true},
                {"group", "enum:0|32|64", "0", "int4 value group size (0 = whole head)"},

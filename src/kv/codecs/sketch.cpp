@@ -108,8 +108,8 @@ SketchKeyCodec::SketchKeyCodec(const CacheGeometry& g, int layer, SketchOptions 
     : g_(g), d_(g.head_dim), layer_(layer), group_(g.n_head / g.n_kv_head), o_(o),
       mult_(g.n_head, 1.0f) {
   per_head_ = o.per_head;
-  check(o.bits == 64 || o.bits == 128 || o.bits == 256 || o.bits == 512,
-        "sketch bits must be one of 64, 128, 256, 512 (got " + std::to_string(o.bits) + ")");
+  check(o.bits >= 64 && o.bits <= 512 && o.bits % 64 == 0,
+        "sketch bits must be a multiple of 64 in [64, 512] (got " + std::to_string(o.bits) + ")");
   check(o.T > 0 && std::isfinite(o.T), "sketch temperature T must be > 0");
   check(d_ <= 512, "sketch keys need head_dim <= 512 (got " + std::to_string(d_) + ")");
   const int nmat = o.per_head ? g.n_kv_head : 1, b = o.bits;
@@ -288,14 +288,19 @@ void SketchKeyCodec::prepare_query(const float* q, int head, float scale, float*
 
 namespace {
 
-// cos(pi h / b), h = 0..b, as the codec's cos_tab_ (same expression, so the same floats).
+// cos(pi h / b), h = 0..b, as the codec's cos_tab_ (same expression, so the same floats), for
+// b = 64, 128, ..., 512.
 const float* cos_table(int bits) {
-  static const std::vector<float> tabs[4] = {
-      [] { std::vector<float> t(65); for (int h = 0; h <= 64; ++h) t[h] = (float)std::cos(kPi * h / 64); return t; }(),
-      [] { std::vector<float> t(129); for (int h = 0; h <= 128; ++h) t[h] = (float)std::cos(kPi * h / 128); return t; }(),
-      [] { std::vector<float> t(257); for (int h = 0; h <= 256; ++h) t[h] = (float)std::cos(kPi * h / 256); return t; }(),
-      [] { std::vector<float> t(513); for (int h = 0; h <= 512; ++h) t[h] = (float)std::cos(kPi * h / 512); return t; }()};
-  return tabs[bits == 64 ? 0 : bits == 128 ? 1 : bits == 256 ? 2 : 3].data();
+  static const auto tabs = [] {
+    std::array<std::vector<float>, 8> t;
+    for (int i = 0; i < 8; ++i) {
+      const int b = 64 * (i + 1);
+      t[i].resize(b + 1);
+      for (int h = 0; h <= b; ++h) t[i][h] = (float)std::cos(kPi * h / b);
+    }
+    return t;
+  }();
+  return tabs[bits / 64 - 1].data();
 }
 
 // Logits from table sums h of n tokens (norms: fp16 ||k - mu|| of each, angle/qjl):

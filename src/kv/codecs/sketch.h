@@ -39,7 +39,7 @@ SketchEst sketch_est_from_name(const std::string& name);  // throws Error listin
 const char* sketch_est_name(SketchEst e);
 
 struct SketchOptions {
-  int bits = 256;                     // 64, 128, 256 or 512
+  int bits = 256;                     // a multiple of 64 in [64, 512]
   SketchEst est = SketchEst::hamming;
   float T = 0.1f;                     // hamming temperature (default: logits in [-10, 10])
   bool per_head = false;              // one R per (layer, KV head) instead of per layer
