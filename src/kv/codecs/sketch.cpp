@@ -155,9 +155,11 @@ void SketchKeyCodec::set_projection(const std::vector<float>& R) {
 
 void SketchKeyCodec::set_decoder(const std::vector<float>& A) {
   check(A.empty() || o_.est == SketchEst::qjl, "sketch: a query decoder needs est=qjl");
-  check(A.empty() || A.size() == (size_t)g_.n_kv_head * o_.bits * d_,
-        "sketch: layer " + std::to_string(layer_) + " needs a decoder of n_kv_head x bits x head_dim values");
-  At_ = A.empty() ? A : transpose_heads(A, g_.n_kv_head, o_.bits, d_);
+  const size_t per = (size_t)o_.bits * d_;
+  check(A.empty() || A.size() == g_.n_kv_head * per || A.size() == g_.n_head * per,
+        "sketch: layer " + std::to_string(layer_) + " needs a decoder of n_kv_head (or n_head) x bits x head_dim values");
+  a_per_query_head_ = A.size() == g_.n_head * per && g_.n_head != g_.n_kv_head;
+  At_ = A.empty() ? A : transpose_heads(A, (int)(A.size() / per), o_.bits, d_);
 }
 
 void SketchKeyCodec::set_temperature(float T) {
@@ -243,7 +245,7 @@ void SketchKeyCodec::prepare_query(const float* q, int head, float scale, float*
   const int hk = head / group_;
   const float m = mult_[head] * (o_.est == SketchEst::hamming ? 1.0f : inv_T_);
   float y[512];
-  if (o_.est == SketchEst::qjl && !At_.empty()) apply_t(&At_[(size_t)hk * d_ * b], q, y);
+  if (o_.est == SketchEst::qjl && !At_.empty()) apply_t(&At_[(size_t)(a_per_query_head_ ? head : hk) * d_ * b], q, y);
   else project(q, hk, y);
   prep[b + 1] = 0;
   // angle, qjl with a key mean: the exact scale q.mu, added to every sketched logit
@@ -404,7 +406,7 @@ float SketchKeyCodec::score_ref(const float* q, int head, float scale, const uin
     for (int j = 0; j < d_; ++j) qmu += (double)q[j] * mu_[(size_t)hk * d_ + j];
   float y[512];
   if (o_.est == SketchEst::qjl) {
-    if (!At_.empty()) apply_t(&At_[(size_t)hk * d_ * b], q, y);
+    if (!At_.empty()) apply_t(&At_[(size_t)(a_per_query_head_ ? head : hk) * d_ * b], q, y);
     else project(q, hk, y);
     double dot = 0;
     for (int i = 0; i < b; ++i) dot += (kw[i / 64] >> (i % 64) & 1) ? y[i] : -y[i];
