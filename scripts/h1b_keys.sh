@@ -10,7 +10,7 @@
 #   scripts/h1b_keys.sh                       # ctx 512, 8 chunks; adapters in calib/ (kept if present)
 #   CTX=2048 CHUNKS=2 scripts/h1b_keys.sh     # the same rows at ctx 2048
 #   B="128 256 512" scripts/h1b_keys.sh       # with b=512 (its ridge and 1(c) adapters: 5.9 and 11.9 MB)
-#   B="128" scripts/h1b_keys.sh               # fewer rows
+#   B="128" B4X="" scripts/h1b_keys.sh        # fewer rows
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shared=${H1BKV_SHARED:-../shared}
@@ -47,6 +47,13 @@ for b in $bits; do
   caches+=";$(fit "$s,orth=1,center=1" "$b-qjl-s4w64-orth-center" | sed "s/center=1@/center=1,$exact@/")"
   caches+=";$(fit "$s,orth=1,center=1,ridge=$ridge" "$b-qjl-s4w64-orth-center-ridge" | sed "s/@/,$exact@/")"
   caches+=";$(fit "$s,orth=1,center=1,itq=$itq,ridge=$ridge" "$b-qjl-s4w64-orth-center-itq-ridge" | sed "s/@/,$exact@/")"
+  caches+=";$(fit "$s,orth=1,center=1,ridge=$ridge,kl=$kl" "$b-qjl-s4w64-orth-center-ridge-kl")"
+  caches+=";$(fit "$s,orth=1,center=1,ridge=$ridge,kl=$kl" "$b-qjl-s4w64-orth-center-ridge-kl" | sed "s/@/,$exact@/")"
+done
+# b=192 (62 B per layer and KV head: 4.13x), stage 1(c): the best at >= 4x (docs/finetune.md,
+# "Toward +3 % at 4x"); B4X="" leaves it out
+for b in ${B4X-192}; do
+  s="h1b:bits=$b,est=qjl,sink=4,window=64"
   caches+=";$(fit "$s,orth=1,center=1,ridge=$ridge,kl=$kl" "$b-qjl-s4w64-orth-center-ridge-kl")"
   caches+=";$(fit "$s,orth=1,center=1,ridge=$ridge,kl=$kl" "$b-qjl-s4w64-orth-center-ridge-kl" | sed "s/@/,$exact@/")"
 done

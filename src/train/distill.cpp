@@ -21,6 +21,8 @@ Distiller::Distiller(Model& model, const CacheSpec& spec, const DistillOptions& 
         "finetune: the h1b estimator must be qjl or hamming (got " + std::string(sketch_est_name(h1b_.sketch.est)) + ")");
   check(hamming ? !o.train_sketch : true,
         "finetune: est=hamming scores sign(R q) (no query decoder), so its sketch tensors cannot train (use est=qjl)");
+  check(!h1b_.qhead, "finetune: qhead=1 (a decoder A per query head, stage 1(c)) is not modelled by the student; "
+                     "finetune the per-KV-head adapter (qhead=0)");
   check(o.init || !h1b_needs_adapter(h1b_),
         "finetune: cache '" + spec.str() + "' (center, itq or ridge) starts from its adapter: pass --calib FILE "
         "('h1bkv calibrate --cache " + spec.str() + " -o FILE' makes one)");

@@ -167,7 +167,7 @@ const std::vector<Row> kRows = {
     {"GgufVersion1", "run -m {V1} -p hi", 1, "unsupported GGUF version 1 (need 2 or 3)"},
     {"UnknownCache", "run -m {M} -p hi --cache f8", 1, "unknown cache type 'f8' (valid: "},
     {"BadCacheOption", "run -m {M} -p hi --cache plain:k=q2", 1, "'q2' is not one of"},
-    {"CacheBitsNotAllowed", "run -m {M} -p hi --cache h1b:bits=100", 1, "cache 'h1b' option 'bits': '100' is not one of 64, 128, 256, 512"},
+    {"CacheBitsNotAllowed", "run -m {M} -p hi --cache h1b:bits=100", 1, "cache 'h1b' option 'bits': '100' is not one of 64, 128, 192, 256, 320, 384, 448, 512"},
     {"CalibForAnotherModel", "ppl -m {EPS6} -f {T} -c 64 --chunks 2 -t 1 --cache h1b:bits=64 --calib {CALIB}", 1, "made for another model"},
     {"CalibForOtherBits", S + " --cache h1b:bits=128 --calib {CALIB}", 1, "made for cache option bits=64, the cache has bits=128"},
     {"UnknownCacheOption", "run -m {M} -p hi --cache h1b:foo=1", 1, "has no option 'foo'"},

@@ -30,6 +30,7 @@ H1bOptions h1b_options(const CacheSpec& spec) {
   o.itq = (int)spec.get_int("itq");
   o.ridge = spec.get_float("ridge");
   o.kl = (int)spec.get_int("kl");
+  o.qhead = spec.get("qhead") == "1";
   o.exact_layers = (int)spec.get_int("exact_layers");
   o.exact_type = spec.get("exact_type");
   return o;
@@ -46,6 +47,8 @@ void validate_h1b_spec(const CacheSpec& spec) {
         "cache 'h1b' option 'ridge': the decoder A is a qjl estimator (needs est=qjl)");
   check(spec.get_int("kl") == 0 || spec.get("est") == "qjl",
         "cache 'h1b' option 'kl': the attention-KL fit trains the qjl decoder A (needs est=qjl)");
+  check(spec.get("qhead") == "0" || spec.get_int("kl") > 0,
+        "cache 'h1b' option 'qhead': per-query-head decoders are trained by the attention-KL fit (needs kl > 0)");
 }
 
 namespace {
@@ -189,7 +192,7 @@ void add_h1b_cache_types(std::vector<CacheTypeDef>& types) {
   CacheTypeDef t;
   t.name = "h1b";
   t.help = "H1B-KV: keys as b-bit sign sketches, values int4, optional exact sinks/window";
-  t.options = {{"bits", "enum:64|128|256|512", "256", "sketch bits per key and KV head"},
+  t.options = {{"bits", "enum:64|128|192|256|320|384|448|512", "256", "sketch bits per key and KV head (a multiple of 64)"},
                {"est", "enum:hamming|angle|qjl", "hamming", "logit estimator (see kv/sketch.h)"},
                {"T", "float", "0.1", "hamming temperature: logit = (1 - 2h/b) / T", 0, 1e6, true},
                {"group", "enum:0|32|64", "0", "int4 value group size (0 = whole head)"},
@@ -202,6 +205,7 @@ void add_h1b_cache_types(std::vector<CacheTypeDef>& types) {
                {"itq", "int", "0", "ITQ iterations rotating R per head_dim-row block (calibrate; adapter)", 0, 1000},
                {"ridge", "float", "0", "qjl: ridge decoder A, lambda = ridge x samples (calibrate; adapter); 0 = off", 0, 1e6},
                {"kl", "int", "0", "qjl: steps of attention-KL descent on R, A and per-head multipliers (calibrate; adapter); 0 = off", 0, 100000},
+               {"qhead", "enum:0|1", "0", "qjl: kl trains a decoder A per query head instead of per KV head (adapter; no bytes per token)"},
                {"exact_layers", "int", "0", "first layers whose keys stay exact (exact_type)", 0, 4096},
                {"exact_type", "enum:f16|q4", "f16", "keys of the exact layers: f16 or q4_0"}};
   t.calib = CalibUse::optional;

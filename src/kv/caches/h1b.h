@@ -1,7 +1,7 @@
 // The H1B-KV cache (arXiv 2510.05529): keys as b-bit sign sketches (sketch.h), values as int4
 // (int4_codec.h), optional exact f16 sinks and recent window (full_cache.h), one softmax.
 // Spec: "h1b:bits=256,est=hamming|angle|qjl,T=0.1,group=0|32|64,proj=layer|head,seed=42,
-// sink=0,window=0,orth=0|1,center=0|1,itq=0,ridge=0,kl=0,exact_layers=0,exact_type=f16|q4"
+// sink=0,window=0,orth=0|1,center=0|1,itq=0,ridge=0,kl=0,qhead=0|1,exact_layers=0,exact_type=f16|q4"
 // (registry.h). center, itq, ridge and kl are fitted by `h1bkv calibrate` into an adapter
 // (kv/calib/adapter.h) that the cache then needs; the first exact_layers layers keep their keys
 // in f16 or q4_0 instead of sketches (values int4 as elsewhere).
@@ -30,6 +30,7 @@ struct H1bOptions {
   int itq = 0;            // ITQ iterations on R (adapter); 0 = off
   double ridge = 0;       // ridge decoder A with lambda = ridge x samples (adapter); 0 = off
   int kl = 0;             // steps of attention-KL descent on R, A, multipliers (adapter; h1b_kl_fit.h); 0 = off
+  bool qhead = false;     // qjl: kl trains a decoder A per query head, not per KV head (no bytes per token)
   int exact_layers = 0;   // first layers with exact keys (all layers when >= n_layer)
   std::string exact_type = "f16";  // f16 | q4 (q4_0 blocks)
 };

@@ -212,7 +212,8 @@ void check_adapter(const Adapter& a, const std::string& path, const CacheSpec& s
     for (size_t i = 0; i < s.size(); ++i) r += (i ? "," : "") + std::to_string(s[i]);
     return r + "]";
   };
-  const std::vector<int64_t> want[6] = {{nkv, d}, {nkv, b, d}, {nkv, b, d}, {nh}, {nh, d}, {nh, d}};
+  const int64_t na = spec.get("qhead") == "1" ? nh : nkv;  // decoders: per query head or per KV head
+  const std::vector<int64_t> want[6] = {{nkv, d}, {nkv, b, d}, {na, b, d}, {nh}, {nh, d}, {nh, d}};
   for (size_t L = 0; L < a.layers.size(); ++L)
     for (int i = 0; i < kCacheTensors; ++i) {
       const AdapterTensor& t = layer_tensor(a.layers[L], i);

@@ -7,7 +7,8 @@
 // Tensors, all optional (a missing one is the default), per layer L:
 //   blk.L.k_mean     [n_kv_head][d]     centering mu: keys are sketched as k - mu
 //   blk.L.k_proj     [n_kv_head][b][d]  R (replaces the seeded Gaussian)
-//   blk.L.q_proj     [n_kv_head][b][d]  qjl decoder A: logit = scale mult ||k-mu|| <A q, s_k> (+ scale q.mu)
+//   blk.L.q_proj     [n_kv_head][b][d]  qjl decoder A: logit = scale mult ||k-mu|| <A q, s_k> (+ scale q.mu);
+//                    [n_head][b][d] with the cache option qhead=1 (one A per query head)
 //   blk.L.logit_mult [n_head]           multipliers on the sketched logits (the JSON file's "mult")
 //   blk.L.v_scale, blk.L.v_bias [n_head][d]  head output -> v_scale * out + v_bias
 //   temperature      [1]                global T: hamming uses it instead of the spec's T; angle and

@@ -16,7 +16,7 @@ namespace {
 using json = nlohmann::json;
 
 // Options that change the keys or which tokens are compressed; they must match.
-const char* const kKeyOptions[] = {"bits", "est", "proj", "seed", "sink", "window", "orth", "center", "itq", "ridge", "kl"};
+const char* const kKeyOptions[] = {"bits", "est", "proj", "seed", "sink", "window", "orth", "center", "itq", "ridge", "kl", "qhead"};
 
 std::string basename_of(const std::string& p) {
   const size_t s = p.find_last_of('/');

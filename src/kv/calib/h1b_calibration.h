@@ -4,7 +4,7 @@
 //    "granularity":"global|layer|head","objective":"kl|lm","text":[..],"tokens":N,
 //    "mult":[[n_head] x n_layer],"kl_before":..,"kl_after":..}
 // A file applies to a cache of the same model (model_id) and the same key options: bits, est,
-// proj, seed, sink, window, orth, center, itq, ridge (exact_layers may differ: exact layers take no
+// proj, seed, sink, window, orth, center, itq, ridge, kl, qhead (exact_layers may differ: exact layers take no
 // multipliers). T may differ: hamming multipliers are rescaled by T_cache / T_file,
 // so the effective logit m / T is the one fitted. group (values only) may differ.
 #pragma once
@@ -33,7 +33,7 @@ void save_calibration(const std::string& path, const CalibrationFile& f);
 // Throws Error "PATH: ..." on a missing file, bad JSON or a malformed field.
 CalibrationFile load_calibration(const std::string& path);
 // Parses `fitted` (the spec a file was fitted for) and checks it is h1b with the key options of
-// spec (bits, est, proj, seed, sink, window, orth, center, itq, ridge); throws Error "PATH: ..."
+// spec (bits, est, proj, seed, sink, window, orth, center, itq, ridge, kl, qhead); throws Error "PATH: ..."
 // naming the option, with `label` ("fitted", "calibrated") before the file's spec. Returns it parsed.
 CacheSpec check_fitted_key_options(const std::string& path, const std::string& fitted, const CacheSpec& spec,
                               const std::string& label);

@@ -162,7 +162,11 @@ Adapter fit_h1b_adapter(const CacheSpec& spec, const CacheGeometry& g, const std
       std::vector<KlHeadSeq> train, held;
       for (size_t i = 0; i < cs.size(); ++i)
         (cs.size() >= 2 && i + 1 == cs.size() ? held : train).push_back(kl_head_seq(cs[i], h, nkv, g.n_head, d, mus[pr].data()));
-      KlGeom kg{d, b, G, cs.empty() ? 0.0f : cs[0].scale, o.sink, o.window};
+      if (o.qhead) {  // every query head starts from the KV head's decoder
+        const std::vector<float> A1 = As[pr];
+        for (int gi = 1; gi < G; ++gi) As[pr].insert(As[pr].end(), A1.begin(), A1.end());
+      }
+      KlGeom kg{d, b, G, cs.empty() ? 0.0f : cs[0].scale, o.sink, o.window, o.qhead};
       KlFitOptions ko;
       ko.steps = o.kl;
       ko.seed = o.sketch.seed * 1000003 + (uint64_t)pr;
@@ -187,7 +191,7 @@ Adapter fit_h1b_adapter(const CacheSpec& spec, const CacheGeometry& g, const std
     };
     if (o.center) stack(mus, l.k_mean, {nkv, d});
     if (o.itq > 0 || o.kl > 0) stack(Rs, l.k_proj, {nkv, b, d});
-    if (o.ridge > 0 || o.kl > 0) stack(As, l.q_proj, {nkv, b, d});
+    if (o.ridge > 0 || o.kl > 0) stack(As, l.q_proj, {o.qhead ? g.n_head : nkv, b, d});
     if (o.kl > 0) stack(mults, l.logit_mult, {g.n_head});
   }
   if (summary) {

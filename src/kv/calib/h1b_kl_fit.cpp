@@ -67,7 +67,7 @@ double kl_loss_grad(const KlGeom& g, const KlHeadSeq& s, const std::vector<int64
   for (int64_t r : rows) nk = std::max(nk, s.rows[r] + 1);
   const int64_t mr = (int64_t)rows.size();
   const Mat<T> U = ConstMap<float>(s.u.data(), nk, d).cast<T>(), K = ConstMap<float>(s.k.data(), nk, d).cast<T>();
-  const ConstMap<T> Rm(R, b, d), Am(A, b, d);
+  const ConstMap<T> Rm(R, b, d);
   const Mat<T> Y = U * Rm.transpose();  // [nk][b]
   const T beta = T(relax.beta);
   const Mat<T> S = Y.unaryExpr([&](T y) { return relax.ste ? (y >= 0 ? T(1) : T(-1)) : std::tanh(beta * y); });
@@ -80,7 +80,8 @@ double kl_loss_grad(const KlGeom& g, const KlHeadSeq& s, const std::vector<int64
     for (int64_t r = 0; r < mr; ++r)
       for (int j = 0; j < d; ++j) Qg(r, j) = (T)s.q[(rows[r] * G + gi) * d + j];
     const Mat<T> E = T(g.scale) * Qg * K.transpose();  // [mr][nk] teacher logits
-    const Mat<T> QA = Qg * Am.transpose();              // [mr][b]
+    const size_t a_off = g.a_per_head ? (size_t)gi * b * d : 0;  // this head's decoder
+    const Mat<T> QA = Qg * ConstMap<T>(A + a_off, b, d).transpose();  // [mr][b]
     const Mat<T> C = QA * S.transpose();                // [mr][nk] <A q, s_t>
     Mat<T> Gz = Mat<T>::Zero(grad ? mr : 0, grad ? nk : 0);  // dKL/dz * scale |k - mu| (compressed)
     for (int64_t r = 0; r < mr; ++r) {
@@ -107,7 +108,7 @@ double kl_loss_grad(const KlGeom& g, const KlHeadSeq& s, const std::vector<int64
     if (!grad) continue;
     dmult[gi] += Gz.cwiseProduct(C).sum();
     const Mat<T> dC = mult[gi] * Gz;  // [mr][nk]
-    Eigen::Map<Mat<T>>(dA, b, d).noalias() += (dC * S).transpose() * Qg;
+    Eigen::Map<Mat<T>>(dA + a_off, b, d).noalias() += (dC * S).transpose() * Qg;
     dS.noalias() += dC.transpose() * QA;
   }
   if (count) *count = mr * G;
@@ -128,6 +129,7 @@ template double kl_loss_grad<double>(const KlGeom&, const KlHeadSeq&, const std:
                                      const double*, const double*, KlRelax, double*, double*, double*, int64_t*);
 
 double kl_eval(const KlGeom& g, const std::vector<KlHeadSeq>& seqs, const float* R, const float* A, const float* mult) {
+  // A: as kl_loss_grad
   double sum = 0;
   int64_t n = 0;
   for (const KlHeadSeq& s : seqs) {
@@ -145,8 +147,8 @@ double kl_eval(const KlGeom& g, const std::vector<KlHeadSeq>& seqs, const float*
 
 KlFitResult kl_fit_head(const KlGeom& g, const std::vector<KlHeadSeq>& train, const std::vector<KlHeadSeq>& held,
                         std::vector<float>& R, std::vector<float>& A, std::vector<float>& mult, const KlFitOptions& o) {
-  const size_t nb = (size_t)g.b * g.d;
-  check(R.size() == nb && A.size() == nb && mult.size() == (size_t)g.G, "KL fit: parameter shapes");
+  const size_t nb = (size_t)g.b * g.d, na = nb * (g.a_per_head ? g.G : 1);
+  check(R.size() == nb && A.size() == na && mult.size() == (size_t)g.G, "KL fit: parameter shapes");
   KlFitResult res;
   res.train_before = res.train_after = kl_eval(g, train, R.data(), A.data(), mult.data());
   res.held_before = res.held_after = kl_eval(g, held, R.data(), A.data(), mult.data());
@@ -155,7 +157,8 @@ KlFitResult kl_fit_head(const KlGeom& g, const std::vector<KlHeadSeq>& train, co
     if (train[i].m > 0) usable.push_back(i);
   if (o.steps <= 0 || usable.empty()) return res;
   // parameter vector [R | A | mult], Adam state beside it; lr per tensor = lr x its initial rms
-  std::vector<float> P(R), grad(2 * nb + g.G), m(2 * nb + g.G, 0.0f), v(2 * nb + g.G, 0.0f);
+  const size_t np = nb + na + g.G;
+  std::vector<float> P(R), grad(np), m(np, 0.0f), v(np, 0.0f);
   P.insert(P.end(), A.begin(), A.end());
   P.insert(P.end(), mult.begin(), mult.end());
   const std::vector<float> start = P;
@@ -180,8 +183,8 @@ KlFitResult kl_fit_head(const KlGeom& g, const std::vector<KlHeadSeq>& train, co
     if (frac < o.anneal) relax = {o.beta0 * std::pow(o.beta1 / o.beta0, frac / o.anneal), false};
     std::fill(grad.begin(), grad.end(), 0.0f);
     int64_t cnt = 0;
-    kl_loss_grad<float>(g, s, idx, P.data(), P.data() + nb, P.data() + 2 * nb, relax, grad.data(), grad.data() + nb,
-                        grad.data() + 2 * nb, &cnt);
+    kl_loss_grad<float>(g, s, idx, P.data(), P.data() + nb, P.data() + nb + na, relax, grad.data(), grad.data() + nb,
+                        grad.data() + nb + na, &cnt);
     if (cnt == 0) continue;
     const double lr_t = o.lr * 0.5 * (1 + std::cos(kPi * step / o.steps));
     const double c1 = 1 - std::pow(b1, step + 1), c2 = 1 - std::pow(b2, step + 1);
@@ -189,21 +192,21 @@ KlFitResult kl_fit_head(const KlGeom& g, const std::vector<KlHeadSeq>& train, co
       const double gj = grad[j] / (double)cnt;
       m[j] = (float)(b1 * m[j] + (1 - b1) * gj);
       v[j] = (float)(b2 * v[j] + (1 - b2) * gj * gj);
-      const double sc = lr_scale[j < nb ? 0 : j < 2 * nb ? 1 : 2];
+      const double sc = lr_scale[j < nb ? 0 : j < nb + na ? 1 : 2];
       P[j] -= (float)(lr_t * sc * (m[j] / c1) / (std::sqrt(v[j] / c2) + eps));
     }
-    for (int h = 0; h < g.G; ++h) P[2 * nb + h] = std::max(P[2 * nb + h], 1e-3f);  // the adapter needs > 0
+    for (int h = 0; h < g.G; ++h) P[nb + na + h] = std::max(P[nb + na + h], 1e-3f);  // the adapter needs > 0
   }
-  const double after = kl_eval(g, train, P.data(), P.data() + nb, P.data() + 2 * nb);
+  const double after = kl_eval(g, train, P.data(), P.data() + nb, P.data() + nb + na);
   if (!(after < res.train_before)) {
     res.kept_start = true;
     return res;
   }
   res.train_after = after;
-  res.held_after = kl_eval(g, held, P.data(), P.data() + nb, P.data() + 2 * nb);
+  res.held_after = kl_eval(g, held, P.data(), P.data() + nb, P.data() + nb + na);
   std::copy(P.begin(), P.begin() + nb, R.begin());
-  std::copy(P.begin() + nb, P.begin() + 2 * nb, A.begin());
-  std::copy(P.begin() + 2 * nb, P.end(), mult.begin());
+  std::copy(P.begin() + nb, P.begin() + nb + na, A.begin());
+  std::copy(P.begin() + nb + na, P.end(), mult.begin());
   return res;
 }
 

@@ -9,6 +9,8 @@
 //   teacher  e_t = scale q.k_t,                     p = softmax(e)
 //   student  z_t = e_t                              t exact (t < sink or pos_t > pos_i - window)
 //            z_t = scale (m_h |k_t - mu| <A q, s_t> + q.mu)   otherwise (kv/codecs/sketch.h, qjl)
+//   A: one decoder for the KV head, or one per query head (A_h; the sketch is the KV head's, so
+//   per-query-head decoders cost no bytes per token)
 //   loss = sum over rows and heads of KL(p || softmax(z)); dKL/dz_t = softmax(z)_t - p_t.
 // sign's backward (straight-through phase) is tanh(beta_end y)'s derivative. mu stays fixed.
 #pragma once
@@ -32,6 +34,7 @@ struct KlGeom {
   int d = 0, b = 0, G = 1;  // head_dim, sketch bits, query heads per KV head
   float scale = 0;          // 1 / sqrt(d)
   int64_t sink = 0, window = 0;
+  bool a_per_head = false;  // A is [G][b][d] (one per query head) instead of [b][d]
 };
 
 // One sequence as one (layer, KV head) sees it.
@@ -52,7 +55,7 @@ struct KlRelax {
 };
 
 // Sum over the chosen rows (indices into s.rows; empty = all) and the G heads of the KL above,
-// for R, A [b][d] and mult [G]; adds the sum's gradients to dR, dA, dmult when dR != nullptr.
+// for R [b][d], A ([b][d], or [G][b][d] with g.a_per_head) and mult [G]; adds the sum's gradients to dR, dA, dmult when dR != nullptr.
 // *count (optional) receives the number of (row, head) terms.
 template <class T>
 double kl_loss_grad(const KlGeom& g, const KlHeadSeq& s, const std::vector<int64_t>& rows, const T* R,
@@ -76,7 +79,7 @@ struct KlFitResult {
   bool kept_start = false;                   // training did not lower train KL: start returned
 };
 
-// Trains R, A [b][d] and mult [G] in place (Adam, cosine decay, fixed seed); returns the start
+// Trains R, A (shapes as above) and mult [G] in place (Adam, cosine decay, fixed seed); returns the start
 // values when the training KL did not go down.
 KlFitResult kl_fit_head(const KlGeom& g, const std::vector<KlHeadSeq>& train, const std::vector<KlHeadSeq>& held,
                         std::vector<float>& R, std::vector<float>& A, std::vector<float>& mult,

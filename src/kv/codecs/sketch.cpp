@@ -108,8 +108,8 @@ SketchKeyCodec::SketchKeyCodec(const CacheGeometry& g, int layer, SketchOptions 
     : g_(g), d_(g.head_dim), layer_(layer), group_(g.n_head / g.n_kv_head), o_(o),
       mult_(g.n_head, 1.0f) {
   per_head_ = o.per_head;
-  check(o.bits == 64 || o.bits == 128 || o.bits == 256 || o.bits == 512,
-        "sketch bits must be one of 64, 128, 256, 512 (got " + std::to_string(o.bits) + ")");
+  check(o.bits >= 64 && o.bits <= 512 && o.bits % 64 == 0,
+        "sketch bits must be a multiple of 64 in [64, 512] (got " + std::to_string(o.bits) + ")");
   check(o.T > 0 && std::isfinite(o.T), "sketch temperature T must be > 0");
   check(d_ <= 512, "sketch keys need head_dim <= 512 (got " + std::to_string(d_) + ")");
   const int nmat = o.per_head ? g.n_kv_head : 1, b = o.bits;
@@ -155,9 +155,11 @@ void SketchKeyCodec::set_projection(const std::vector<float>& R) {
 
 void SketchKeyCodec::set_decoder(const std::vector<float>& A) {
   check(A.empty() || o_.est == SketchEst::qjl, "sketch: a query decoder needs est=qjl");
-  check(A.empty() || A.size() == (size_t)g_.n_kv_head * o_.bits * d_,
-        "sketch: layer " + std::to_string(layer_) + " needs a decoder of n_kv_head x bits x head_dim values");
-  At_ = A.empty() ? A : transpose_heads(A, g_.n_kv_head, o_.bits, d_);
+  const size_t per = (size_t)o_.bits * d_;
+  check(A.empty() || A.size() == g_.n_kv_head * per || A.size() == g_.n_head * per,
+        "sketch: layer " + std::to_string(layer_) + " needs a decoder of n_kv_head (or n_head) x bits x head_dim values");
+  a_per_query_head_ = A.size() == g_.n_head * per && g_.n_head != g_.n_kv_head;
+  At_ = A.empty() ? A : transpose_heads(A, (int)(A.size() / per), o_.bits, d_);
 }
 
 void SketchKeyCodec::set_temperature(float T) {
@@ -243,7 +245,7 @@ void SketchKeyCodec::prepare_query(const float* q, int head, float scale, float*
   const int hk = head / group_;
   const float m = mult_[head] * (o_.est == SketchEst::hamming ? 1.0f : inv_T_);
   float y[512];
-  if (o_.est == SketchEst::qjl && !At_.empty()) apply_t(&At_[(size_t)hk * d_ * b], q, y);
+  if (o_.est == SketchEst::qjl && !At_.empty()) apply_t(&At_[(size_t)(a_per_query_head_ ? head : hk) * d_ * b], q, y);
   else project(q, hk, y);
   prep[b + 1] = 0;
   // angle, qjl with a key mean: the exact scale q.mu, added to every sketched logit
@@ -288,14 +290,19 @@ void SketchKeyCodec::prepare_query(const float* q, int head, float scale, float*
 
 namespace {
 
-// cos(pi h / b), h = 0..b, as the codec's cos_tab_ (same expression, so the same floats).
+// cos(pi h / b), h = 0..b, as the codec's cos_tab_ (same expression, so the same floats), for
+// b = 64, 128, ..., 512.
 const float* cos_table(int bits) {
-  static const std::vector<float> tabs[4] = {
-      [] { std::vector<float> t(65); for (int h = 0; h <= 64; ++h) t[h] = (float)std::cos(kPi * h / 64); return t; }(),
-      [] { std::vector<float> t(129); for (int h = 0; h <= 128; ++h) t[h] = (float)std::cos(kPi * h / 128); return t; }(),
-      [] { std::vector<float> t(257); for (int h = 0; h <= 256; ++h) t[h] = (float)std::cos(kPi * h / 256); return t; }(),
-      [] { std::vector<float> t(513); for (int h = 0; h <= 512; ++h) t[h] = (float)std::cos(kPi * h / 512); return t; }()};
-  return tabs[bits == 64 ? 0 : bits == 128 ? 1 : bits == 256 ? 2 : 3].data();
+  static const auto tabs = [] {
+    std::array<std::vector<float>, 8> t;
+    for (int i = 0; i < 8; ++i) {
+      const int b = 64 * (i + 1);
+      t[i].resize(b + 1);
+      for (int h = 0; h <= b; ++h) t[i][h] = (float)std::cos(kPi * h / b);
+    }
+    return t;
+  }();
+  return tabs[bits / 64 - 1].data();
 }
 
 // Logits from table sums h of n tokens (norms: fp16 ||k - mu|| of each, angle/qjl):
@@ -399,7 +406,7 @@ float SketchKeyCodec::score_ref(const float* q, int head, float scale, const uin
     for (int j = 0; j < d_; ++j) qmu += (double)q[j] * mu_[(size_t)hk * d_ + j];
   float y[512];
   if (o_.est == SketchEst::qjl) {
-    if (!At_.empty()) apply_t(&At_[(size_t)hk * d_ * b], q, y);
+    if (!At_.empty()) apply_t(&At_[(size_t)(a_per_query_head_ ? head : hk) * d_ * b], q, y);
     else project(q, hk, y);
     double dot = 0;
     for (int i = 0; i < b; ++i) dot += (kw[i / 64] >> (i % 64) & 1) ? y[i] : -y[i];

@@ -10,7 +10,8 @@
 // as k - mu, ||k - mu|| stored; angle and qjl add the exact scale q.mu back so the sketched tier
 // stays on the scale of the exact one; hamming adds nothing: its logit has no key norm, so it was
 // never on that scale), R per KV head, and for qjl a decoder A per KV head replacing
-// sqrt(pi/2)/b R on the query side: logit = scale |k - mu| <A q, s_k> (+ scale q.mu).
+// sqrt(pi/2)/b R on the query side: logit = scale |k - mu| <A q, s_k> (+ scale q.mu); A may be
+// per query head (GQA: the stored sketch is the KV head's, so it costs no bytes per token).
 // orth: R in blocks of d rows, each the Q of a QR of the Gaussian block, rows scaled to sqrt(d)
 // (QJL's init_rot_dir); blocks of fewer rows (b < d) keep the first b orthonormal rows.
 //
@@ -39,7 +40,7 @@ SketchEst sketch_est_from_name(const std::string& name);  // throws Error listin
 const char* sketch_est_name(SketchEst e);
 
 struct SketchOptions {
-  int bits = 256;                     // 64, 128, 256 or 512
+  int bits = 256;                     // a multiple of 64 in [64, 512]
   SketchEst est = SketchEst::hamming;
   float T = 0.1f;                     // hamming temperature (default: logits in [-10, 10])
   bool per_head = false;              // one R per (layer, KV head) instead of per layer
@@ -86,7 +87,8 @@ class SketchKeyCodec : public KeyCodec {
   // Calibration hook: logit multipliers of this layer, [n_head] (query heads); 1 = none.
   void set_multipliers(const std::vector<float>& m);
   // Learned parameters (empty = default). mu: [n_kv_head][d]; R, A: [n_kv_head][b][d] (R makes
-  // the projection per KV head); T > 0: hamming's temperature / a divisor of angle and qjl logits.
+  // the projection per KV head), A also [n_head][b][d] (a decoder per query head); T > 0:
+  // hamming's temperature / a divisor of angle and qjl logits.
   void set_mean(const std::vector<float>& mu);
   void set_projection(const std::vector<float>& R);
   void set_decoder(const std::vector<float>& A);
@@ -110,7 +112,8 @@ class SketchKeyCodec : public KeyCodec {
   bool per_head_;
   float inv_T_ = 1.0f;          // angle, qjl: 1 / adapter temperature
   std::vector<float> mu_;       // [n_kv_head][d] or empty
-  std::vector<float> At_;       // [n_kv_head][d][b] (A transposed) or empty
+  std::vector<float> At_;       // [n_kv_head or n_head][d][b] (A transposed) or empty
+  bool a_per_query_head_ = false;  // At_ has one decoder per query head
   CacheGeometry g_;
   int d_, layer_, group_;
   SketchOptions o_;

@@ -67,6 +67,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values("h1b", "h1b:est=angle", "h1b:est=qjl", "h1b:bits=64,proj=head",
                       "h1b:sink=4,window=16", "h1b:est=angle,sink=3,window=33,group=32",
                       "h1b:est=qjl,bits=512,sink=1,window=50", "h1b:est=qjl,window=1",
+                      "h1b:est=qjl,bits=192,sink=2,window=20", "h1b:est=angle,bits=448",
                       "plain:k=f16,v=int4"));
 
 // Every token exact (window >= n, or sink >= n): the same arithmetic as the f16 cache.
@@ -119,7 +120,8 @@ TEST(H1bCache, BytesFormulaEqualsAllocation) {
   for (const Case& c : {Case{"h1b:bits=64", 8 + 32 + 4}, Case{"h1b:bits=128", 16 + 36},
                         Case{"h1b", 32 + 36}, Case{"h1b:bits=512", 64 + 36},
                         Case{"h1b:est=qjl", 34 + 36}, Case{"h1b:est=angle,bits=512", 66 + 36},
-                        Case{"h1b:group=32", 32 + 32 + 8}, Case{"plain:k=f16,v=int4", 128 + 36}}) {
+                        Case{"h1b:group=32", 32 + 32 + 8}, Case{"h1b:bits=192,est=qjl", 24 + 2 + 36},
+                        Case{"h1b:bits=320", 40 + 36}, Case{"plain:k=f16,v=int4", 128 + 36}}) {
     const CacheSpec s = parse_cache_spec(c.spec);
     EXPECT_EQ(cache_bytes_per_token(s, g), c.per_head * 3 * 30) << c.spec;
     EXPECT_EQ(cache_fixed_bytes(s, g), 0.0) << c.spec;
@@ -311,7 +313,8 @@ TEST(H1bCache, CalibrationMultipliesLogits) {
 TEST(H1bRegistry, SpecsAndErrorsListValidValues) {
   EXPECT_EQ(parse_cache_spec("h1b").str(), "h1b");
   EXPECT_EQ(parse_cache_spec("h1b:bits=512,est=qjl,window=64").str(), "h1b:bits=512,est=qjl,window=64");
-  EXPECT_NE(error_of("h1b:bits=100").find("not one of 64, 128, 256, 512"), std::string::npos);
+  EXPECT_EQ(parse_cache_spec("h1b:bits=192,est=qjl").str(), "h1b:bits=192,est=qjl");
+  EXPECT_NE(error_of("h1b:bits=100").find("not one of 64, 128, 192, 256, 320, 384, 448, 512"), std::string::npos);
   EXPECT_NE(error_of("h1b:est=cos").find("not one of hamming, angle, qjl"), std::string::npos);
   EXPECT_NE(error_of("h1b:group=48").find("not one of 0, 32, 64"), std::string::npos);
   EXPECT_NE(error_of("h1b:proj=token").find("not one of layer, head"), std::string::npos);

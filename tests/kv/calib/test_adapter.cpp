@@ -259,3 +259,57 @@ TEST(Adapter, ValueAffineMapsHeadOutputs) {
       ASSERT_FLOAT_EQ(o2[i * qd + e], std::fma(a.layers[0].v_scale.data[e], o1[i * qd + e], a.layers[0].v_bias.data[e]));
   std::remove(p.c_str());
 }
+
+// qhead=1: q_proj [n_head][b][d], one decoder per query head. Heads whose decoder equals their KV
+// head's attend bit for bit as with the per-KV-head adapter; head 4 reads its own decoder (the
+// per-KV-head adapter with that decoder on KV head 1 gives head 4 the same output). A q_proj of
+// the other shape is refused, and qhead=1 needs kl.
+TEST(Adapter, PerQueryHeadDecoderIsTheHeadsOwn) {
+  const CacheSpec kv_spec = parse_cache_spec("h1b:bits=192,est=qjl,kl=1,sink=2,window=8");
+  const CacheSpec qh_spec = parse_cache_spec("h1b:bits=192,est=qjl,kl=1,qhead=1,sink=2,window=8");
+  const size_t per = 192 * 64;
+  const std::vector<float> A0 = randn(per, 11), A1 = randn(per, 12), A2 = randn(per, 13);
+  auto adapter = [&](const CacheSpec& spec, std::vector<const std::vector<float>*> heads) {
+    Adapter a;
+    a.model_id = "model-a";
+    a.cache = calib_spec_string(spec);
+    a.layers.resize(1);
+    a.layers[0].q_proj.shape = {(int64_t)heads.size(), 192, 64};
+    for (const auto* h : heads) a.layers[0].q_proj.data.insert(a.layers[0].q_proj.data.end(), h->begin(), h->end());
+    return a;
+  };
+  const std::string pk = tmp_path("kv.safetensors"), pq = tmp_path("qh.safetensors"), p2 = tmp_path("kv2.safetensors");
+  save_adapter(pk, adapter(kv_spec, {&A0, &A1}));
+  save_adapter(p2, adapter(kv_spec, {&A0, &A2}));
+  save_adapter(pq, adapter(qh_spec, {&A0, &A0, &A0, &A1, &A2, &A1}));
+  auto ck = make_cache(kv_spec, kGeom, pk), c2 = make_cache(kv_spec, kGeom, p2), cq = make_cache(qh_spec, kGeom, pq);
+  const int n = 40, kv = 2 * 64, qd = 6 * 64;
+  const auto k = randn(n * kv, 1), v = randn(n * kv, 2), q = randn(n * qd, 3);
+  std::vector<int32_t> pos(n);
+  for (int i = 0; i < n; ++i) pos[i] = i;
+  std::vector<float> ok(n * qd), o2(n * qd), oq(n * qd);
+  for (auto* c : {ck.get(), c2.get(), cq.get()}) c->layer(0).append(n, pos.data(), k.data(), v.data());
+  ck->layer(0).attend(n, pos.data(), q.data(), 0.125f, ok.data());
+  c2->layer(0).attend(n, pos.data(), q.data(), 0.125f, o2.data());
+  cq->layer(0).attend(n, pos.data(), q.data(), 0.125f, oq.data());
+  int differ = 0;
+  for (int i = 0; i < n; ++i)
+    for (int h = 0; h < 6; ++h)
+      for (int j = 0; j < 64; ++j) {
+        const size_t e = (size_t)i * qd + h * 64 + j;
+        ASSERT_EQ(oq[e], h == 4 ? o2[e] : ok[e]) << i << " " << h << " " << j;
+        differ += h == 4 && oq[e] != ok[e];
+      }
+  EXPECT_GT(differ, 0);  // head 4's own decoder changed its output
+  // qhead is a key option: an adapter fitted without it does not load with it
+  EXPECT_NE(error_of([&] { make_cache(qh_spec, kGeom, pk); }).find("made for cache option qhead=0, the cache has qhead=1"),
+            std::string::npos);
+  // shapes: per-KV-head q_proj for qhead=1 and the reverse are refused; qhead=1 needs kl
+  save_adapter(p2, adapter(qh_spec, {&A0, &A1}));
+  EXPECT_NE(error_of([&] { make_cache(qh_spec, kGeom, p2); }).find("has shape [2,192,64], the cache needs [6,192,64]"),
+            std::string::npos);
+  save_adapter(pq, adapter(kv_spec, {&A0, &A0, &A0, &A1, &A2, &A1}));
+  EXPECT_NE(error_of([&] { make_cache(kv_spec, kGeom, pq); }).find("the cache needs [2,192,64]"), std::string::npos);
+  EXPECT_NE(error_of([] { parse_cache_spec("h1b:est=qjl,qhead=1"); }).find("option 'qhead'"), std::string::npos);
+  for (const auto& p : {pk, pq, p2}) std::remove(p.c_str());
+}

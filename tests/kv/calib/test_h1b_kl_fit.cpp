@@ -36,21 +36,22 @@ KlCapture random_capture(int n, int G, int d, int first_row, uint32_t seed, floa
 
 std::vector<double> to_d(const std::vector<float>& x) { return std::vector<double>(x.begin(), x.end()); }
 
+// P = [R | A | mult]; A is [b][d], or [G][b][d] with g.a_per_head
 double rel_fd_error(const KlGeom& g, const KlHeadSeq& s, std::vector<double>& P, KlRelax relax, size_t from,
                     size_t to) {
-  const size_t nb = (size_t)g.b * g.d;
+  const size_t nb = (size_t)g.b * g.d, mo = nb + nb * (g.a_per_head ? g.G : 1);
   std::vector<double> grad(P.size(), 0.0);
-  kl_loss_grad<double>(g, s, {}, P.data(), P.data() + nb, P.data() + 2 * nb, relax, grad.data(), grad.data() + nb,
-                       grad.data() + 2 * nb);
+  kl_loss_grad<double>(g, s, {}, P.data(), P.data() + nb, P.data() + mo, relax, grad.data(), grad.data() + nb,
+                       grad.data() + mo);
   double num = 0, den = 0;
   const double h = 1e-6;
   for (size_t j = from; j < to; ++j) {
     const double x0 = P[j];
     P[j] = x0 + h;
-    const double lp = kl_loss_grad<double>(g, s, {}, P.data(), P.data() + nb, P.data() + 2 * nb, relax, nullptr,
+    const double lp = kl_loss_grad<double>(g, s, {}, P.data(), P.data() + nb, P.data() + mo, relax, nullptr,
                                            nullptr, nullptr);
     P[j] = x0 - h;
-    const double lm = kl_loss_grad<double>(g, s, {}, P.data(), P.data() + nb, P.data() + 2 * nb, relax, nullptr,
+    const double lm = kl_loss_grad<double>(g, s, {}, P.data(), P.data() + nb, P.data() + mo, relax, nullptr,
                                            nullptr, nullptr);
     P[j] = x0;
     const double fd = (lp - lm) / (2 * h);
@@ -82,6 +83,45 @@ TEST(H1bKlFit, GradientMatchesFiniteDifferences) {
   const KlRelax ste{4.0, true};
   EXPECT_LT(rel_fd_error(g, s, P, ste, nb, 2 * nb), 1e-6);
   EXPECT_LT(rel_fd_error(g, s, P, ste, 2 * nb, P.size()), 1e-6);
+}
+
+// A per query head (GQA: the sketch is the KV head's, the decoder the query head's): the same
+// layer with G = 3 and three different decoders, same bound. With three copies of one decoder
+// the loss equals the shared decoder's and each copy's gradient is that head's share of it.
+TEST(H1bKlFit, PerQueryHeadDecoderGradientMatchesFiniteDifferences) {
+  const int n = 20, G = 3, d = 8, b = 16;
+  const KlCapture c = random_capture(n, G, d, 7, 21, 0.8f);
+  std::vector<float> mu(d, 0.3f);
+  const KlHeadSeq s = kl_head_seq(c, 0, 1, G, d, mu.data());
+  KlGeom g{d, b, G, c.scale, 2, 4};
+  g.a_per_head = true;
+  const size_t nb = (size_t)b * d;
+  std::vector<double> P = to_d(randn(nb, 5));  // R
+  const std::vector<double> A = to_d(randn_sd(G * nb, 6, 0.1f));
+  P.insert(P.end(), A.begin(), A.end());
+  P.push_back(0.9), P.push_back(1.3), P.push_back(0.7);  // mult
+  const size_t mo = nb + G * nb;
+  const KlRelax tanh_relax{1.5, false}, ste{4.0, true};
+  EXPECT_LT(rel_fd_error(g, s, P, tanh_relax, 0, nb), 1e-6);          // R
+  EXPECT_LT(rel_fd_error(g, s, P, tanh_relax, nb, mo), 1e-6);         // the three A
+  EXPECT_LT(rel_fd_error(g, s, P, tanh_relax, mo, P.size()), 1e-6);   // mult
+  EXPECT_LT(rel_fd_error(g, s, P, ste, nb, mo), 1e-6);
+  // three copies of one decoder == the shared decoder, loss and gradient
+  std::vector<double> Ps(P.begin(), P.begin() + 2 * nb), Pc(P.begin(), P.begin() + nb);
+  for (int gi = 0; gi < G; ++gi) Pc.insert(Pc.end(), Ps.begin() + nb, Ps.end());
+  for (size_t j = mo; j < P.size(); ++j) Ps.push_back(P[j]), Pc.push_back(P[j]);
+  KlGeom gs = g;
+  gs.a_per_head = false;
+  std::vector<double> grs(Ps.size(), 0.0), grc(Pc.size(), 0.0);
+  const double ls = kl_loss_grad<double>(gs, s, {}, Ps.data(), Ps.data() + nb, Ps.data() + 2 * nb, tanh_relax,
+                                         grs.data(), grs.data() + nb, grs.data() + 2 * nb);
+  const double lc = kl_loss_grad<double>(g, s, {}, Pc.data(), Pc.data() + nb, Pc.data() + mo, tanh_relax, grc.data(),
+                                         grc.data() + nb, grc.data() + mo);
+  EXPECT_NEAR(lc, ls, 1e-12 * std::fabs(ls));
+  for (size_t e = 0; e < nb; ++e) {
+    EXPECT_NEAR(grc[e], grs[e], 1e-9 * (1 + std::fabs(grs[e])));  // R
+    EXPECT_NEAR(grc[nb + e] + grc[2 * nb + e] + grc[3 * nb + e], grs[nb + e], 1e-9 * (1 + std::fabs(grs[nb + e])));
+  }
 }
 
 // Two tokens, no exact tier, one row at t = 1: with mult = 0 the student is uniform over the

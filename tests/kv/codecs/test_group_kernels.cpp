@@ -129,7 +129,7 @@ TEST(GroupKernels, SketchGroupEqualsScoreBlock) {
   const CacheGeometry g{2, 8, 2, 64, 1000};
   for (Isa isa : supported_isas())  // every kernel path this CPU has (tests/tensor/isa_paths.h)
   for (auto est : {SketchEst::hamming, SketchEst::angle, SketchEst::qjl})
-    for (int bits : {64, 256, 512}) {
+    for (int bits : {64, 192, 256, 512}) {
       const h1bkv::testing::IsaScope path(isa);
       SketchOptions o;
       o.est = est, o.bits = bits;

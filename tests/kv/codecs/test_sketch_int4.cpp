@@ -11,6 +11,7 @@
 #include "kv/codecs/int4.h"
 #include "kv/codecs/sketch.h"
 #include "tensor/isa_paths.h"
+#include "util/error.h"
 #include "util/fp16.h"
 
 #include "kv/random.h"
@@ -54,6 +55,12 @@ TEST(Sketch, GaussianMatrixIsDeterministicStandardNormal) {
 }
 
 // P(sign(r.x) == sign(r.y)) = 1 - theta / pi (Goemans-Williamson / SimHash).
+// bits: any multiple of 64 in [64, 512] (the kernels work on whole bytes, the words on 64 bits)
+TEST(Sketch, BitsMustBeMultipleOf64UpTo512) {
+  for (int bits : {0, 32, 96, 200, 576}) EXPECT_THROW(SketchKeyCodec(kGeom, 0, opts(bits, SketchEst::qjl)), Error) << bits;
+  for (int bits : {64, 192, 320, 448}) EXPECT_EQ(SketchKeyCodec(kGeom, 0, opts(bits, SketchEst::qjl)).bytes_per_vector(), (size_t)bits / 8 + 2);
+}
+
 TEST(Sketch, SignMatchRateIsOneMinusAngleOverPi) {
   SketchKeyCodec c(kGeom, 0, opts(512, SketchEst::hamming));
   const int d = 64, pairs = 200;
@@ -133,7 +140,7 @@ INSTANTIATE_TEST_SUITE_P(Paths, SketchKernels, ::testing::ValuesIn(h1bkv::testin
 TEST_P(SketchKernels, LutScoresMatchScalar) {
   const h1bkv::testing::IsaScope path(GetParam());
   std::mt19937 rng(3);
-  for (int nbytes : {8, 16, 32, 64})
+  for (int nbytes : {8, 16, 24, 32, 40, 48, 56, 64})  // b = 64 .. 512 in steps of 64
     for (int chunk : {1, 31}) {
       const int maxe = chunk == 1 ? 127 : 4;
       std::vector<uint8_t> tab(nbytes * 32), codes(nbytes * 32);
@@ -207,7 +214,7 @@ TEST_P(SketchCodecTest, BlockKernelMatchesReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(BitsEst, SketchCodecTest,
-                         ::testing::Combine(::testing::Values(64, 128, 256, 512),
+                         ::testing::Combine(::testing::Values(64, 128, 192, 256, 320, 384, 448, 512),
                                             ::testing::Values(SketchEst::hamming, SketchEst::angle,
                                                               SketchEst::qjl),
                                             ::testing::ValuesIn(h1bkv::testing::kAllIsas)));
