@@ -80,9 +80,9 @@ TEST_F(Scheduling, ChunkedPrefillGivesTheWholePromptText) {
   }
 }
 
-// Reservations are the info formula alone (Scheduler::reservation_bytes): after every step, a
-// chunked prompt's cache holds no more (before settle, h1b's ring kept window - 1 + chunk f16
-// tokens, 15 more than the formula's window here). h1b holds exactly the formula for its tokens.
+// Reservations are the info formula alone (Scheduler::reservation_bytes): after every step, the
+// caches hold no more. Without settle, h1b's ring kept window - 1 + chunk f16 tokens of a's
+// cache (15 more than the formula's window at chunk 16: 9600 bytes, past both sequences' slack).
 TEST_F(Scheduling, HeldBytesStayWithinTheReservationsAtEveryStep) {
   for (const std::string cache : {"f16", "h1b:bits=64,sink=2,window=4", "kivi:bits=2,group=8,residual=8"}) {
     for (int64_t chunk : {1, 7, 16, 0}) {
@@ -92,18 +92,11 @@ TEST_F(Scheduling, HeldBytesStayWithinTheReservationsAtEveryStep) {
       auto a = greedy(long_prompt(), 2), b = greedy("Once upon a time", 20);
       sched.submit(b);
       sched.submit(a);
-      const int64_t n = (int64_t)(a->prompt.size() + b->prompt.size());
       bool done_a = false, done_b = false;
       for (int steps = 0; !(done_a && done_b) && steps < 400; ++steps) {
         sched.step();
         const SchedulerStats st = sched.stats();
         ASSERT_LE(st.kv_bytes_held, st.kv_bytes_reserved) << cache << " chunk " << chunk << " step " << steps;
-        if (cache[0] == 'h' && st.active == 1 && st.prompt_tokens == n && !done_b) {  // b alone, past its prompt
-          const int64_t t = (int64_t)b->prompt.size() + st.generated_tokens - 2;  // a generated 2
-          const CacheGeometry g = model->cache_geometry(b->prompt.size() + 20);
-          const CacheSpec spec = parse_cache_spec(cache);
-          if (t >= 6) EXPECT_DOUBLE_EQ(st.kv_bytes_held, cache_bytes_per_token(spec, g) * t + cache_fixed_bytes(spec, g));
-        }
         if (!done_a) drain(*a, &done_a);
         if (!done_b) drain(*b, &done_b);
       }
