@@ -85,11 +85,10 @@ int serve(ServeOptions& o) {
   sched.start();
   const CacheGeometry full = l.model->cache_geometry(sc.n_ctx);
   std::fprintf(stderr,
-               "h1bkv serve: %s, cache %s (%.0f bytes/token + %.0f fixed + %.0f while a prompt runs in chunks; "
-               "%.0f bytes at -c %lld), -np %d, "
+               "h1bkv serve: %s, cache %s (%.0f bytes/token + %.0f fixed; %.0f bytes at -c %lld), -np %d, "
                "--kv-budget %.0f bytes, --prefill-chunk %lld\n",
                o.server.model_id.c_str(), spec.str().c_str(), cache_bytes_per_token(spec, full),
-               cache_fixed_bytes(spec, full), sched.span_excess_bytes(), sched.reservation_bytes(sc.n_ctx),
+               cache_fixed_bytes(spec, full), sched.reservation_bytes(sc.n_ctx),
                (long long)sc.n_ctx,
                sc.max_sequences, sc.kv_budget, (long long)sc.prefill_chunk);
   std::fprintf(stderr, "h1bkv serve: listening on http://%s:%d\n", o.server.host.c_str(), port);

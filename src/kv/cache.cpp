@@ -83,4 +83,8 @@ void KvCache::truncate(int64_t n) {
   for (auto& l : layers_) l->truncate(n);
 }
 
+void KvCache::settle() {
+  for (auto& l : layers_) l->settle();
+}
+
 }  // namespace h1bkv

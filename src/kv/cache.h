@@ -47,6 +47,11 @@ class LayerCache {
   // Drops every token at index >= n (rewind); n >= n_tokens() is a no-op. Throws Error for
   // n < 0 and where the policy cannot (do_truncate), keeping the tokens then.
   void truncate(int64_t n);
+  // The caller is done with the last batch appended: it will not attend its queries again nor
+  // rewind into it. A cache whose exact tier grew by that batch (for its queries and rewinds)
+  // gives the excess back, so bytes() is then what decoding one token at a time holds, whatever
+  // the batch sizes. Later rewinds or older queries may then throw Error.
+  void settle() { do_settle(); }
   const CacheGeometry& geometry() const { return g_; }
 
  protected:
@@ -58,6 +63,7 @@ class LayerCache {
   virtual void do_append(int64_t n, const int32_t* pos, const float* k, const float* v) = 0;
   virtual void do_attend(int64_t n_q, const int32_t* q_pos, const float* q, float scale, float* out) = 0;
   virtual void do_truncate(int64_t n) = 0;  // 0 <= n < n_tokens()
+  virtual void do_settle() {}
 
   CacheGeometry g_;
   std::vector<int32_t> pos_;
@@ -79,6 +85,7 @@ class KvCache {
   size_t capacity_bytes() const;  // allocated now, all layers
   void clear();
   void truncate(int64_t n);
+  void settle();  // every layer's LayerCache::settle
 
  private:
   std::string spec_;

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <random>
 
 #include "tokenize/tokenizer.h"
 #include "util/error.h"
@@ -17,7 +16,6 @@ Scheduler::Scheduler(Model& model, const Tokenizer& tok, SchedulerConfig cfg)
   check(cfg_.n_ctx > 0 && cfg_.max_sequences > 0 && cfg_.max_queue > 0 && cfg_.kv_budget > 0,
         "scheduler: context, sequences, queue and budget must be positive");
   make_cache(cfg_.cache, model_.cache_geometry(1), cfg_.calib);  // a bad spec or file fails here
-  span_excess_ = measure_span_excess();
 }
 
 Scheduler::~Scheduler() { stop(); }
@@ -27,35 +25,7 @@ double Scheduler::formula_bytes(int64_t n_tokens) const {
   return cache_bytes_per_token(cfg_.cache, g) * (double)n_tokens + cache_fixed_bytes(cfg_.cache, g);
 }
 
-double Scheduler::reservation_bytes(int64_t n_tokens) const { return formula_bytes(n_tokens) + span_excess_; }
-
-// A cache's bytes depend on the spans appended, not on the values: random ones will do. The
-// prompt runs in spans of c tokens (the whole context when prefill_chunk is 0), then decodes;
-// 2c + 512 tokens cover a window of up to 512 behind the largest span.
-double Scheduler::measure_span_excess() const {
-  const int64_t c = cfg_.prefill_chunk > 0 ? std::min(cfg_.prefill_chunk, cfg_.n_ctx) : cfg_.n_ctx;
-  const int64_t n = std::min(cfg_.n_ctx, 2 * c + 512);
-  const CacheGeometry g = model_.cache_geometry(n);
-  auto cache = make_cache(cfg_.cache, g, cfg_.calib);
-  const int64_t kvd = (int64_t)g.n_kv_head * g.head_dim;
-  std::vector<float> k((size_t)c * kvd), v((size_t)c * kvd);
-  std::mt19937 rng(1);
-  std::normal_distribution<float> normal;
-  for (float& x : k) x = normal(rng);
-  for (float& x : v) x = normal(rng);
-  std::vector<int32_t> pos((size_t)c);
-  double worst = 0;
-  for (int64_t t = 0; t < n;) {
-    const int64_t m = std::min(c, n - t);
-    for (int64_t j = 0; j < m; ++j) pos[j] = (int32_t)(t + j);
-    for (int il = 0; il < g.n_layer; ++il) cache->layer(il).append(m, pos.data(), k.data(), v.data());
-    t += m;
-    const CacheGeometry gt = model_.cache_geometry(t);
-    const double formula = cache_bytes_per_token(cfg_.cache, gt) * (double)t + cache_fixed_bytes(cfg_.cache, gt);
-    worst = std::max(worst, (double)cache->bytes() - formula);
-  }
-  return worst;
-}
+double Scheduler::reservation_bytes(int64_t n_tokens) const { return formula_bytes(n_tokens); }
 
 void Scheduler::submit(const std::shared_ptr<Sequence>& s) {
   const int64_t n = (int64_t)s->prompt.size() + s->max_tokens;
@@ -68,8 +38,7 @@ void Scheduler::submit(const std::shared_ptr<Sequence>& s) {
                             std::to_string(s->max_tokens) + " max_tokens = " + std::to_string(n) +
                             " tokens x " + std::to_string(cache_bytes_per_token(cfg_.cache, g)) +
                             " bytes/token + " + std::to_string(cache_fixed_bytes(cfg_.cache, g)) +
-                            " fixed + " + std::to_string((int64_t)span_excess_) +
-                            " while the prompt runs in chunks, cache " + cfg_.cache.str() +
+                            " fixed, cache " + cfg_.cache.str() +
                             "), more than the whole budget of " +
                             std::to_string((int64_t)cfg_.kv_budget) +
                             " bytes (--kv-budget); lower max_tokens or the prompt");
@@ -222,6 +191,8 @@ bool Scheduler::step() {
       std::erase_if(active_, [](const auto& s) { return !s->cache_; });
     }
     seconds = t.seconds();
+    // a chunk's exact copies (h1b's window, kivi's residual) go back to what the formula counts
+    for (int64_t i = 0; ok && i < ns; ++i) spans_[i].cache->settle();
     for (int64_t i = 0; ok && i < ns; ++i) {
       const float* l = rows_logits_.data() + i * nv;
       if (i < nr) {

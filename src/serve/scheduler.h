@@ -57,12 +57,9 @@ class Scheduler {
   ~Scheduler();
 
   // Bytes a sequence of n tokens reserves: the cache formula `info` prints, per-token bytes x n
-  // plus the fixed full-precision bytes, for a cache of n_ctx = n, plus span_excess_bytes().
+  // plus the fixed full-precision bytes, for a cache of n_ctx = n. Each step settles the caches
+  // it ran (KvCache::settle), so what they hold between steps stays within it for any chunk.
   double reservation_bytes(int64_t n_tokens) const;
-  // The most a cache holds beyond that formula when its prompt runs in prefill_chunk spans (h1b
-  // keeps window - 1 + its largest span as exact copies; the formula counts the window):
-  // measured once, at construction, by appending random keys and values in those spans.
-  double span_excess_bytes() const { return span_excess_; }
   // Queues s. Throws ApiError 400 (with the numbers) when it can never fit the budget, 503 when
   // the queue is full or the scheduler is stopping.
   void submit(const std::shared_ptr<Sequence>& s);
@@ -80,12 +77,10 @@ class Scheduler {
   void finish(Sequence& s, const std::string& reason, const std::string& error);
   void release(Sequence& s);  // frees the cache and the reservation
   double formula_bytes(int64_t n_tokens) const;
-  double measure_span_excess() const;
 
   Model& model_;
   const Tokenizer& tok_;
   const SchedulerConfig cfg_;
-  double span_excess_ = 0;
 
   mutable std::mutex mu_;
   std::condition_variable wake_;

@@ -5,6 +5,8 @@
 //   1 thread == 2 threads, bit for bit
 //   bytes() after token-by-token decoding to n_ctx: bytes_per_token x n_ctx, plus at most the
 //     type's fixed bytes (exactly the product when it has none)
+//   bytes() after every settled batch (append, attend, settle) of any size: what one-token
+//     batches hold at that many tokens, and within the formula for n_ctx (what serve reserves)
 //   truncate by the last batch: exact (the same outputs after appending the tokens again) or an Error
 //   appending past n_ctx: Error "context overflow", nothing appended
 // and every spec of `exact_examples` equals exact attention within f16 rounding.
@@ -19,6 +21,7 @@
 #include <vector>
 
 #include "kv/cache.h"
+#include "kv/caches/h1b.h"
 #include "kv/random.h"
 #include "kv/reference_attention.h"
 #include "kv/registry.h"
@@ -150,6 +153,49 @@ TEST_P(Conformance, BytesFollowTheFormulaAndOverflowIsAnError) {
     EXPECT_NE(std::string(e.what()).find("context overflow"), std::string::npos) << e.what();
   }
   EXPECT_EQ(c->layer(0).n_tokens(), kGeom.n_ctx);
+}
+
+// What serve relies on: a prompt run in chunks of any size holds, between steps, what decoding
+// one token at a time holds; never more than the formula for the context. h1b: exactly the
+// formula, bytes_per_token x t + f16 K and V of min(t, sink + window) tokens.
+TEST_P(Conformance, SettledBytesDoNotDependOnTheBatchSizes) {
+  const Data& d = data();
+  const int n = kGeom.n_ctx;
+  const double per_token = cache_bytes_per_token(spec_, kGeom), fixed = cache_fixed_bytes(spec_, kGeom);
+  const double reserved = per_token * n + fixed;
+  auto feed = [&](const std::vector<int>& sizes, std::vector<size_t>& held) {  // held[t]
+    auto c = make();
+    std::vector<float> out((size_t)n * kQ);
+    held.assign(n + 1, 0);
+    int t = 0;
+    for (int b : sizes) {
+      for (int il = 0; il < kGeom.n_layer; ++il) {
+        c->layer(il).append(b, &d.pos[t], &d.k[(size_t)t * kKv], &d.v[(size_t)t * kKv]);
+        c->layer(il).attend(b, &d.pos[t], &d.q[(size_t)t * kQ], kScale, out.data());
+      }
+      c->settle();
+      t += b;
+      held[t] = c->bytes();
+      EXPECT_LE((double)held[t], reserved * (1 + 1e-9)) << GetParam() << " at " << t << " tokens";
+    }
+  };
+  std::vector<size_t> one, chunked;
+  feed(std::vector<int>(n, 1), one);
+  for (const std::vector<int>& sizes : {std::vector<int>{64, 64, 64, 64, 64}, {1, 149, 7, 100, 63}, {n}}) {
+    feed(sizes, chunked);
+    int t = 0;
+    for (int b : sizes) {
+      t += b;
+      EXPECT_EQ(chunked[t], one[t]) << GetParam() << " at " << t << " tokens, batch of " << b;
+    }
+  }
+  if (spec_.type != "h1b") return;
+  const H1bOptions o = h1b_options(spec_);
+  const double f16_token = 4.0 * kGeom.head_dim * kGeom.n_kv_head * kGeom.n_layer;
+  for (int t = 1; t <= n; ++t) {
+    const double formula = per_token * t + (double)std::min<int64_t>(t, o.sink + o.window) * f16_token;
+    ASSERT_NEAR((double)one[t], formula, 1e-9 * formula) << GetParam() << " at " << t << " tokens";
+  }
 }
 
 TEST_P(Conformance, TruncateIsExactOrAnError) {

@@ -80,6 +80,31 @@ TEST_F(Scheduling, ChunkedPrefillGivesTheWholePromptText) {
   }
 }
 
+// Reservations are the info formula alone (Scheduler::reservation_bytes): after every step, the
+// caches hold no more. Without settle, h1b's ring kept window - 1 + chunk f16 tokens of a's
+// cache (15 more than the formula's window at chunk 16: 9600 bytes, past both sequences' slack).
+TEST_F(Scheduling, HeldBytesStayWithinTheReservationsAtEveryStep) {
+  for (const std::string cache : {"f16", "h1b:bits=64,sink=2,window=4", "kivi:bits=2,group=8,residual=8"}) {
+    for (int64_t chunk : {1, 7, 16, 0}) {
+      SchedulerConfig sc = small_config(cache);
+      sc.prefill_chunk = chunk;
+      Scheduler sched(*model, *tok, sc);
+      auto a = greedy(long_prompt(), 2), b = greedy("Once upon a time", 20);
+      sched.submit(b);
+      sched.submit(a);
+      bool done_a = false, done_b = false;
+      for (int steps = 0; !(done_a && done_b) && steps < 400; ++steps) {
+        sched.step();
+        const SchedulerStats st = sched.stats();
+        ASSERT_LE(st.kv_bytes_held, st.kv_bytes_reserved) << cache << " chunk " << chunk << " step " << steps;
+        if (!done_a) drain(*a, &done_a);
+        if (!done_b) drain(*b, &done_b);
+      }
+      EXPECT_TRUE(done_a && done_b) << cache << " chunk " << chunk;
+    }
+  }
+}
+
 TEST_F(Scheduling, RunningSequenceGetsATokenEveryStepWhileALongPromptIsAdmitted) {
   SchedulerConfig sc = small_config("f16");  // "Once upon a time" runs 240 tokens without an end
   sc.prefill_chunk = 16;

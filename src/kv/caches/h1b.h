@@ -10,7 +10,8 @@
 //   b/8 sketch + 2 (fp16 ||k||, angle and qjl only) + d/2 value nibbles + 4 per value group
 // (the first exact_layers layers: 2 d (f16) or 18 d / 32 (q4_0) key bytes instead of the sketch)
 // plus the exact tier, which is not per token: f16 K and V (4 d bytes per layer and KV head)
-// for min(n, sink) sinks and up to window - 1 + largest batch recent tokens (window > 0).
+// for min(n, sink) sinks and up to window - 1 + largest batch recent tokens (window > 0;
+// window tokens after LayerCache::settle).
 #pragma once
 #include <memory>
 #include <string>

@@ -80,6 +80,13 @@ class KiviCache : public LayerCache {
     n_ = n;
     ex_lo_ = std::min(ex_lo_, n);
   }
+  // Keeps the f16 copies a query past the newest token reads, and the slots a one-token append
+  // needs.
+  void do_settle() override {
+    if (n_ == 0) return;
+    ex_lo_ = std::max(ex_lo_, keep_from(n_ + 1));
+    ring_.shrink(std::min<int64_t>(g_.n_ctx, R_ + G_), ex_lo_, n_);
+  }
 
  private:
   static constexpr int64_t kQ = 16;  // queries per work item

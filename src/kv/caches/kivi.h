@@ -11,7 +11,8 @@
 // A group is quantized (from its f16 copies) as soon as it is complete. f16 copies are kept
 // while a query of the last batch appended (or a later one) may read them: at most
 // R + G - 1 + that batch's tokens; so a rewind (truncate) within the last batch always works,
-// deeper ones throw Error once the copies they need are gone.
+// deeper ones throw Error once the copies they need are gone. LayerCache::settle keeps those a
+// query past the newest token reads: at most R + G - 1, the formula's fixed tokens.
 #pragma once
 #include <memory>
 

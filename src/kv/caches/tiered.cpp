@@ -419,9 +419,17 @@ class TieredCache : public TieredLayerCache {
     n_ = n;
     ex_lo_ = std::max(tiers_.sink, std::min(ex_lo_, n));
   }
+  // The next query (past the newest token) needs at most the last W - 1 tokens exact: keep W,
+  // what the formula counts, and the ring's slots for them; batches before count as one token.
+  void do_settle() override {
+    if (tiers_.window == 0 || n_ == 0) return;
+    ex_lo_ = std::max({ex_lo_, tiers_.sink, n_ - tiers_.window});
+    max_batch_ = 1;
+    ring_.shrink(std::min(keep(), g_.n_ctx), ex_lo_, n_);
+  }
 
  private:
-  // Window tokens the ring must retain: W-1 older ones plus the largest batch.
+  // Window tokens the ring must retain: W-1 older ones plus the largest batch since settle().
   int64_t keep() const { return tiers_.window - 1 + max_batch_; }
 
   // Calls f(block, first token, count) for the pieces of [t0, t1) in each block.

@@ -4,9 +4,11 @@
 // query at position p sees token t exactly when t < sink or pos_t > p - window, compressed
 // otherwise, all in one softmax; so batched evaluation equals token-by-token decoding.
 // sink = window = 0 is the "all tokens" policy of the plain caches.
-// The window's f16 copies are kept for the last window - 1 + largest batch tokens, so a rewind
-// (truncate) by at most the last batch appended always works; deeper rewinds throw Error once
-// the copies they would need are gone.
+// The window's f16 copies are kept for the last window - 1 + largest batch tokens (a batch's
+// queries need window - 1 + its size), so a rewind (truncate) by at most the last batch appended
+// always works; deeper rewinds throw Error once the copies they would need are gone. settle()
+// keeps the last window tokens only (the bytes the formula counts), and the largest batch
+// counts from there.
 // Storage per KV head: blocks of kBlockTokens tokens, allocated as the sequence grows, so a
 // kernel scans one contiguous block and nothing is ever copied to grow.
 #pragma once

@@ -148,6 +148,9 @@ TEST(H1bCache, BytesFormulaEqualsAllocation) {
   // 4 sinks + window - 1 + largest batch (2) = 17 recent tokens exact
   EXPECT_EQ(cache->bytes(), (size_t)(68 * 90 * 100 + 21 * 256 * 90));
   EXPECT_EQ(cache->capacity_bytes(), (size_t)(68 * 90 * 128 + 21 * 256 * 90));
+  cache->settle();  // the window's 16 only, and their slots
+  EXPECT_EQ(cache->bytes(), (size_t)(68 * 90 * 100 + 20 * 256 * 90));
+  EXPECT_EQ(cache->capacity_bytes(), (size_t)(68 * 90 * 128 + 20 * 256 * 90));
   auto one = make_cache(s, g);  // decoding one token at a time from the start: sink + window
   for (int i = 0; i < 100; ++i) one->layer(0).append(1, &pos[i], k.data() + i * kvs, k.data() + i * kvs);
   EXPECT_EQ(one->bytes(), (size_t)((68 * 100 + 20 * 256) * 3));
