@@ -141,7 +141,9 @@ void Server::Impl::routes() {
     else
       send_error(res, res.status, "HTTP error " + std::to_string(res.status));
   });
-  http.set_logger([this](const httplib::Request&, const httplib::Response& res) {
+  // Counted before the response is written (the logger runs after it, so a client could read
+  // /metrics before its own last request was counted).
+  http.set_post_routing_handler([this](const httplib::Request&, httplib::Response& res) {
     std::lock_guard<std::mutex> lk(status_mu);
     ++status_count[res.status];
   });
