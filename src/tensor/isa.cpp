@@ -26,6 +26,7 @@ int64_t target_bits(Isa isa) {
 
 std::atomic<int> g_isa{-1};
 std::string g_env_error;  // set once when H1BKV_ISA is invalid
+std::atomic<bool> g_env_bad{false};  // g_env_error is set (before g_isa is)
 std::once_flag g_init;
 
 void apply(Isa isa) {
@@ -82,6 +83,9 @@ Isa isa_from_name(const std::string& name) {
 }
 
 Isa active_isa() {
+  // fast path (called per kernel call): set, and H1BKV_ISA was valid
+  if (const int v = g_isa.load(std::memory_order_acquire); v >= 0 && !g_env_bad.load(std::memory_order_relaxed))
+    return static_cast<Isa>(v);
   std::call_once(g_init, [] {
     const char* env = std::getenv("H1BKV_ISA");
     if (env && *env) {
@@ -90,6 +94,7 @@ Isa active_isa() {
         return;
       } catch (const Error& e) {
         g_env_error = e.what();
+        g_env_bad.store(true);
       }
     }
     apply(best());

@@ -1,18 +1,174 @@
-#include "tensor/vexp.h"
+// vexp.h's kernels, one copy per Highway target: AVX3_DL 16 lanes (exp512_ps: exp256_ps's
+// operations in 512-bit registers), AVX2 8 lanes (vexp-body.h), others the scalar reference.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "tensor/vexp.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
 
+#include "tensor/isa.h"
+#include "tensor/vexp.h"
+
+#if HWY_ARCH_X86
+#include <immintrin.h>
+#endif
+
+HWY_BEFORE_NAMESPACE();
+namespace h1bkv::detail::HWY_NAMESPACE {
+namespace {
+
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3_DL
+#include "tensor/vexp-body.h"
+
+// lanes of the 8-float blocks 0, 2, 4, ... plus those of 1, 3, 5, ..., then the tree of vexp.h
+float tree8(__m256 s) {
+  alignas(32) float l[8];
+  _mm256_store_ps(l, s);
+  return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+}
+#endif
+
+#if HWY_TARGET == HWY_AVX3_DL
+inline __m512 exp512_ps(__m512 x) {
+  const __m512 lo = _mm512_set1_ps(-87.3365479f), hi = _mm512_set1_ps(88.8f);
+  const __m512 magic = _mm512_set1_ps(12582912.0f);
+  const __m512 c1 = _mm512_set1_ps(0.693359375f), c2 = _mm512_set1_ps(-2.12194440e-4f);
+  const __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
+  const __m512 xc = _mm512_min_ps(hi, _mm512_max_ps(lo, x));
+  const __m512 t = _mm512_fmadd_ps(xc, _mm512_set1_ps(1.44269504088896341f), magic);
+  const __m512 n = _mm512_sub_ps(t, magic);
+  __m512 r = _mm512_fnmadd_ps(n, c1, xc);
+  r = _mm512_fnmadd_ps(n, c2, r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  const __m512 r2 = _mm512_mul_ps(r, r);
+  p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  const __m512i ni = _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_castps_si512(magic));
+  const __m512i n1 = _mm512_srai_epi32(ni, 1), n2 = _mm512_sub_epi32(ni, n1);
+  const __m512i bias = _mm512_set1_epi32(127);
+  const __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, bias), 23));
+  const __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, bias), 23));
+  return _mm512_maskz_mul_ps((__mmask16)~under, _mm512_mul_ps(p, s1), s2);
+}
+#endif
+
+}  // namespace
+
+void Vexp(const float* x, float* y, int64_t n) {
+  int64_t i = 0;
+#if HWY_TARGET == HWY_AVX3_DL
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, exp512_ps(_mm512_loadu_ps(x + i)));
+  if (i < n) {
+    const __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(y + i, k, exp512_ps(_mm512_maskz_loadu_ps(k, x + i)));
+  }
+  return;
+#elif HWY_TARGET == HWY_AVX2
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, exp256_ps(_mm256_loadu_ps(x + i)));
+  if (i < n) {
+    alignas(32) float t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int64_t j = i; j < n; ++j) t[j - i] = x[j];
+    _mm256_store_ps(t, exp256_ps(_mm256_load_ps(t)));
+    for (int64_t j = i; j < n; ++j) y[j] = t[j - i];
+  }
+  return;
+#endif
+  for (; i < n; ++i) y[i] = vexp_ref(x[i]);
+}
+
+float MaxPadded(const float* x, int64_t n) {
+#if HWY_TARGET == HWY_AVX3_DL
+  __m512 m0 = _mm512_set1_ps(-INFINITY), m1 = m0;  // two chains (vmaxps latency)
+  int64_t t = 0;
+  for (; t + 32 <= n; t += 32) {
+    m0 = _mm512_max_ps(m0, _mm512_loadu_ps(x + t));
+    m1 = _mm512_max_ps(m1, _mm512_loadu_ps(x + t + 16));
+  }
+  for (; t < n; t += 8) m0 = _mm512_mask_max_ps(m0, 0xFF, m0, _mm512_zextps256_ps512(_mm256_loadu_ps(x + t)));
+  return _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
+#elif HWY_TARGET == HWY_AVX2
+  __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0;
+  int64_t t = 0;
+  for (; t + 16 <= n; t += 16) {
+    m0 = _mm256_max_ps(m0, _mm256_loadu_ps(x + t));
+    m1 = _mm256_max_ps(m1, _mm256_loadu_ps(x + t + 8));
+  }
+  if (t < n) m0 = _mm256_max_ps(m0, _mm256_loadu_ps(x + t));
+  alignas(32) float l[8];
+  _mm256_store_ps(l, _mm256_max_ps(m0, m1));
+  return *std::max_element(l, l + 8);
+#else
+  float r = -INFINITY;
+  for (int64_t t = 0; t < n; ++t) r = std::max(r, x[t]);
+  return r;
+#endif
+}
+
+float ExpSubSum(float* x, int64_t n, float m) {
+#if HWY_TARGET == HWY_AVX3_DL
+  const __m512 mv = _mm512_set1_ps(m);
+  __m512 s = _mm512_setzero_ps();  // lanes 0-7: even blocks, 8-15: odd blocks
+  int64_t t = 0;
+  for (; t + 16 <= n; t += 16) {
+    const __m512 p = exp512_ps(_mm512_sub_ps(_mm512_loadu_ps(x + t), mv));
+    _mm512_storeu_ps(x + t, p);
+    s = _mm512_add_ps(s, p);
+  }
+  __m256 se = _mm512_castps512_ps256(s);
+  if (t < n) {  // one more (even) block
+    const __m256 p = exp256_ps(_mm256_sub_ps(_mm256_loadu_ps(x + t), _mm256_set1_ps(m)));
+    _mm256_storeu_ps(x + t, p);
+    se = _mm256_add_ps(se, p);
+  }
+  return tree8(_mm256_add_ps(se, _mm512_extractf32x8_ps(s, 1)));
+#elif HWY_TARGET == HWY_AVX2
+  const __m256 mv = _mm256_set1_ps(m);
+  __m256 s = _mm256_setzero_ps(), s2 = _mm256_setzero_ps();
+  int64_t t = 0;
+  for (; t + 16 <= n; t += 16) {  // two independent exps per iteration
+    const __m256 p = exp256_ps(_mm256_sub_ps(_mm256_loadu_ps(x + t), mv));
+    const __m256 p2 = exp256_ps(_mm256_sub_ps(_mm256_loadu_ps(x + t + 8), mv));
+    _mm256_storeu_ps(x + t, p);
+    _mm256_storeu_ps(x + t + 8, p2);
+    s = _mm256_add_ps(s, p);
+    s2 = _mm256_add_ps(s2, p2);
+  }
+  if (t < n) {
+    const __m256 p = exp256_ps(_mm256_sub_ps(_mm256_loadu_ps(x + t), mv));
+    _mm256_storeu_ps(x + t, p);
+    s = _mm256_add_ps(s, p);
+  }
+  return tree8(_mm256_add_ps(s, s2));
+#else
+  return exp_sub_sum_ref(x, n, m);
+#endif
+}
+
+}  // namespace h1bkv::detail::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
 namespace h1bkv {
+namespace detail {
+HWY_EXPORT(Vexp);
+HWY_EXPORT(MaxPadded);
+HWY_EXPORT(ExpSubSum);
+}  // namespace detail
 
 float vexp_ref(float x) {
   if (std::isnan(x)) return x;
   if (x < -87.3365479f) return 0.0f;
   const float xc = std::min(x, 88.8f);
   const float t = std::fma(xc, 1.44269504088896341f, 12582912.0f);
-  const float n = t - 12582912.0f;  // round(x log2 e), ties to even, as the AVX2 path
+  const float n = t - 12582912.0f;  // round(x log2 e), ties to even, as the vector paths
   float r = std::fma(-n, 0.693359375f, xc);
   r = std::fma(-n, -2.12194440e-4f, r);
   float p = 1.9875691500e-4f;
@@ -31,19 +187,35 @@ float vexp_ref(float x) {
   return (p * s1) * s2;
 }
 
+float exp_sub_sum_ref(float* x, int64_t n, float m) {
+  float l[8] = {0, 0, 0, 0, 0, 0, 0, 0}, l2[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (int64_t t = 0; t < n; t += 8)
+    for (int j = 0; j < 8; ++j) ((t / 8) % 2 ? l2 : l)[j] += (x[t + j] = vexp_ref(x[t + j] - m));
+  for (int j = 0; j < 8; ++j) l[j] += l2[j];
+  return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+}
+
 void vexp(const float* x, float* y, int64_t n) {
-#if defined(__AVX2__) && defined(__FMA__)
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, exp256_ps(_mm256_loadu_ps(x + i)));
-  if (i < n) {
-    alignas(32) float t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    for (int64_t j = i; j < n; ++j) t[j - i] = x[j];
-    _mm256_store_ps(t, exp256_ps(_mm256_load_ps(t)));
-    for (int64_t j = i; j < n; ++j) y[j] = t[j - i];
+  if (active_isa() == Isa::scalar) {
+    for (int64_t i = 0; i < n; ++i) y[i] = vexp_ref(x[i]);
+    return;
   }
-#else
-  for (int64_t i = 0; i < n; ++i) y[i] = vexp_ref(x[i]);
-#endif
+  HWY_DYNAMIC_DISPATCH(detail::Vexp)(x, y, n);
+}
+
+float max_padded(const float* x, int64_t n) {
+  if (active_isa() == Isa::scalar) {
+    float r = -INFINITY;
+    for (int64_t t = 0; t < n; ++t) r = std::max(r, x[t]);
+    return r;
+  }
+  return HWY_DYNAMIC_DISPATCH(detail::MaxPadded)(x, n);
+}
+
+float exp_sub_sum(float* x, int64_t n, float m) {
+  if (active_isa() == Isa::scalar) return exp_sub_sum_ref(x, n, m);
+  return HWY_DYNAMIC_DISPATCH(detail::ExpSubSum)(x, n, m);
 }
 
 }  // namespace h1bkv
+#endif  // HWY_ONCE

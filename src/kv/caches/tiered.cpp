@@ -266,7 +266,7 @@ class TieredCache : public TieredLayerCache {
       for (int64_t t = L; t < Lp; ++t) x[t] = -INFINITY;  // padding: exp -> 0
       const float m = max_padded(x, Lp);
       acc[g][d] = m;
-      acc[g][d + 1] = exp_sum_padded(x, Lp, m);
+      acc[g][d + 1] = exp_sub_sum(x, Lp, m);
       std::memset(acc[g], 0, sizeof(float) * d);
     }
     // values
@@ -324,54 +324,6 @@ class TieredCache : public TieredLayerCache {
     for_blocks(t0, t1, [&](int64_t b, int64_t lo, int64_t cnt) {
       pf(vblocks_[hk][b].get() + (lo - b * kBlockTokens) * vbytes_, cnt * vbytes_);
     });
-  }
-
-  static float max_padded(const float* x, int64_t n) {  // n % 8 == 0
-#if defined(__AVX2__)
-    __m256 m = _mm256_set1_ps(-INFINITY);
-    for (int64_t t = 0; t < n; t += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + t));
-    alignas(32) float l[8];
-    _mm256_store_ps(l, m);
-    float r = l[0];
-    for (int j = 1; j < 8; ++j) r = std::max(r, l[j]);
-    return r;
-#else
-    float r = -INFINITY;
-    for (int64_t t = 0; t < n; ++t) r = std::max(r, x[t]);
-    return r;
-#endif
-  }
-
-  // x[t] = exp(x[t] - m) in place; returns the sum: lanes of even and odd 8-token blocks apart,
-  // added, then ((0+1)+(2+3))+((4+5)+(6+7)).
-  static float exp_sum_padded(float* x, int64_t n, float m) {
-    float l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-#if defined(__AVX2__) && defined(__FMA__)
-    const __m256 mv = _mm256_set1_ps(m);
-    __m256 s = _mm256_setzero_ps(), s2 = _mm256_setzero_ps();
-    int64_t t = 0;
-    for (; t + 16 <= n; t += 16) {  // two independent exps per iteration
-      const __m256 p = exp256_ps(_mm256_sub_ps(_mm256_loadu_ps(x + t), mv));
-      const __m256 p2 = exp256_ps(_mm256_sub_ps(_mm256_loadu_ps(x + t + 8), mv));
-      _mm256_storeu_ps(x + t, p);
-      _mm256_storeu_ps(x + t + 8, p2);
-      s = _mm256_add_ps(s, p);
-      s2 = _mm256_add_ps(s2, p2);
-    }
-    if (t < n) {
-      const __m256 p = exp256_ps(_mm256_sub_ps(_mm256_loadu_ps(x + t), mv));
-      _mm256_storeu_ps(x + t, p);
-      s = _mm256_add_ps(s, p);
-    }
-    s = _mm256_add_ps(s, s2);
-    _mm256_storeu_ps(l, s);
-#else
-    float l2[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    for (int64_t t = 0; t < n; t += 8)
-      for (int j = 0; j < 8; ++j) ((t / 8) % 2 ? l2 : l)[j] += (x[t + j] = vexp_ref(x[t + j] - m));
-    for (int j = 0; j < 8; ++j) l[j] += l2[j];
-#endif
-    return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
   }
 
   // Calls f(token, ring slot, count) for the runs of [t0, t1) that are contiguous in the ring.

@@ -1,6 +1,8 @@
 #include "kv/calib/h1b_record.h"
 
+#if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
+#endif
 #include <omp.h>
 
 #include <algorithm>
@@ -56,20 +58,22 @@ KlFit fit_kl_curve(const KlCurve& c) {
 
 namespace {
 
-using detail::hsum_ps;
-
 // sum_t exp(m s_t - mx) and sum_t exp(m s_t - mx) s_t over n scores
 void exp_sums(const float* s, int64_t n, float m, float mx, float& S, float& Sb) {
+  int64_t t = 0;
+#if defined(__AVX2__) && defined(__FMA__)
   __m256 acc = _mm256_setzero_ps(), accb = _mm256_setzero_ps();
   const __m256 vm = _mm256_set1_ps(m), vmx = _mm256_set1_ps(mx);
-  int64_t t = 0;
   for (; t + 8 <= n; t += 8) {
     const __m256 x = _mm256_loadu_ps(s + t);
     const __m256 w = exp256_ps(_mm256_fmsub_ps(vm, x, vmx));
     acc = _mm256_add_ps(acc, w);
     accb = _mm256_fmadd_ps(w, x, accb);
   }
-  S = hsum_ps(acc), Sb = hsum_ps(accb);
+  S = detail::hsum_ps(acc), Sb = detail::hsum_ps(accb);
+#else  // a baseline without AVX2 (x86-64-v2, other architectures): the loop below takes all
+  S = 0, Sb = 0;
+#endif
   for (; t < n; ++t) {
     const float w = std::exp(m * s[t] - mx);
     S += w, Sb += w * s[t];

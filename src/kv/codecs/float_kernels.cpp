@@ -1,80 +1,30 @@
-#include "kv/codecs/float_kernels.h"
+// Dot products and weighted accumulation over f32 / f16 head vectors (float_kernels.h), one copy
+// per Highway target: AVX2 and AVX3_DL run the 8-lane code below (F16C widening, FMA), others
+// and the scalar path the references.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kv/codecs/float_kernels.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
 
+#if HWY_ARCH_X86
 #include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <cstddef>
 
-#include "tensor/simd.h"
+#include "kv/codecs/float_kernels.h"
+#include "tensor/isa.h"
+#include "tensor/simd-inl.h"
 #include "util/fp16.h"
 
-namespace h1bkv {
+HWY_BEFORE_NAMESPACE();
+namespace h1bkv::detail::HWY_NAMESPACE {
+namespace {
 
-float dot_f32_ref(const float* a, const float* b, int n) {
-  float s = 0;
-  for (int i = 0; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
-
-float dot_f32_f16_ref(const float* a, const uint16_t* b, int n) {
-  float s = 0;
-  for (int i = 0; i < n; ++i) s += a[i] * fp16_to_f32_scalar(b[i]);
-  return s;
-}
-
-void axpy_f32_ref(float w, const float* x, float* out, int n) {
-  for (int i = 0; i < n; ++i) out[i] += w * x[i];
-}
-
-void axpy_f16_ref(float w, const uint16_t* x, float* out, int n) {
-  for (int i = 0; i < n; ++i) out[i] += w * fp16_to_f32_scalar(x[i]);
-}
-
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-
-using detail::hsum_ps;
-
-float dot_f32(const float* a, const float* b, int n) {
-  __m256 acc = _mm256_setzero_ps();
-  int i = 0;
-  for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
-  float s = hsum_ps(acc);
-  for (; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
-
-float dot_f32_f16(const float* a, const uint16_t* b, int n) {
-  __m256 acc = _mm256_setzero_ps();
-  int i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 bf = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i)));
-    acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), bf, acc);
-  }
-  float s = hsum_ps(acc);
-  for (; i < n; ++i) s += a[i] * fp16_to_f32(b[i]);
-  return s;
-}
-
-void axpy_f32(float w, const float* x, float* out, int n) {
-  const __m256 wv = _mm256_set1_ps(w);
-  int i = 0;
-  for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(out + i, _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + i), _mm256_loadu_ps(out + i)));
-  for (; i < n; ++i) out[i] += w * x[i];
-}
-
-void axpy_f16(float w, const uint16_t* x, float* out, int n) {
-  const __m256 wv = _mm256_set1_ps(w);
-  int i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 xf = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i)));
-    _mm256_storeu_ps(out + i, _mm256_fmadd_ps(wv, xf, _mm256_loadu_ps(out + i)));
-  }
-  for (; i < n; ++i) out[i] += w * fp16_to_f32(x[i]);
-}
-
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3_DL
 // 8 horizontal sums at once: lane j = sum of a[j], tree ((0+1)+(2+3))+((4+5)+(6+7)).
-static inline __m256 hsum8(const __m256* a) {
+inline __m256 hsum8(const __m256* a) {
   const __m256 t0 = _mm256_hadd_ps(a[0], a[1]), t1 = _mm256_hadd_ps(a[2], a[3]);
   const __m256 t2 = _mm256_hadd_ps(a[4], a[5]), t3 = _mm256_hadd_ps(a[6], a[7]);
   const __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
@@ -83,7 +33,7 @@ static inline __m256 hsum8(const __m256* a) {
 }
 
 template <int NG>
-static void dot_group_avx(const float* const* q, const uint16_t* k, size_t stride, int64_t n, int d,
+void dot_group_avx(const float* const* q, const uint16_t* k, size_t stride, int64_t n, int d,
                           float* const* out) {
   const int nc = d / 8;
   for (int64_t t0 = 0; t0 < n; t0 += 8) {
@@ -111,7 +61,7 @@ static void dot_group_avx(const float* const* q, const uint16_t* k, size_t strid
 }
 
 template <int NG, int NC>
-static void axpy_group_tile(const float* const* w, const uint16_t* v, size_t stride, int64_t n,
+void axpy_group_tile(const float* const* w, const uint16_t* v, size_t stride, int64_t n,
                             int c0, float* const* acc) {
   __m256 a[NG][NC];
   for (int g = 0; g < NG; ++g)
@@ -128,7 +78,7 @@ static void axpy_group_tile(const float* const* w, const uint16_t* v, size_t str
 }
 
 template <int NG>
-static void axpy_group_avx(const float* const* w, const uint16_t* v, size_t stride, int64_t n, int d,
+void axpy_group_avx(const float* const* w, const uint16_t* v, size_t stride, int64_t n, int d,
                            float* const* acc) {
   constexpr int NC = NG <= 3 ? 4 : 2;  // NG * NC <= 12 accumulators (FMA chains)
   const int nc = d / 8;
@@ -142,11 +92,55 @@ static void axpy_group_avx(const float* const* w, const uint16_t* v, size_t stri
   }
 }
 
-void dot_f32_f16_group(const float* const* q, int G, const uint16_t* k, size_t stride, int64_t n,
-                       int d, float* const* out) {
+#endif
+
+}  // namespace
+
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3_DL
+float Dot(const float* a, const float* b, int n) {
+  __m256 acc = _mm256_setzero_ps();
+  int i = 0;
+  for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
+  float s = hsum_ps(acc);
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+float DotF16(const float* a, const uint16_t* b, int n) {
+  __m256 acc = _mm256_setzero_ps();
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 bf = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i)));
+    acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), bf, acc);
+  }
+  float s = hsum_ps(acc);
+  for (; i < n; ++i) s += a[i] * half_to_float(b[i]);
+  return s;
+}
+
+void Axpy(float w, const float* x, float* out, int n) {
+  const __m256 wv = _mm256_set1_ps(w);
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + i), _mm256_loadu_ps(out + i)));
+  for (; i < n; ++i) out[i] += w * x[i];
+}
+
+void AxpyF16(float w, const uint16_t* x, float* out, int n) {
+  const __m256 wv = _mm256_set1_ps(w);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 xf = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i)));
+    _mm256_storeu_ps(out + i, _mm256_fmadd_ps(wv, xf, _mm256_loadu_ps(out + i)));
+  }
+  for (; i < n; ++i) out[i] += w * half_to_float(x[i]);
+}
+
+void DotF16Group(const float* const* q, int G, const uint16_t* k, size_t stride, int64_t n, int d,
+                 float* const* out) {
   if (d % 8 != 0) {
     for (int g = 0; g < G; ++g)
-      for (int64_t t = 0; t < n; ++t) out[g][t] = dot_f32_f16(q[g], k + (size_t)t * stride, d);
+      for (int64_t t = 0; t < n; ++t) out[g][t] = DotF16(q[g], k + (size_t)t * stride, d);
     return;
   }
   for (int g0 = 0; g0 < G; g0 += 4) {
@@ -159,11 +153,11 @@ void dot_f32_f16_group(const float* const* q, int G, const uint16_t* k, size_t s
   }
 }
 
-void axpy_f16_group(const float* const* w, int G, const uint16_t* v, size_t stride, int64_t n,
-                    int d, float* const* acc) {
+void AxpyF16Group(const float* const* w, int G, const uint16_t* v, size_t stride, int64_t n, int d,
+                  float* const* acc) {
   if (d % 8 != 0) {
     for (int g = 0; g < G; ++g)
-      for (int64_t t = 0; t < n; ++t) axpy_f16(w[g][t], v + (size_t)t * stride, acc[g], d);
+      for (int64_t t = 0; t < n; ++t) AxpyF16(w[g][t], v + (size_t)t * stride, acc[g], d);
     return;
   }
   for (int g0 = 0; g0 < G; g0 += 3) {
@@ -174,26 +168,87 @@ void axpy_f16_group(const float* const* w, int G, const uint16_t* v, size_t stri
     }
   }
 }
-
 #else
-
-void dot_f32_f16_group(const float* const* q, int G, const uint16_t* k, size_t stride, int64_t n,
-                       int d, float* const* out) {
-  for (int g = 0; g < G; ++g)
-    for (int64_t t = 0; t < n; ++t) out[g][t] = dot_f32_f16(q[g], k + (size_t)t * stride, d);
+float Dot(const float* a, const float* b, int n) { return dot_f32_ref(a, b, n); }
+float DotF16(const float* a, const uint16_t* b, int n) { return dot_f32_f16_ref(a, b, n); }
+void Axpy(float w, const float* x, float* out, int n) { axpy_f32_ref(w, x, out, n); }
+void AxpyF16(float w, const uint16_t* x, float* out, int n) { axpy_f16_ref(w, x, out, n); }
+void DotF16Group(const float* const* q, int G, const uint16_t* k, size_t stride, int64_t n, int d,
+                 float* const* out) {
+  dot_f32_f16_group_ref(q, G, k, stride, n, d, out);
 }
-
-void axpy_f16_group(const float* const* w, int G, const uint16_t* v, size_t stride, int64_t n,
-                    int d, float* const* acc) {
-  for (int g = 0; g < G; ++g)
-    for (int64_t t = 0; t < n; ++t) axpy_f16(w[g][t], v + (size_t)t * stride, acc[g], d);
+void AxpyF16Group(const float* const* w, int G, const uint16_t* v, size_t stride, int64_t n, int d,
+                  float* const* acc) {
+  axpy_f16_group_ref(w, G, v, stride, n, d, acc);
 }
-
-float dot_f32(const float* a, const float* b, int n) { return dot_f32_ref(a, b, n); }
-float dot_f32_f16(const float* a, const uint16_t* b, int n) { return dot_f32_f16_ref(a, b, n); }
-void axpy_f32(float w, const float* x, float* out, int n) { axpy_f32_ref(w, x, out, n); }
-void axpy_f16(float w, const uint16_t* x, float* out, int n) { axpy_f16_ref(w, x, out, n); }
-
 #endif
 
+}  // namespace h1bkv::detail::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace h1bkv {
+namespace detail {
+HWY_EXPORT(Dot);
+HWY_EXPORT(DotF16);
+HWY_EXPORT(Axpy);
+HWY_EXPORT(AxpyF16);
+HWY_EXPORT(DotF16Group);
+HWY_EXPORT(AxpyF16Group);
+}  // namespace detail
+
+float dot_f32_ref(const float* a, const float* b, int n) {
+  float s = 0;
+  for (int i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+float dot_f32_f16_ref(const float* a, const uint16_t* b, int n) {
+  float s = 0;
+  for (int i = 0; i < n; ++i) s += a[i] * fp16_to_f32_scalar(b[i]);
+  return s;
+}
+
+void axpy_f32_ref(float w, const float* x, float* out, int n) {
+  for (int i = 0; i < n; ++i) out[i] += w * x[i];
+}
+
+void axpy_f16_ref(float w, const uint16_t* x, float* out, int n) {
+  for (int i = 0; i < n; ++i) out[i] += w * fp16_to_f32_scalar(x[i]);
+}
+
+void dot_f32_f16_group_ref(const float* const* q, int G, const uint16_t* k, size_t stride, int64_t n,
+                           int d, float* const* out) {
+  for (int g = 0; g < G; ++g)
+    for (int64_t t = 0; t < n; ++t) out[g][t] = dot_f32_f16_ref(q[g], k + (size_t)t * stride, d);
+}
+
+void axpy_f16_group_ref(const float* const* w, int G, const uint16_t* v, size_t stride, int64_t n,
+                        int d, float* const* acc) {
+  for (int g = 0; g < G; ++g)
+    for (int64_t t = 0; t < n; ++t) axpy_f16_ref(w[g][t], v + (size_t)t * stride, acc[g], d);
+}
+
+// The scalar path takes the references; the others Highway's copy for the CPU (tensor/isa.h).
+#define H1BKV_DISPATCH(ref, kernel, ...) \
+  (active_isa() == Isa::scalar ? ref(__VA_ARGS__) : HWY_DYNAMIC_DISPATCH(detail::kernel)(__VA_ARGS__))
+
+float dot_f32(const float* a, const float* b, int n) { return H1BKV_DISPATCH(dot_f32_ref, Dot, a, b, n); }
+float dot_f32_f16(const float* a, const uint16_t* b, int n) {
+  return H1BKV_DISPATCH(dot_f32_f16_ref, DotF16, a, b, n);
+}
+void axpy_f32(float w, const float* x, float* out, int n) { H1BKV_DISPATCH(axpy_f32_ref, Axpy, w, x, out, n); }
+void axpy_f16(float w, const uint16_t* x, float* out, int n) {
+  H1BKV_DISPATCH(axpy_f16_ref, AxpyF16, w, x, out, n);
+}
+void dot_f32_f16_group(const float* const* q, int G, const uint16_t* k, size_t stride, int64_t n,
+                       int d, float* const* out) {
+  H1BKV_DISPATCH(dot_f32_f16_group_ref, DotF16Group, q, G, k, stride, n, d, out);
+}
+void axpy_f16_group(const float* const* w, int G, const uint16_t* v, size_t stride, int64_t n,
+                    int d, float* const* acc) {
+  H1BKV_DISPATCH(axpy_f16_group_ref, AxpyF16Group, w, G, v, stride, n, d, acc);
+}
+
 }  // namespace h1bkv
+#endif  // HWY_ONCE

@@ -1,5 +1,6 @@
-// Dot products and weighted accumulation over f32 / f16 head vectors: AVX2 paths and the scalar
-// references the tests compare them with. n is the head dimension (any n; AVX2 handles 8 at a time).
+// Dot products and weighted accumulation over f32 / f16 head vectors on the kernel path
+// (tensor/isa.h), and the scalar references the tests compare them with. n is the head dimension
+// (any n; the vector paths handle 8 at a time).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -28,5 +29,9 @@ float dot_f32_ref(const float* a, const float* b, int n);
 float dot_f32_f16_ref(const float* a, const uint16_t* b, int n);
 void axpy_f32_ref(float w, const float* x, float* out, int n);
 void axpy_f16_ref(float w, const uint16_t* x, float* out, int n);
+void dot_f32_f16_group_ref(const float* const* q, int G, const uint16_t* k, size_t stride, int64_t n,
+                           int d, float* const* out);
+void axpy_f16_group_ref(const float* const* w, int G, const uint16_t* v, size_t stride, int64_t n,
+                        int d, float* const* acc);
 
 }  // namespace h1bkv

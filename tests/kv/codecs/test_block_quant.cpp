@@ -11,6 +11,7 @@
 #include "kv/codecs/block_quant.h"
 #include "kv/codecs/codec.h"
 #include "kv/registry.h"
+#include "tensor/isa_paths.h"
 #include "util/error.h"
 #include "util/fp16.h"
 
@@ -149,7 +150,16 @@ TEST(BlockQuant, ReconstructionErrorWithinBound) {
     }
 }
 
-TEST(BlockQuant, Avx2MatchesScalar) {
+// Every kernel path (tensor/isa.h) against the scalar references; paths this CPU lacks are skipped.
+class BlockQuantPaths : public ::testing::TestWithParam<Isa> {
+ protected:
+  void SetUp() override { H1BKV_SKIP_UNSUPPORTED_ISA(GetParam()); }
+};
+INSTANTIATE_TEST_SUITE_P(Paths, BlockQuantPaths, ::testing::ValuesIn(h1bkv::testing::kAllIsas),
+                         [](const auto& info) { return std::string(isa_name(info.param)); });
+
+TEST_P(BlockQuantPaths, KernelsMatchScalar) {
+  const h1bkv::testing::IsaScope path(GetParam());
   for (BlockQuant t : kTypes)
     for (int d : {8, 32, 64, 128}) {
       const int n = 37;

@@ -1,0 +1,269 @@
+// The int4 value accumulation (int4_kernels.h), one copy per Highway target:
+//   AVX2     8 codes per step (vpmovzxbd), 8-lane FMAs, up to 12 accumulators per tile
+//   AVX3_DL  16 codes per step, 16-lane FMAs (half the FMAs of AVX2), factors of 16 tokens per
+//            step; value groups whose half is not a multiple of 16 run the AVX2 code
+//   others   int4_accumulate_ref per head
+// Both vector paths use sum_t w_t (m_t + s_t q_t) = sum_t (w_t s_t) q_t + sum_t w_t m_t: FMAs on
+// the codes, then the weighted minimum of each group added once. Tokens in pieces of kPiece;
+// accumulators start at zero per piece and are added to acc at its end.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kv/codecs/int4_kernels.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#if HWY_ARCH_X86
+#include <immintrin.h>
+#endif
+
+#include <algorithm>
+#include <cstring>
+
+#include "kv/codecs/int4.h"
+#include "kv/codecs/int4_kernels.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace h1bkv::detail::HWY_NAMESPACE {
+namespace {
+
+constexpr int kMaxGroups = 8;  // value groups per head the vector paths take (d / G)
+
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3_DL
+constexpr int kPiece = 32;
+
+// One tile of NC chunks (8 code bytes each, all in value group gr) starting at byte j0, over n
+// tokens, for NG heads with per-token factors a[g][t] = w[g][t] * scale_t. Accumulators stay in
+// registers (the file is compiled with a larger SRA limit, CMakeLists.txt); each chunk is decoded
+// once for all heads.
+template <int NG, int NC>
+void int4_tile(const float* const* a, const uint8_t* vals, int64_t n, size_t vb, int G, int j0,
+               float* const* out) {
+  const int half = G / 2, gr = j0 / half, e = gr * G + (j0 - gr * half);
+  __m256 lo[NG][NC], hi[NG][NC];
+  for (int g = 0; g < NG; ++g)
+    for (int c = 0; c < NC; ++c) lo[g][c] = hi[g][c] = _mm256_setzero_ps();
+  const __m256i m15 = _mm256_set1_epi32(15);
+  for (int64_t t = 0; t < n; ++t) {
+    const uint8_t* v = vals + t * vb + j0;
+    for (int c = 0; c < NC; ++c) {
+      const __m256i x = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(v + 8 * c)));
+      const __m256 cl = _mm256_cvtepi32_ps(_mm256_and_si256(x, m15));
+      const __m256 ch = _mm256_cvtepi32_ps(_mm256_srli_epi32(x, 4));
+      for (int g = 0; g < NG; ++g) {  // broadcast per chunk (a load): keeps registers for chains
+        const __m256 av = _mm256_set1_ps(a[g][t]);
+        lo[g][c] = _mm256_fmadd_ps(av, cl, lo[g][c]);
+        hi[g][c] = _mm256_fmadd_ps(av, ch, hi[g][c]);
+      }
+    }
+  }
+  for (int g = 0; g < NG; ++g)
+    for (int c = 0; c < NC; ++c) {
+      float* o = out[g] + e + 8 * c;
+      _mm256_storeu_ps(o, _mm256_add_ps(_mm256_loadu_ps(o), lo[g][c]));
+      _mm256_storeu_ps(o + half, _mm256_add_ps(_mm256_loadu_ps(o + half), hi[g][c]));
+    }
+}
+
+// NG heads, value groups of G elements (G % 16 == 0, d / G <= kMaxGroups): per piece
+// a[g][gr][t] = w[g][t] * scale_t and the weighted minima (8-lane sums), then the tiles.
+template <int NG>
+void int4_group256(const float* const* w, const uint8_t* vals, int64_t n, int d, int G,
+                   float* const* out) {
+  constexpr int NC = NG == 1 ? 4 : NG == 2 ? 3 : 2;  // 2 NG NC <= 12 accumulators (FMA chains)
+  const int ng = d / G, nb = d / 2, half = G / 2;
+  const size_t vb = int4_bytes(d, G);
+  alignas(32) float a[NG][kMaxGroups][kPiece];
+  alignas(32) float sv[kMaxGroups][kPiece], mv[kMaxGroups][kPiece];
+  __m256 cm[NG][kMaxGroups];
+  for (int g = 0; g < NG; ++g)
+    for (int gr = 0; gr < ng; ++gr) cm[g][gr] = _mm256_setzero_ps();
+  for (int64_t p0 = 0; p0 < n; p0 += kPiece) {
+    const int m = (int)std::min<int64_t>(kPiece, n - p0), m8 = (m + 7) / 8 * 8;
+    const uint8_t* vp = vals + p0 * vb;
+    for (int gr = 0; gr < ng; ++gr) {
+      for (int t = 0; t < m; ++t) {  // {scale, min} of 2 fp16 at once
+        uint32_t sm;
+        std::memcpy(&sm, vp + t * vb + nb + 4 * gr, 4);
+        const __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)sm));
+        sv[gr][t] = _mm_cvtss_f32(f);
+        mv[gr][t] = _mm_cvtss_f32(_mm_movehdup_ps(f));
+      }
+      for (int t = m; t < m8; ++t) sv[gr][t] = mv[gr][t] = 0;
+    }
+    for (int g = 0; g < NG; ++g) {
+      alignas(32) float wl[kPiece];
+      for (int t = 0; t < m; ++t) wl[t] = w[g][p0 + t];
+      for (int t = m; t < m8; ++t) wl[t] = 0;
+      for (int gr = 0; gr < ng; ++gr)
+        for (int t = 0; t < m8; t += 8) {
+          const __m256 wv = _mm256_load_ps(wl + t);
+          _mm256_store_ps(&a[g][gr][t], _mm256_mul_ps(wv, _mm256_load_ps(&sv[gr][t])));
+          cm[g][gr] = _mm256_fmadd_ps(wv, _mm256_load_ps(&mv[gr][t]), cm[g][gr]);
+        }
+    }
+    for (int j0 = 0; j0 < nb; j0 += 8 * NC) {
+      const int gr = j0 / half;
+      const float* ap[NG];
+      for (int g = 0; g < NG; ++g) ap[g] = a[g][gr];
+      // a tile stays within one value group: half % 8 == 0 and NC * 8 divides half or NC = 1
+      const int nc = std::min(NC, (std::min(nb, (gr + 1) * half) - j0) / 8);
+      switch (nc) {
+        case 1: int4_tile<NG, 1>(ap, vp, m, vb, G, j0, out); break;
+        case 2: int4_tile<NG, 2>(ap, vp, m, vb, G, j0, out); break;
+        case 3: int4_tile<NG, 3>(ap, vp, m, vb, G, j0, out); break;
+        default: int4_tile<NG, NC>(ap, vp, m, vb, G, j0, out); break;
+      }
+      j0 += 8 * (nc - NC);  // advance by what was done
+    }
+  }
+  for (int g = 0; g < NG; ++g)
+    for (int gr = 0; gr < ng; ++gr) {
+      alignas(32) float l[8];
+      _mm256_store_ps(l, cm[g][gr]);
+      const float c = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+      for (int i = 0; i < G; ++i) out[g][gr * G + i] += c;
+    }
+}
+#endif
+
+#if HWY_TARGET == HWY_AVX3_DL
+constexpr int kPiece512 = 64;
+
+// As int4_tile with 16 code bytes per chunk: lanes of lo = elements e + 16c + [0, 16), of hi
+// the same + G/2.
+template <int NG, int NC>
+void int4_tile512(const float* const* a, const uint8_t* vals, int64_t n, size_t vb, int G, int j0,
+                  float* const* out) {
+  const int half = G / 2, gr = j0 / half, e = gr * G + (j0 - gr * half);
+  __m512 lo[NG][NC], hi[NG][NC];
+  for (int g = 0; g < NG; ++g)
+    for (int c = 0; c < NC; ++c) lo[g][c] = hi[g][c] = _mm512_setzero_ps();
+  const __m512i m15 = _mm512_set1_epi32(15);
+  for (int64_t t = 0; t < n; ++t) {
+    const uint8_t* v = vals + t * vb + j0;
+    for (int c = 0; c < NC; ++c) {
+      const __m512i x = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + 16 * c)));
+      const __m512 cl = _mm512_cvtepi32_ps(_mm512_and_si512(x, m15));
+      const __m512 ch = _mm512_cvtepi32_ps(_mm512_srli_epi32(x, 4));
+      for (int g = 0; g < NG; ++g) {
+        const __m512 av = _mm512_set1_ps(a[g][t]);
+        lo[g][c] = _mm512_fmadd_ps(av, cl, lo[g][c]);
+        hi[g][c] = _mm512_fmadd_ps(av, ch, hi[g][c]);
+      }
+    }
+  }
+  for (int g = 0; g < NG; ++g)
+    for (int c = 0; c < NC; ++c) {
+      float* o = out[g] + e + 16 * c;
+      _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), lo[g][c]));
+      _mm512_storeu_ps(o + half, _mm512_add_ps(_mm512_loadu_ps(o + half), hi[g][c]));
+    }
+}
+
+// NG heads, value groups of G elements (G % 32 == 0, d / G <= kMaxGroups). Per piece of up to 64
+// tokens: a[g][gr][t] = w[g][t] * scale_t, the weighted
+// minima in 16-lane sums (added up once at the end), then the tiles.
+template <int NG>
+void int4_group512(const float* const* w, const uint8_t* vals, int64_t n, int d, int G,
+                   float* const* out) {
+  constexpr int NC = NG == 3 ? 2 : 4;  // 2 NG NC <= 16 accumulators
+  const int ng = d / G, nb = d / 2, half = G / 2;
+  const size_t vb = int4_bytes(d, G);
+  alignas(64) float a[NG][kMaxGroups][kPiece512];
+  __m512 cm[NG][kMaxGroups];
+  for (int g = 0; g < NG; ++g)
+    for (int gr = 0; gr < ng; ++gr) cm[g][gr] = _mm512_setzero_ps();
+  alignas(64) uint32_t sm[kMaxGroups][kPiece512];  // {scale, min} fp16 pairs of the piece
+  for (int64_t p0 = 0; p0 < n; p0 += kPiece512) {
+    const int m = (int)std::min<int64_t>(kPiece512, n - p0);
+    const uint8_t* vp = vals + p0 * vb;
+    for (int t = 0; t < m; ++t)  // (a gather is slower: microcoded on CPUs with the GDS fix)
+      for (int gr = 0; gr < ng; ++gr) std::memcpy(&sm[gr][t], vp + t * vb + nb + 4 * gr, 4);
+    for (int t0 = 0; t0 < m; t0 += 16) {
+      const __mmask16 k = m - t0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (m - t0)) - 1);
+      __m512 wv[NG];
+      for (int g = 0; g < NG; ++g) wv[g] = _mm512_maskz_loadu_ps(k, w[g] + p0 + t0);
+      for (int gr = 0; gr < ng; ++gr) {
+        const __m512i x = _mm512_maskz_load_epi32(k, &sm[gr][t0]);  // 0 in lanes past m
+        const __m512 s = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(x));
+        const __m512 mn = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(x, 16)));
+        for (int g = 0; g < NG; ++g) {
+          _mm512_store_ps(&a[g][gr][t0], _mm512_mul_ps(wv[g], s));
+          cm[g][gr] = _mm512_fmadd_ps(wv[g], mn, cm[g][gr]);
+        }
+      }
+    }
+    for (int j0 = 0; j0 < nb; j0 += 16 * NC) {
+      const int gr = j0 / half;
+      const float* ap[NG];
+      for (int g = 0; g < NG; ++g) ap[g] = a[g][gr];
+      // a tile stays within one value group: half % 16 == 0 and NC * 16 divides half or NC < 4
+      const int nc = std::min(NC, (std::min(nb, (gr + 1) * half) - j0) / 16);
+      switch (nc) {
+        case 1: int4_tile512<NG, 1>(ap, vp, m, vb, G, j0, out); break;
+        case 2: int4_tile512<NG, 2>(ap, vp, m, vb, G, j0, out); break;
+        case 3: int4_tile512<NG, 3>(ap, vp, m, vb, G, j0, out); break;
+        default: int4_tile512<NG, NC>(ap, vp, m, vb, G, j0, out); break;
+      }
+      j0 += 16 * (nc - NC);  // advance by what was done
+    }
+  }
+  for (int g = 0; g < NG; ++g)
+    for (int gr = 0; gr < ng; ++gr) {
+      const float c = _mm512_reduce_add_ps(cm[g][gr]);
+      for (int i = 0; i < G; ++i) out[g][gr * G + i] += c;
+    }
+}
+#endif
+
+}  // namespace
+
+void GroupSums(const float* const* w, int ngt, const uint8_t* vals, int64_t n, int d, int group,
+               float* const* out) {
+  const int G = group ? group : d, ng = d / G;
+#if HWY_TARGET == HWY_AVX3_DL
+  if (G % 32 == 0 && ng <= kMaxGroups) {
+    for (int g0 = 0; g0 < ngt; g0 += 3) {
+      switch (std::min(3, ngt - g0)) {
+        case 1: int4_group512<1>(w + g0, vals, n, d, G, out + g0); break;
+        case 2: int4_group512<2>(w + g0, vals, n, d, G, out + g0); break;
+        default: int4_group512<3>(w + g0, vals, n, d, G, out + g0); break;
+      }
+    }
+    return;
+  }
+#endif
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3_DL
+  if (G % 16 == 0 && ng <= kMaxGroups) {
+    for (int g0 = 0; g0 < ngt; g0 += 3) {
+      switch (std::min(3, ngt - g0)) {
+        case 1: int4_group256<1>(w + g0, vals, n, d, G, out + g0); break;
+        case 2: int4_group256<2>(w + g0, vals, n, d, G, out + g0); break;
+        default: int4_group256<3>(w + g0, vals, n, d, G, out + g0); break;
+      }
+    }
+    return;
+  }
+#endif
+  (void)ng;
+  for (int g = 0; g < ngt; ++g) int4_accumulate_ref(w[g], vals, n, d, group, out[g]);
+}
+
+}  // namespace h1bkv::detail::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace h1bkv::detail {
+
+HWY_EXPORT(GroupSums);
+
+void int4_group_sums(Isa isa, const float* const* w, int ng, const uint8_t* vals, int64_t n, int d,
+                     int group, float* const* acc) {
+  if (isa == Isa::scalar) {
+    for (int g = 0; g < ng; ++g) int4_accumulate_ref(w[g], vals, n, d, group, acc[g]);
+    return;
+  }
+  HWY_DYNAMIC_DISPATCH(GroupSums)(w, ng, vals, n, d, group, acc);
+}
+
+}  // namespace h1bkv::detail
+#endif  // HWY_ONCE
