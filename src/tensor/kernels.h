@@ -35,4 +35,15 @@ void fill_q8_kernels(Isa isa, KernelSet& ks);     // dot_q8.cpp
 void fill_k_kernels(Isa isa, KernelSet& ks);      // dot_k.cpp
 void fill_float_kernels(Isa isa, KernelSet& ks);  // dot_f.cpp
 
+// Register-blocked kernels: nr (1..kTileRows) weight rows, row_bytes apart from w, x nt (1..kTile)
+// activation rows; y[t * y_stride + r] receives the dot of row r with token t. A (row, token) dot
+// is computed in the same order whatever nr and nt are.
+constexpr int kTileRows = 4;
+using TileKernel = void (*)(const uint8_t* w, size_t row_bytes, int nr, const uint8_t* act,
+                            size_t act_stride, int nt, int64_t cols, float* y, size_t y_stride);
+struct TileSet {
+  TileKernel q4_1 = nullptr, q8_0 = nullptr;  // null: the path has none (matmul uses the row kernel)
+};
+void fill_tile_kernels(Isa isa, TileSet& ts);  // tile_q8.cpp
+
 }  // namespace h1bkv::detail

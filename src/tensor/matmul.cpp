@@ -3,7 +3,8 @@
 //    (scratch: [n][act_row_bytes] bytes; the float types use x as is).
 // 2. Rows are split into chunks for the thread pool (util/thread_pool.h); each weight row is
 //    combined with tiles of up to kTile tokens, so a row is read from memory once per call and
-//    unpacked once per tile. 3. The kernels are those of the active path (tensor/isa.h).
+//    unpacked once per tile (a tile kernel, where the path has one for the type, takes
+//    kTileRows rows x kTile tokens per call). 3. The kernels are those of the active path (tensor/isa.h).
 #include "tensor/matmul.h"
 
 #include <algorithm>
@@ -24,7 +25,14 @@ namespace {
 struct TypeKernels {
   ActKind act;
   RowKernel kern;
+  TileKernel tile = nullptr;  // used in place of kern where the path has one
 };
+
+TileSet tiles(Isa isa) {
+  TileSet ts;
+  fill_tile_kernels(isa, ts);
+  return ts;
+}
 
 // The kernel of `type` on path `isa` (scalar = the references).
 TypeKernels kernels_for(uint32_t type, Isa isa) {
@@ -34,10 +42,10 @@ TypeKernels kernels_for(uint32_t type, Isa isa) {
     case GgmlType::F16: fill_float_kernels(isa, ks); return {ActKind::F32, ks.f16};
     case GgmlType::BF16: fill_float_kernels(isa, ks); return {ActKind::F32, ks.bf16};
     case GgmlType::Q4_0: fill_q8_kernels(isa, ks); return {ActKind::Q8_0, ks.q4_0};
-    case GgmlType::Q4_1: fill_q8_kernels(isa, ks); return {ActKind::Q8_1, ks.q4_1};
+    case GgmlType::Q4_1: fill_q8_kernels(isa, ks); return {ActKind::Q8_1, ks.q4_1, tiles(isa).q4_1};
     case GgmlType::Q5_0: fill_q8_kernels(isa, ks); return {ActKind::Q8_0, ks.q5_0};
     case GgmlType::Q5_1: fill_q8_kernels(isa, ks); return {ActKind::Q8_1, ks.q5_1};
-    case GgmlType::Q8_0: fill_q8_kernels(isa, ks); return {ActKind::Q8_0, ks.q8_0};
+    case GgmlType::Q8_0: fill_q8_kernels(isa, ks); return {ActKind::Q8_0, ks.q8_0, tiles(isa).q8_0};
     case GgmlType::Q4_K: fill_k_kernels(isa, ks); return {ActKind::Q8_K, ks.q4_k};
     case GgmlType::Q6_K: fill_k_kernels(isa, ks); return {ActKind::Q8_K, ks.q6_k};
     default: break;
@@ -73,8 +81,12 @@ void run(const WeightView& w, const float* x, float* y, int64_t n, bool fast) {
 
   // Prefill: rows are taken in blocks of rb_rows (~12 KiB of weights) and each block is run
   // against one token tile after another, so both the weight rows and the activation tile
-  // stay in L1 (instead of every row streaming all n activation rows from L2).
-  const int64_t rb_rows = n <= kTile ? 1 : std::clamp<int64_t>(12288 / (int64_t)w.row_bytes, 1, 32);
+  // stay in L1 (instead of every row streaming all n activation rows from L2). A tile kernel
+  // takes kTileRows rows per call, so blocks are multiples of that.
+  const TileKernel tile = k.tile;
+  const int64_t rb_min = tile ? kTileRows : 1;
+  int64_t rb_rows = n <= kTile ? rb_min : std::clamp<int64_t>(12288 / (int64_t)w.row_bytes, rb_min, 32);
+  rb_rows -= rb_rows % rb_min;
   const int64_t nblocks = (rows + rb_rows - 1) / rb_rows;
   const bool serial_quant = n <= 2;  // one or two rows: no need for a barrier
   if (k.act != ActKind::F32 && serial_quant)
@@ -92,6 +104,12 @@ void run(const WeightView& w, const float* x, float* y, int64_t n, bool fast) {
       const int64_t r0 = blk * rb_rows, r1 = std::min(rows, r0 + rb_rows);
       for (int64_t t0 = 0; t0 < n; t0 += kTile) {
         const int nt = (int)std::min<int64_t>(kTile, n - t0);
+        if (tile) {
+          for (int64_t r = r0; r < r1; r += kTileRows)
+            tile(w.data + (size_t)r * w.row_bytes, w.row_bytes, (int)std::min<int64_t>(kTileRows, r1 - r),
+                 a + (size_t)t0 * stride, stride, nt, cols, y + t0 * rows + r, (size_t)rows);
+          continue;
+        }
         for (int64_t r = r0; r < r1; ++r) {
           kern(w.data + (size_t)r * w.row_bytes, a + (size_t)t0 * stride, stride, nt, cols, out);
           for (int j = 0; j < nt; ++j) y[(t0 + j) * rows + r] = out[j];
