@@ -4,7 +4,7 @@
 // 2. Rows are split into chunks for the thread pool (util/thread_pool.h); each weight row is
 //    combined with tiles of up to kTile tokens, so a row is read from memory once per call and
 //    unpacked once per tile (a tile kernel, where the path has one for the type, takes
-//    kTileRows rows x kTile tokens per call). 3. The kernels are those of the active path (tensor/isa.h).
+//    several rows x tokens per call). 3. The kernels are those of the active path (tensor/isa.h).
 #include "tensor/matmul.h"
 
 #include <algorithm>
@@ -25,7 +25,7 @@ namespace {
 struct TypeKernels {
   ActKind act;
   RowKernel kern;
-  TileKernel tile = nullptr;  // used in place of kern where the path has one
+  Tile tile;  // used in place of kern where the path has one (tile.fn not null)
 };
 
 TileSet tiles(Isa isa) {
@@ -82,10 +82,11 @@ void run(const WeightView& w, const float* x, float* y, int64_t n, bool fast) {
   // Prefill: rows are taken in blocks of rb_rows (~12 KiB of weights) and each block is run
   // against one token tile after another, so both the weight rows and the activation tile
   // stay in L1 (instead of every row streaming all n activation rows from L2). A tile kernel
-  // takes kTileRows rows per call, so blocks are multiples of that.
-  const TileKernel tile = k.tile;
-  const int64_t rb_min = tile ? kTileRows : 1;
-  int64_t rb_rows = n <= kTile ? rb_min : std::clamp<int64_t>(12288 / (int64_t)w.row_bytes, rb_min, 32);
+  // takes tile.rows rows per call, so blocks are multiples of that.
+  const Tile tile = k.tile;
+  const int64_t rb_min = tile.fn ? tile.rows : 1;
+  const int tile_n = tile.fn ? tile.tokens : kTile;
+  int64_t rb_rows = n <= tile_n ? rb_min : std::clamp<int64_t>(12288 / (int64_t)w.row_bytes, rb_min, 32);
   rb_rows -= rb_rows % rb_min;
   const int64_t nblocks = (rows + rb_rows - 1) / rb_rows;
   const bool serial_quant = n <= 2;  // one or two rows: no need for a barrier
@@ -102,12 +103,12 @@ void run(const WeightView& w, const float* x, float* y, int64_t n, bool fast) {
     float out[kTile];
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t r0 = blk * rb_rows, r1 = std::min(rows, r0 + rb_rows);
-      for (int64_t t0 = 0; t0 < n; t0 += kTile) {
-        const int nt = (int)std::min<int64_t>(kTile, n - t0);
-        if (tile) {
-          for (int64_t r = r0; r < r1; r += kTileRows)
-            tile(w.data + (size_t)r * w.row_bytes, w.row_bytes, (int)std::min<int64_t>(kTileRows, r1 - r),
-                 a + (size_t)t0 * stride, stride, nt, cols, y + t0 * rows + r, (size_t)rows);
+      for (int64_t t0 = 0; t0 < n; t0 += tile_n) {
+        const int nt = (int)std::min<int64_t>(tile_n, n - t0);
+        if (tile.fn) {
+          for (int64_t r = r0; r < r1; r += tile.rows)
+            tile.fn(w.data + (size_t)r * w.row_bytes, w.row_bytes, (int)std::min<int64_t>(tile.rows, r1 - r),
+                    a + (size_t)t0 * stride, stride, nt, cols, y + t0 * rows + r, (size_t)rows);
           continue;
         }
         for (int64_t r = r0; r < r1; ++r) {
