@@ -18,6 +18,7 @@
 #include <hwy/highway.h>
 
 #include <cstring>
+#include <vector>
 
 #include "tensor/blocks.h"
 #include "tensor/kernels.h"
@@ -33,17 +34,26 @@ namespace {
 
 H1BKV_TILE_INLINE __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
+// 4 bytes at p in every dword (a load-port broadcast, not a shuffle)
+H1BKV_TILE_INLINE __m512i bcast4(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
 constexpr int kLaneRows = 16;
 constexpr int kLaneTokens = 8;
 
-// 16 rows' 16 bytes at byte offset `at` of their block -> b[j] lane r = dword j of row r.
-H1BKV_TILE_INLINE void transpose16(const uint8_t* const (&row)[kLaneRows], size_t at, __m512i (&b)[4]) {
+H1BKV_TILE_INLINE __m128i load16(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+
+// The 16 bytes at p of 16 rows rb bytes apart -> b[j] lane r = dword j of row r.
+H1BKV_TILE_INLINE void transpose16(const uint8_t* p, size_t rb, __m512i (&b)[4]) {
   __m512i a[4];  // a[k] 128-bit lane L = the 16 bytes of row k + 4L
   for (int k = 0; k < 4; ++k) {
-    __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row[k] + at)));
-    v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(row[k + 4] + at)), 1);
-    v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(row[k + 8] + at)), 2);
-    a[k] = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(row[k + 12] + at)), 3);
+    __m512i v = _mm512_castsi128_si512(load16(p + k * rb));
+    v = _mm512_inserti32x4(v, load16(p + (k + 4) * rb), 1);
+    v = _mm512_inserti32x4(v, load16(p + (k + 8) * rb), 2);
+    a[k] = _mm512_inserti32x4(v, load16(p + (k + 12) * rb), 3);
   }
   const __m512i t0 = _mm512_unpacklo_epi32(a[0], a[1]), t1 = _mm512_unpackhi_epi32(a[0], a[1]);
   const __m512i t2 = _mm512_unpacklo_epi32(a[2], a[3]), t3 = _mm512_unpackhi_epi32(a[2], a[3]);
@@ -51,18 +61,28 @@ H1BKV_TILE_INLINE void transpose16(const uint8_t* const (&row)[kLaneRows], size_
   b[2] = _mm512_unpacklo_epi64(t1, t3), b[3] = _mm512_unpackhi_epi64(t1, t3);
 }
 
+// Runs a full-16-row kernel on nr rows: fewer than 16 are copied into zero-padded rows first
+// (a zero block adds 0 to the lanes that are not stored).
+template <class F>
+void lanes_call(F f, const uint8_t* w, size_t rb, int nr, const uint8_t* act, size_t st, int nt, int64_t cols,
+                float* y, size_t ys) {
+  if (nr == kLaneRows) return f(w, rb, act, st, cols, y, ys);
+  thread_local std::vector<uint8_t> rows;
+  float out[kLaneTokens * kLaneRows];
+  rows.assign(kLaneRows * rb, 0);
+  std::memcpy(rows.data(), w, (size_t)nr * rb);
+  f(rows.data(), rb, act, st, cols, out, kLaneRows);
+  for (int t = 0; t < nt; ++t) std::memcpy(y + t * ys, out + t * kLaneRows, (size_t)nr * sizeof(float));
+}
+
 // ---- Q4_1 x Q8_1: per block the 16 rows' qs are transposed into 4 zmm of dwords (zmm j lane r =
 // qs[4j..4j+3] of row r: low nibbles = elements 4j.., high nibbles = elements 16+4j..).
 template <int NT>
-void q4_1_lanes(const uint8_t* w, size_t rb, int nr, const uint8_t* act, size_t st, int64_t cols, float* y,
+void q4_1_lanes(const uint8_t* w, size_t rb, const uint8_t* act, size_t st, int64_t cols, float* y,
                 size_t ys) {
   const int64_t nb = cols / QK;
-  const uint8_t* row[kLaneRows];  // rows past nr repeat the last one (their lanes are not stored)
   alignas(64) int32_t off[kLaneRows];
-  for (int r = 0; r < kLaneRows; ++r) {
-    row[r] = w + (r < nr ? r : nr - 1) * rb;
-    off[r] = (int32_t)((r < nr ? r : nr - 1) * rb);
-  }
+  for (int r = 0; r < kLaneRows; ++r) off[r] = (int32_t)(r * rb);
   const __m512i voff = _mm512_load_si512(off);
   const __m512i lo4 = _mm512_set1_epi8(0x0F);
   __m512 acc[NT];
@@ -70,7 +90,7 @@ void q4_1_lanes(const uint8_t* w, size_t rb, int nr, const uint8_t* act, size_t 
   for (int64_t i = 0; i < nb; ++i) {
     const size_t bo = (size_t)i * sizeof(BlockQ4_1);
     __m512i b[4];  // b[j] lane r = qs[4j..4j+3] of row r
-    transpose16(row, bo + 4, b);
+    transpose16(w + bo + 4, rb, b);
     __m512i lo[4], hi[4];
     for (int j = 0; j < 4; ++j) {
       lo[j] = _mm512_and_si512(b[j], lo4);
@@ -82,32 +102,25 @@ void q4_1_lanes(const uint8_t* w, size_t rb, int nr, const uint8_t* act, size_t 
     const __m512 mw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)));
     for (int t = 0; t < NT; ++t) {
       const ActQ8_1* x = reinterpret_cast<const ActQ8_1*>(act + t * st) + i;
-      int32_t yq[8];
-      std::memcpy(yq, x->qs, 32);
-      __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[0], _mm512_set1_epi32(yq[0]));
-      for (int j = 1; j < 4; ++j) p = _mm512_dpbusd_epi32(p, lo[j], _mm512_set1_epi32(yq[j]));
-      for (int j = 0; j < 4; ++j) p = _mm512_dpbusd_epi32(p, hi[j], _mm512_set1_epi32(yq[4 + j]));
+      __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[0], bcast4(x->qs));
+      for (int j = 1; j < 4; ++j) p = _mm512_dpbusd_epi32(p, lo[j], bcast4(x->qs + 4 * j));
+      for (int j = 0; j < 4; ++j) p = _mm512_dpbusd_epi32(p, hi[j], bcast4(x->qs + 16 + 4 * j));
       acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw, _mm512_set1_ps(x->d)), acc[t]);
       acc[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(x->s), acc[t]);
     }
   }
-  const __mmask16 keep = (__mmask16)((1u << nr) - 1);
-  for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(y + t * ys, keep, acc[t]);
+  for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * ys, acc[t]);
 }
 
 // ---- Q8_0 x Q8_0 with rows in lanes. vpdpbusd's unsigned operand is the broadcast activation
 // offset to q_x + 128 (xor 0x80); 128 sum(q_w) per row and block, computed once per block for
 // all tokens, starts each token's integer sum negated. Exact in int32.
 template <int NT>
-void q8_0_lanes(const uint8_t* w, size_t rb, int nr, const uint8_t* act, size_t st, int64_t cols, float* y,
+void q8_0_lanes(const uint8_t* w, size_t rb, const uint8_t* act, size_t st, int64_t cols, float* y,
                 size_t ys) {
   const int64_t nb = cols / QK;
-  const uint8_t* row[kLaneRows];
   alignas(64) int32_t off[kLaneRows];
-  for (int r = 0; r < kLaneRows; ++r) {
-    row[r] = w + (r < nr ? r : nr - 1) * rb;
-    off[r] = (int32_t)((r < nr ? r : nr - 1) * rb);
-  }
+  for (int r = 0; r < kLaneRows; ++r) off[r] = (int32_t)(r * rb);
   const __m512i voff = _mm512_load_si512(off);
   const __m512i k80 = _mm512_set1_epi8((char)0x80);
   __m512 acc[NT];
@@ -115,8 +128,8 @@ void q8_0_lanes(const uint8_t* w, size_t rb, int nr, const uint8_t* act, size_t 
   for (int64_t i = 0; i < nb; ++i) {
     const size_t bo = (size_t)i * sizeof(BlockQ8_0);
     __m512i q[2][4];  // q[h][j] lane r = qs[16h + 4j ..+3] of row r
-    transpose16(row, bo + 2, q[0]);
-    transpose16(row, bo + 18, q[1]);
+    transpose16(w + bo + 2, rb, q[0]);
+    transpose16(w + bo + 18, rb, q[1]);
     __m512i corr = _mm512_setzero_si512();
     for (int j = 0; j < 8; ++j) corr = _mm512_dpbusd_epi32(corr, k80, q[j / 4][j % 4]);
     corr = _mm512_sub_epi32(_mm512_setzero_si512(), corr);
@@ -128,28 +141,27 @@ void q8_0_lanes(const uint8_t* w, size_t rb, int nr, const uint8_t* act, size_t 
       _mm256_store_si256(reinterpret_cast<__m256i*>(yu),
                          _mm256_xor_si256(load32(x->qs), _mm256_set1_epi8((char)0x80)));
       __m512i p = corr;
-      for (int j = 0; j < 8; ++j) p = _mm512_dpbusd_epi32(p, _mm512_set1_epi32(yu[j]), q[j / 4][j % 4]);
+      for (int j = 0; j < 8; ++j) p = _mm512_dpbusd_epi32(p, bcast4(yu + j), q[j / 4][j % 4]);
       acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw, _mm512_set1_ps(x->d)), acc[t]);
     }
   }
-  const __mmask16 keep = (__mmask16)((1u << nr) - 1);
-  for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(y + t * ys, keep, acc[t]);
+  for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * ys, acc[t]);
 }
 
 void q8_0_lanes_dispatch(const uint8_t* w, size_t rb, int nr, const uint8_t* act, size_t st, int nt,
                          int64_t cols, float* y, size_t ys) {
-  using F = void (*)(const uint8_t*, size_t, int, const uint8_t*, size_t, int64_t, float*, size_t);
+  using F = void (*)(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, float*, size_t);
   static constexpr F f[kLaneTokens] = {q8_0_lanes<1>, q8_0_lanes<2>, q8_0_lanes<3>, q8_0_lanes<4>,
                                        q8_0_lanes<5>, q8_0_lanes<6>, q8_0_lanes<7>, q8_0_lanes<8>};
-  f[nt - 1](w, rb, nr, act, st, cols, y, ys);
+  lanes_call(f[nt - 1], w, rb, nr, act, st, nt, cols, y, ys);
 }
 
 void q4_1_lanes_dispatch(const uint8_t* w, size_t rb, int nr, const uint8_t* act, size_t st, int nt,
                          int64_t cols, float* y, size_t ys) {
-  using F = void (*)(const uint8_t*, size_t, int, const uint8_t*, size_t, int64_t, float*, size_t);
+  using F = void (*)(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, float*, size_t);
   static constexpr F f[kLaneTokens] = {q4_1_lanes<1>, q4_1_lanes<2>, q4_1_lanes<3>, q4_1_lanes<4>,
                                        q4_1_lanes<5>, q4_1_lanes<6>, q4_1_lanes<7>, q4_1_lanes<8>};
-  f[nt - 1](w, rb, nr, act, st, cols, y, ys);
+  lanes_call(f[nt - 1], w, rb, nr, act, st, nt, cols, y, ys);
 }
 
 void FillImpl(TileSet& ts) {
