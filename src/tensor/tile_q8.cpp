@@ -156,6 +156,81 @@ void q8_0_lanes_dispatch(const uint8_t* w, size_t rb, int nr, const uint8_t* act
   lanes_call(f[nt - 1], w, rb, nr, act, st, nt, cols, y, ys);
 }
 
+// ---- Q4_K x Q8_K: per 256-value super-block, one transpose16 of the block's first 16 bytes gives
+// [d, dmin] (dword 0) and the 12 scale bytes (dwords 1..3) of the 16 rows in lanes; each 32-byte
+// chunk c of qs (values 64c.. in the low nibbles = sub-block 2c, 64c+32.. in the high = 2c+1) is
+// two more transposes. Integer sub-block dots are scaled by the 6-bit scales in int32 (as the
+// row kernel does), the mins by vpdpwssd against the token's bsums pairs.
+template <int NT>
+void q4_k_lanes(const uint8_t* w, size_t rb, const uint8_t* act, size_t st, int64_t cols, float* y, size_t ys) {
+  const int64_t nb = cols / QK_K;
+  const __m512i lo4 = _mm512_set1_epi8(0x0F);
+  const __m512i k63 = _mm512_set1_epi32(63), k15 = _mm512_set1_epi32(15), k3 = _mm512_set1_epi32(3);
+  __m512 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+  for (int64_t i = 0; i < nb; ++i) {
+    const uint8_t* blk = w + (size_t)i * sizeof(BlockQ4_K);
+    __m512i hdr[4];  // [d, dmin], scales[0..3], scales[4..7], scales[8..11] of each row
+    transpose16(blk, rb, hdr);
+    const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(hdr[0]));
+    const __m512 dminw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(hdr[0], 16)));
+    __m512i sc[8], mn2[8];  // scale j; min j in both 16-bit halves (vpdpwssd with a bsums pair)
+    for (int j = 0; j < 4; ++j) {  // unpack_q4k_scales, one byte lane of each dword
+      const __m512i s0 = _mm512_srli_epi32(hdr[1], 8 * j), s1 = _mm512_srli_epi32(hdr[2], 8 * j);
+      const __m512i s2 = _mm512_srli_epi32(hdr[3], 8 * j);
+      sc[j] = _mm512_and_si512(s0, k63);
+      const __m512i m = _mm512_and_si512(s1, k63);
+      sc[j + 4] = _mm512_or_si512(_mm512_and_si512(s2, k15),
+                                  _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(s0, 6), k3), 4));
+      const __m512i m4 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(s2, 4), k15),
+                                         _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(s1, 6), k3), 4));
+      mn2[j] = _mm512_or_si512(m, _mm512_slli_epi32(m, 16));
+      mn2[j + 4] = _mm512_or_si512(m4, _mm512_slli_epi32(m4, 16));
+    }
+    __m512i isum[NT];
+    for (int t = 0; t < NT; ++t) isum[t] = _mm512_setzero_si512();
+    for (int c = 0; c < 4; ++c) {
+      __m512i q[2][4];  // q[h][j] lane r = qs[32c + 16h + 4j ..+3] of row r
+      transpose16(blk + 16 + 32 * c, rb, q[0]);
+      transpose16(blk + 32 + 32 * c, rb, q[1]);
+      __m512i lo[2][4], hi[2][4];
+      for (int h = 0; h < 2; ++h)
+        for (int j = 0; j < 4; ++j) {
+          lo[h][j] = _mm512_and_si512(q[h][j], lo4);
+          hi[h][j] = _mm512_and_si512(_mm512_srli_epi16(q[h][j], 4), lo4);
+        }
+      for (int t = 0; t < NT; ++t) {
+        const int8_t* x = reinterpret_cast<const ActQ8_K*>(act + t * st)[i].qs + 64 * c;
+        __m512i pl = _mm512_setzero_si512(), ph = _mm512_setzero_si512();
+        for (int h = 0; h < 2; ++h)
+          for (int j = 0; j < 4; ++j) {
+            pl = _mm512_dpbusd_epi32(pl, lo[h][j], bcast4(x + 16 * h + 4 * j));
+            ph = _mm512_dpbusd_epi32(ph, hi[h][j], bcast4(x + 32 + 16 * h + 4 * j));
+          }
+        isum[t] = _mm512_add_epi32(isum[t], _mm512_add_epi32(_mm512_mullo_epi32(pl, sc[2 * c]),
+                                                             _mm512_mullo_epi32(ph, sc[2 * c + 1])));
+      }
+    }
+    for (int t = 0; t < NT; ++t) {
+      const ActQ8_K* x = reinterpret_cast<const ActQ8_K*>(act + t * st) + i;
+      __m512i imin = _mm512_setzero_si512();
+      for (int j = 0; j < 8; ++j) imin = _mm512_dpwssd_epi32(imin, mn2[j], bcast4(x->bsums + 2 * j));
+      const __m512 dx = _mm512_set1_ps(x->d);
+      acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx), _mm512_cvtepi32_ps(isum[t]), acc[t]);
+      acc[t] = _mm512_fnmadd_ps(_mm512_mul_ps(dminw, dx), _mm512_cvtepi32_ps(imin), acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * ys, acc[t]);
+}
+
+void q4_k_lanes_dispatch(const uint8_t* w, size_t rb, int nr, const uint8_t* act, size_t st, int nt,
+                         int64_t cols, float* y, size_t ys) {
+  using F = void (*)(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, float*, size_t);
+  static constexpr F f[kLaneTokens] = {q4_k_lanes<1>, q4_k_lanes<2>, q4_k_lanes<3>, q4_k_lanes<4>,
+                                       q4_k_lanes<5>, q4_k_lanes<6>, q4_k_lanes<7>, q4_k_lanes<8>};
+  lanes_call(f[nt - 1], w, rb, nr, act, st, nt, cols, y, ys);
+}
+
 void q4_1_lanes_dispatch(const uint8_t* w, size_t rb, int nr, const uint8_t* act, size_t st, int nt,
                          int64_t cols, float* y, size_t ys) {
   using F = void (*)(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, float*, size_t);
@@ -167,6 +242,7 @@ void q4_1_lanes_dispatch(const uint8_t* w, size_t rb, int nr, const uint8_t* act
 void FillImpl(TileSet& ts) {
   ts.q4_1 = {q4_1_lanes_dispatch, kLaneRows, kLaneTokens};
   ts.q8_0 = {q8_0_lanes_dispatch, kLaneRows, kLaneTokens};
+  ts.q4_k = {q4_k_lanes_dispatch, kLaneRows, kLaneTokens};
 }
 #undef H1BKV_TILE_INLINE
 #else  // no tile kernels on this target: matmul uses the row kernels
