@@ -46,7 +46,7 @@ struct Tile {
   int rows = 0, tokens = 0;
 };
 struct TileSet {
-  Tile q4_1, q8_0, q4_k;
+  Tile q4_1, q8_0, q4_k, q6_k;
 };
 void fill_tile_kernels(Isa isa, TileSet& ts);  // tile_q8.cpp
 

@@ -47,7 +47,7 @@ TypeKernels kernels_for(uint32_t type, Isa isa) {
     case GgmlType::Q5_1: fill_q8_kernels(isa, ks); return {ActKind::Q8_1, ks.q5_1};
     case GgmlType::Q8_0: fill_q8_kernels(isa, ks); return {ActKind::Q8_0, ks.q8_0, tiles(isa).q8_0};
     case GgmlType::Q4_K: fill_k_kernels(isa, ks); return {ActKind::Q8_K, ks.q4_k, tiles(isa).q4_k};
-    case GgmlType::Q6_K: fill_k_kernels(isa, ks); return {ActKind::Q8_K, ks.q6_k};
+    case GgmlType::Q6_K: fill_k_kernels(isa, ks); return {ActKind::Q8_K, ks.q6_k, tiles(isa).q6_k};
     default: break;
   }
   throw Error("matmul: unsupported weight type " + ggml_type_name(type));

@@ -17,6 +17,7 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
+#include <cstddef>
 #include <cstring>
 #include <vector>
 
@@ -231,6 +232,74 @@ void q4_k_lanes_dispatch(const uint8_t* w, size_t rb, int nr, const uint8_t* act
   lanes_call(f[nt - 1], w, rb, nr, act, st, nt, cols, y, ys);
 }
 
+// ---- Q6_K x Q8_K: value = (4 bits of ql | 2 bits of qh << 4) - 32 in 16-value sub-blocks with
+// int8 scales; per half h (128 values) and 16-value half e of each 32-byte run, the ql / qh bytes
+// of 16 rows are transposed and combined into 6-bit values (ggml's order: q[k], k = 0..3, values
+// 128h + 32k + l). The -32 is 32 * sum(scale_j * bsum_j), by vpdpwssd against bsums pairs.
+template <int NT>
+void q6_k_lanes(const uint8_t* w, size_t rb, const uint8_t* act, size_t st, int64_t cols, float* y, size_t ys) {
+  const int64_t nb = cols / QK_K;
+  alignas(64) int32_t off[kLaneRows];
+  for (int r = 0; r < kLaneRows; ++r) off[r] = (int32_t)(r * rb);
+  const __m512i voff = _mm512_load_si512(off);
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30), k16 = _mm512_set1_epi32(0xFFFF);
+  __m512 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+  for (int64_t i = 0; i < nb; ++i) {
+    const uint8_t* blk = w + (size_t)i * sizeof(BlockQ6_K);
+    __m512i sd[4];  // scales[4a..4a+3] of each row
+    transpose16(blk + offsetof(BlockQ6_K, scales), rb, sd);
+    __m512i sc[16], sc2[8];  // scale j (sign-extended); scales 2m, 2m+1 as 16-bit pair
+    for (int a = 0; a < 4; ++a)
+      for (int b = 0; b < 4; ++b) sc[4 * a + b] = _mm512_srai_epi32(_mm512_slli_epi32(sd[a], 24 - 8 * b), 24);
+    for (int m = 0; m < 8; ++m)
+      sc2[m] = _mm512_or_si512(_mm512_and_si512(sc[2 * m], k16), _mm512_slli_epi32(sc[2 * m + 1], 16));
+    const __m512i dg = _mm512_i32gather_epi32(voff, blk + offsetof(BlockQ6_K, d) - 2, 1);  // high 16 bits: d
+    const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dg, 16)));
+    __m512i isum[NT];
+    for (int t = 0; t < NT; ++t) isum[t] = _mm512_setzero_si512();
+    for (int h = 0; h < 2; ++h)
+      for (int e = 0; e < 2; ++e) {
+        __m512i l0[4], l1[4], qh[4];  // dword j: bytes 16e + 4j.. of ql[64h..], ql[64h + 32..], qh[32h..]
+        transpose16(blk + 64 * h + 16 * e, rb, l0);
+        transpose16(blk + 64 * h + 32 + 16 * e, rb, l1);
+        transpose16(blk + offsetof(BlockQ6_K, qh) + 32 * h + 16 * e, rb, qh);
+        __m512i q[4][4];  // q[k][j]: values 128h + 32k + 16e + 4j ..+3, 0..63
+        for (int j = 0; j < 4; ++j) {
+          q[0][j] = _mm512_or_si512(_mm512_and_si512(l0[j], m4), _mm512_and_si512(_mm512_slli_epi16(qh[j], 4), m30));
+          q[1][j] = _mm512_or_si512(_mm512_and_si512(l1[j], m4), _mm512_and_si512(_mm512_slli_epi16(qh[j], 2), m30));
+          q[2][j] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l0[j], 4), m4), _mm512_and_si512(qh[j], m30));
+          q[3][j] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l1[j], 4), m4),
+                                    _mm512_and_si512(_mm512_srli_epi16(qh[j], 2), m30));
+        }
+        for (int t = 0; t < NT; ++t) {
+          const int8_t* x = reinterpret_cast<const ActQ8_K*>(act + t * st)[i].qs + 128 * h + 16 * e;
+          for (int k = 0; k < 4; ++k) {
+            __m512i p = _mm512_setzero_si512();
+            for (int j = 0; j < 4; ++j) p = _mm512_dpbusd_epi32(p, q[k][j], bcast4(x + 32 * k + 4 * j));
+            isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(p, sc[8 * h + 2 * k + e]));
+          }
+        }
+      }
+    for (int t = 0; t < NT; ++t) {
+      const ActQ8_K* x = reinterpret_cast<const ActQ8_K*>(act + t * st) + i;
+      __m512i bias = _mm512_setzero_si512();
+      for (int m = 0; m < 8; ++m) bias = _mm512_dpwssd_epi32(bias, sc2[m], bcast4(x->bsums + 2 * m));
+      const __m512i v = _mm512_sub_epi32(isum[t], _mm512_slli_epi32(bias, 5));
+      acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(x->d)), _mm512_cvtepi32_ps(v), acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * ys, acc[t]);
+}
+
+void q6_k_lanes_dispatch(const uint8_t* w, size_t rb, int nr, const uint8_t* act, size_t st, int nt,
+                         int64_t cols, float* y, size_t ys) {
+  using F = void (*)(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, float*, size_t);
+  static constexpr F f[kLaneTokens] = {q6_k_lanes<1>, q6_k_lanes<2>, q6_k_lanes<3>, q6_k_lanes<4>,
+                                       q6_k_lanes<5>, q6_k_lanes<6>, q6_k_lanes<7>, q6_k_lanes<8>};
+  lanes_call(f[nt - 1], w, rb, nr, act, st, nt, cols, y, ys);
+}
+
 void q4_1_lanes_dispatch(const uint8_t* w, size_t rb, int nr, const uint8_t* act, size_t st, int nt,
                          int64_t cols, float* y, size_t ys) {
   using F = void (*)(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, float*, size_t);
@@ -243,6 +312,7 @@ void FillImpl(TileSet& ts) {
   ts.q4_1 = {q4_1_lanes_dispatch, kLaneRows, kLaneTokens};
   ts.q8_0 = {q8_0_lanes_dispatch, kLaneRows, kLaneTokens};
   ts.q4_k = {q4_k_lanes_dispatch, kLaneRows, kLaneTokens};
+  ts.q6_k = {q6_k_lanes_dispatch, kLaneRows, kLaneTokens};
 }
 #undef H1BKV_TILE_INLINE
 #else  // no tile kernels on this target: matmul uses the row kernels
