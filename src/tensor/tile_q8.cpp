@@ -1,4 +1,5 @@
-// Register-blocked kernels (kernels.h Tile) for Q4_1 x Q8_1 and Q8_0 x Q8_0 on the avx512 path:
+// Register-blocked kernels (kernels.h Tile) for Q4_1 x Q8_1, Q8_0 x Q8_0, Q4_K and Q6_K x Q8_K on
+// the avx512 path:
 // 16 weight rows x up to 8 tokens per call with the rows in the 16 lanes of a zmm (as llama.cpp's
 // repacked AVX-512 gemm), so a block's dot needs no horizontal sum and its scaling is one
 // multiply-add per 16 rows and token; 512-bit vpdpbusd (AVX-512 VNNI) with the token's 4
