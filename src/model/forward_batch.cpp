@@ -103,9 +103,8 @@ void Model::forward_batch(const BatchSpan* spans, int64_t ns, float* logits) {
     for (int64_t i = 0; i < n; ++i)
       rmsnorm(x_.data() + i * d, L.attn_norm.data(), xb_.data() + i * d, d, c.rms_eps);
     check_rows_finite(xb_.data(), first, d, il, "attention norm");
-    matmul(L.wq, xb_.data(), q_.data(), n);
-    matmul(L.wk, xb_.data(), k_.data(), n);
-    matmul(L.wv, xb_.data(), v_.data(), n);
+    // q: [n][n_head][hd], k and v: [n][n_kv][hd]; one pool job for the three
+    matmul_many({{&L.wq, q_.data()}, {&L.wk, k_.data()}, {&L.wv, v_.data()}}, xb_.data(), n);
     add_bias_rows(q_.data(), L.bq, n);
     add_bias_rows(k_.data(), L.bk, n);
     add_bias_rows(v_.data(), L.bv, n);
@@ -142,8 +141,7 @@ void Model::forward_batch(const BatchSpan* spans, int64_t ns, float* logits) {
     for (int64_t i = 0; i < n; ++i)
       rmsnorm(x_.data() + i * d, L.ffn_norm.data(), xb_.data() + i * d, d, c.rms_eps);
     check_rows_finite(xb_.data(), first, d, il, "feed-forward norm");
-    matmul(L.w_gate, xb_.data(), gate_.data(), n);
-    matmul(L.w_up, xb_.data(), up_.data(), n);
+    matmul_many({{&L.w_gate, gate_.data()}, {&L.w_up, up_.data()}}, xb_.data(), n);  // [n][n_ff] each
     swiglu(gate_.data(), up_.data(), n * c.n_ff);
     check_rows_finite(gate_.data(), first, c.n_ff, il, "feed-forward");
     matmul(L.w_down, gate_.data(), xb_.data(), n);

@@ -190,9 +190,8 @@ void Model::forward(const int32_t* tokens, int64_t n, int32_t pos0, KvCache& cac
     if (hook_) hook_->record(il, ForwardHook::Stage::layer_input, x_.data(), n, d);
     rows_parallel(n, [&](int64_t i) { rmsnorm(x_.data() + i * d, L.attn_norm.data(), xb_.data() + i * d, d, c.rms_eps); });
     check_finite(xb_.data(), n, d, pos0, il, "attention norm");
-    matmul(L.wq, xb_.data(), q_.data(), n);  // q: [n][n_head][hd]
-    matmul(L.wk, xb_.data(), k_.data(), n);  // k: [n][n_kv][hd]
-    matmul(L.wv, xb_.data(), v_.data(), n);  // v: [n][n_kv][hd]
+    // q: [n][n_head][hd], k and v: [n][n_kv][hd]; one pool job for the three
+    matmul_many({{&L.wq, q_.data()}, {&L.wk, k_.data()}, {&L.wv, v_.data()}}, xb_.data(), n);
     if (hook_) hook_->project_qk(il, n, xb_.data(), q_.data(), k_.data());
     add_bias(q_.data(), L.bq, n);
     add_bias(k_.data(), L.bk, n);
@@ -215,8 +214,7 @@ void Model::forward(const int32_t* tokens, int64_t n, int32_t pos0, KvCache& cac
     if (hook_) hook_->record(il, ForwardHook::Stage::ffn_input, x_.data(), n, d);
     rows_parallel(n, [&](int64_t i) { rmsnorm(x_.data() + i * d, L.ffn_norm.data(), xb_.data() + i * d, d, c.rms_eps); });
     check_finite(xb_.data(), n, d, pos0, il, "feed-forward norm");
-    matmul(L.w_gate, xb_.data(), gate_.data(), n);  // [n][n_ff]
-    matmul(L.w_up, xb_.data(), up_.data(), n);      // [n][n_ff]
+    matmul_many({{&L.w_gate, gate_.data()}, {&L.w_up, up_.data()}}, xb_.data(), n);  // [n][n_ff] each
     if (hook_) {
       hook_->record(il, ForwardHook::Stage::ffn_gate, gate_.data(), n, c.n_ff);
       hook_->record(il, ForwardHook::Stage::ffn_up, up_.data(), n, c.n_ff);

@@ -35,4 +35,19 @@ void fill_q8_kernels(Isa isa, KernelSet& ks);     // dot_q8.cpp
 void fill_k_kernels(Isa isa, KernelSet& ks);      // dot_k.cpp
 void fill_float_kernels(Isa isa, KernelSet& ks);  // dot_f.cpp
 
+// Register-blocked kernels: nr (1..rows of its Tile) weight rows, row_bytes apart from w, x nt
+// (1..tokens of its Tile) activation rows; y[t * y_stride + r] receives the dot of row r with
+// token t. A (row, token) dot is computed in the same order whatever nt is, and whatever nr is
+// for a row at the same offset from w (matmul calls them at row multiples of `rows`).
+using TileKernel = void (*)(const uint8_t* w, size_t row_bytes, int nr, const uint8_t* act,
+                            size_t act_stride, int nt, int64_t cols, float* y, size_t y_stride);
+struct Tile {
+  TileKernel fn = nullptr;  // null: the path has none (matmul uses the row kernel)
+  int rows = 0, tokens = 0;
+};
+struct TileSet {
+  Tile q4_1, q8_0, q4_k, q6_k;
+};
+void fill_tile_kernels(Isa isa, TileSet& ts);  // tile_q8.cpp
+
 }  // namespace h1bkv::detail

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 
 namespace h1bkv {
 
@@ -20,6 +21,17 @@ struct WeightView {
 // y[n][rows] = x[n][cols] . W^T. x, y f32 row-major. Parallel over rows (util/thread_pool.h: -t threads),
 // with the kernels of the active path (tensor/isa.h).
 void matmul(const WeightView& w, const float* x, float* y, int64_t n);
+
+// Several products of the same x (a layer's Q/K/V, gate/up): y_k[n][w_k.rows] = x . W_k^T.
+// Weights of one type and width share one activation quantization and one thread-pool job
+// (one barrier instead of one per weight at decode); others run one matmul each. Results equal
+// those of separate matmul calls bit for bit.
+struct MatmulOut {
+  const WeightView* w;
+  float* y;
+};
+constexpr int kMaxMatmulMany = 4;
+void matmul_many(std::initializer_list<MatmulOut> outs, const float* x, int64_t n);
 
 // Same result computed by the scalar reference kernels (tests compare against it).
 void matmul_ref(const WeightView& w, const float* x, float* y, int64_t n);

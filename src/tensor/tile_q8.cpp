@@ -1,0 +1,338 @@
+// Register-blocked kernels (kernels.h Tile) for Q4_1 x Q8_1, Q8_0 x Q8_0, Q4_K and Q6_K x Q8_K on
+// the avx512 path:
+// 16 weight rows x up to 8 tokens per call with the rows in the 16 lanes of a zmm (as llama.cpp's
+// repacked AVX-512 gemm), so a block's dot needs no horizontal sum and its scaling is one
+// multiply-add per 16 rows and token; 512-bit vpdpbusd (AVX-512 VNNI) with the token's 4
+// activation bytes broadcast. Other targets leave the entries null and matmul runs their row
+// kernels. Weights stay as stored in the file: each call transposes its 16 rows' blocks in
+// registers (16-byte loads + dword unpacks), which costs about what the integer dots of one
+// token cost, so repacking at load (a second copy of the weights) would gain little at 8 tokens
+// per call and nothing at decode, which reads the same bytes either way.
+// A row's lane and operation order are the same whatever the token count, so a dot does not
+// depend on the tiling (matmul calls the kernel at multiples of 16 rows).
+// GCC 12 reports false (maybe-)uninitialized warnings inside avx512fintrin.h's own intrinsics.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "tensor/tile_q8.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include <cstddef>
+#include <cstring>
+#include <vector>
+
+#include "tensor/blocks.h"
+#include "tensor/kernels.h"
+#include "tensor/simd-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+H1BKV_VNNI_BEGIN
+namespace h1bkv::detail::HWY_NAMESPACE {
+namespace {
+
+#if HWY_TARGET == HWY_AVX3_DL && H1BKV_HAVE_VNNI
+#define H1BKV_TILE_INLINE inline __attribute__((always_inline))
+
+H1BKV_TILE_INLINE __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+// 4 bytes at p in every dword (a load-port broadcast, not a shuffle)
+H1BKV_TILE_INLINE __m512i bcast4(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+constexpr int kLaneRows = 16;
+constexpr int kLaneTokens = 8;
+
+H1BKV_TILE_INLINE __m128i load16(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+
+// The 16 bytes at p of 16 rows rb bytes apart -> b[j] lane r = dword j of row r.
+H1BKV_TILE_INLINE void transpose16(const uint8_t* p, size_t rb, __m512i (&b)[4]) {
+  __m512i a[4];  // a[k] 128-bit lane L = the 16 bytes of row k + 4L
+  for (int k = 0; k < 4; ++k) {
+    __m512i v = _mm512_castsi128_si512(load16(p + k * rb));
+    v = _mm512_inserti32x4(v, load16(p + (k + 4) * rb), 1);
+    v = _mm512_inserti32x4(v, load16(p + (k + 8) * rb), 2);
+    a[k] = _mm512_inserti32x4(v, load16(p + (k + 12) * rb), 3);
+  }
+  const __m512i t0 = _mm512_unpacklo_epi32(a[0], a[1]), t1 = _mm512_unpackhi_epi32(a[0], a[1]);
+  const __m512i t2 = _mm512_unpacklo_epi32(a[2], a[3]), t3 = _mm512_unpackhi_epi32(a[2], a[3]);
+  b[0] = _mm512_unpacklo_epi64(t0, t2), b[1] = _mm512_unpackhi_epi64(t0, t2);
+  b[2] = _mm512_unpacklo_epi64(t1, t3), b[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
+// Runs a full-16-row kernel on nr rows: fewer than 16 are copied into zero-padded rows first
+// (a zero block adds 0 to the lanes that are not stored).
+template <class F>
+void lanes_call(F f, const uint8_t* w, size_t rb, int nr, const uint8_t* act, size_t st, int nt, int64_t cols,
+                float* y, size_t ys) {
+  if (nr == kLaneRows) return f(w, rb, act, st, cols, y, ys);
+  thread_local std::vector<uint8_t> rows;
+  float out[kLaneTokens * kLaneRows];
+  rows.assign(kLaneRows * rb, 0);
+  std::memcpy(rows.data(), w, (size_t)nr * rb);
+  f(rows.data(), rb, act, st, cols, out, kLaneRows);
+  for (int t = 0; t < nt; ++t) std::memcpy(y + t * ys, out + t * kLaneRows, (size_t)nr * sizeof(float));
+}
+
+// ---- Q4_1 x Q8_1: per block the 16 rows' qs are transposed into 4 zmm of dwords (zmm j lane r =
+// qs[4j..4j+3] of row r: low nibbles = elements 4j.., high nibbles = elements 16+4j..).
+template <int NT>
+void q4_1_lanes(const uint8_t* w, size_t rb, const uint8_t* act, size_t st, int64_t cols, float* y,
+                size_t ys) {
+  const int64_t nb = cols / QK;
+  alignas(64) int32_t off[kLaneRows];
+  for (int r = 0; r < kLaneRows; ++r) off[r] = (int32_t)(r * rb);
+  const __m512i voff = _mm512_load_si512(off);
+  const __m512i lo4 = _mm512_set1_epi8(0x0F);
+  __m512 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+  for (int64_t i = 0; i < nb; ++i) {
+    const size_t bo = (size_t)i * sizeof(BlockQ4_1);
+    __m512i b[4];  // b[j] lane r = qs[4j..4j+3] of row r
+    transpose16(w + bo + 4, rb, b);
+    __m512i lo[4], hi[4];
+    for (int j = 0; j < 4; ++j) {
+      lo[j] = _mm512_and_si512(b[j], lo4);
+      hi[j] = _mm512_and_si512(_mm512_srli_epi16(b[j], 4), lo4);
+    }
+    // [d, m] fp16 pair of each row's block i
+    const __m512i dm = _mm512_i32gather_epi32(voff, w + bo, 1);
+    const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
+    const __m512 mw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)));
+    for (int t = 0; t < NT; ++t) {
+      const ActQ8_1* x = reinterpret_cast<const ActQ8_1*>(act + t * st) + i;
+      __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[0], bcast4(x->qs));
+      for (int j = 1; j < 4; ++j) p = _mm512_dpbusd_epi32(p, lo[j], bcast4(x->qs + 4 * j));
+      for (int j = 0; j < 4; ++j) p = _mm512_dpbusd_epi32(p, hi[j], bcast4(x->qs + 16 + 4 * j));
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw, _mm512_set1_ps(x->d)), acc[t]);
+      acc[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(x->s), acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * ys, acc[t]);
+}
+
+// ---- Q8_0 x Q8_0 with rows in lanes. vpdpbusd's unsigned operand is the broadcast activation
+// offset to q_x + 128 (xor 0x80); 128 sum(q_w) per row and block, computed once per block for
+// all tokens, starts each token's integer sum negated. Exact in int32.
+template <int NT>
+void q8_0_lanes(const uint8_t* w, size_t rb, const uint8_t* act, size_t st, int64_t cols, float* y,
+                size_t ys) {
+  const int64_t nb = cols / QK;
+  alignas(64) int32_t off[kLaneRows];
+  for (int r = 0; r < kLaneRows; ++r) off[r] = (int32_t)(r * rb);
+  const __m512i voff = _mm512_load_si512(off);
+  const __m512i k80 = _mm512_set1_epi8((char)0x80);
+  __m512 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+  for (int64_t i = 0; i < nb; ++i) {
+    const size_t bo = (size_t)i * sizeof(BlockQ8_0);
+    __m512i q[2][4];  // q[h][j] lane r = qs[16h + 4j ..+3] of row r
+    transpose16(w + bo + 2, rb, q[0]);
+    transpose16(w + bo + 18, rb, q[1]);
+    __m512i corr = _mm512_setzero_si512();
+    for (int j = 0; j < 8; ++j) corr = _mm512_dpbusd_epi32(corr, k80, q[j / 4][j % 4]);
+    corr = _mm512_sub_epi32(_mm512_setzero_si512(), corr);
+    const __m512i dg = _mm512_i32gather_epi32(voff, w + bo, 1);  // low 16 bits: d
+    const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dg));
+    for (int t = 0; t < NT; ++t) {
+      const ActQ8_0* x = reinterpret_cast<const ActQ8_0*>(act + t * st) + i;
+      alignas(32) int32_t yu[8];  // q_x + 128 as bytes
+      _mm256_store_si256(reinterpret_cast<__m256i*>(yu),
+                         _mm256_xor_si256(load32(x->qs), _mm256_set1_epi8((char)0x80)));
+      __m512i p = corr;
+      for (int j = 0; j < 8; ++j) p = _mm512_dpbusd_epi32(p, bcast4(yu + j), q[j / 4][j % 4]);
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw, _mm512_set1_ps(x->d)), acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * ys, acc[t]);
+}
+
+void q8_0_lanes_dispatch(const uint8_t* w, size_t rb, int nr, const uint8_t* act, size_t st, int nt,
+                         int64_t cols, float* y, size_t ys) {
+  using F = void (*)(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, float*, size_t);
+  static constexpr F f[kLaneTokens] = {q8_0_lanes<1>, q8_0_lanes<2>, q8_0_lanes<3>, q8_0_lanes<4>,
+                                       q8_0_lanes<5>, q8_0_lanes<6>, q8_0_lanes<7>, q8_0_lanes<8>};
+  lanes_call(f[nt - 1], w, rb, nr, act, st, nt, cols, y, ys);
+}
+
+// ---- Q4_K x Q8_K: per 256-value super-block, one transpose16 of the block's first 16 bytes gives
+// [d, dmin] (dword 0) and the 12 scale bytes (dwords 1..3) of the 16 rows in lanes; each 32-byte
+// chunk c of qs (values 64c.. in the low nibbles = sub-block 2c, 64c+32.. in the high = 2c+1) is
+// two more transposes. Integer sub-block dots are scaled by the 6-bit scales in int32 (as the
+// row kernel does), the mins by vpdpwssd against the token's bsums pairs.
+template <int NT>
+void q4_k_lanes(const uint8_t* w, size_t rb, const uint8_t* act, size_t st, int64_t cols, float* y, size_t ys) {
+  const int64_t nb = cols / QK_K;
+  const __m512i lo4 = _mm512_set1_epi8(0x0F);
+  const __m512i k63 = _mm512_set1_epi32(63), k15 = _mm512_set1_epi32(15), k3 = _mm512_set1_epi32(3);
+  __m512 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+  for (int64_t i = 0; i < nb; ++i) {
+    const uint8_t* blk = w + (size_t)i * sizeof(BlockQ4_K);
+    __m512i hdr[4];  // [d, dmin], scales[0..3], scales[4..7], scales[8..11] of each row
+    transpose16(blk, rb, hdr);
+    const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(hdr[0]));
+    const __m512 dminw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(hdr[0], 16)));
+    __m512i sc[8], mn2[8];  // scale j; min j in both 16-bit halves (vpdpwssd with a bsums pair)
+    for (int j = 0; j < 4; ++j) {  // unpack_q4k_scales, one byte lane of each dword
+      const __m512i s0 = _mm512_srli_epi32(hdr[1], 8 * j), s1 = _mm512_srli_epi32(hdr[2], 8 * j);
+      const __m512i s2 = _mm512_srli_epi32(hdr[3], 8 * j);
+      sc[j] = _mm512_and_si512(s0, k63);
+      const __m512i m = _mm512_and_si512(s1, k63);
+      sc[j + 4] = _mm512_or_si512(_mm512_and_si512(s2, k15),
+                                  _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(s0, 6), k3), 4));
+      const __m512i m4 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(s2, 4), k15),
+                                         _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(s1, 6), k3), 4));
+      mn2[j] = _mm512_or_si512(m, _mm512_slli_epi32(m, 16));
+      mn2[j + 4] = _mm512_or_si512(m4, _mm512_slli_epi32(m4, 16));
+    }
+    __m512i isum[NT];
+    for (int t = 0; t < NT; ++t) isum[t] = _mm512_setzero_si512();
+    for (int c = 0; c < 4; ++c) {
+      __m512i q[2][4];  // q[h][j] lane r = qs[32c + 16h + 4j ..+3] of row r
+      transpose16(blk + 16 + 32 * c, rb, q[0]);
+      transpose16(blk + 32 + 32 * c, rb, q[1]);
+      __m512i lo[2][4], hi[2][4];
+      for (int h = 0; h < 2; ++h)
+        for (int j = 0; j < 4; ++j) {
+          lo[h][j] = _mm512_and_si512(q[h][j], lo4);
+          hi[h][j] = _mm512_and_si512(_mm512_srli_epi16(q[h][j], 4), lo4);
+        }
+      for (int t = 0; t < NT; ++t) {
+        const int8_t* x = reinterpret_cast<const ActQ8_K*>(act + t * st)[i].qs + 64 * c;
+        __m512i pl = _mm512_setzero_si512(), ph = _mm512_setzero_si512();
+        for (int h = 0; h < 2; ++h)
+          for (int j = 0; j < 4; ++j) {
+            pl = _mm512_dpbusd_epi32(pl, lo[h][j], bcast4(x + 16 * h + 4 * j));
+            ph = _mm512_dpbusd_epi32(ph, hi[h][j], bcast4(x + 32 + 16 * h + 4 * j));
+          }
+        isum[t] = _mm512_add_epi32(isum[t], _mm512_add_epi32(_mm512_mullo_epi32(pl, sc[2 * c]),
+                                                             _mm512_mullo_epi32(ph, sc[2 * c + 1])));
+      }
+    }
+    for (int t = 0; t < NT; ++t) {
+      const ActQ8_K* x = reinterpret_cast<const ActQ8_K*>(act + t * st) + i;
+      __m512i imin = _mm512_setzero_si512();
+      for (int j = 0; j < 8; ++j) imin = _mm512_dpwssd_epi32(imin, mn2[j], bcast4(x->bsums + 2 * j));
+      const __m512 dx = _mm512_set1_ps(x->d);
+      acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx), _mm512_cvtepi32_ps(isum[t]), acc[t]);
+      acc[t] = _mm512_fnmadd_ps(_mm512_mul_ps(dminw, dx), _mm512_cvtepi32_ps(imin), acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * ys, acc[t]);
+}
+
+void q4_k_lanes_dispatch(const uint8_t* w, size_t rb, int nr, const uint8_t* act, size_t st, int nt,
+                         int64_t cols, float* y, size_t ys) {
+  using F = void (*)(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, float*, size_t);
+  static constexpr F f[kLaneTokens] = {q4_k_lanes<1>, q4_k_lanes<2>, q4_k_lanes<3>, q4_k_lanes<4>,
+                                       q4_k_lanes<5>, q4_k_lanes<6>, q4_k_lanes<7>, q4_k_lanes<8>};
+  lanes_call(f[nt - 1], w, rb, nr, act, st, nt, cols, y, ys);
+}
+
+// ---- Q6_K x Q8_K: value = (4 bits of ql | 2 bits of qh << 4) - 32 in 16-value sub-blocks with
+// int8 scales; per half h (128 values) and 16-value half e of each 32-byte run, the ql / qh bytes
+// of 16 rows are transposed and combined into 6-bit values (ggml's order: q[k], k = 0..3, values
+// 128h + 32k + l). The -32 is 32 * sum(scale_j * bsum_j), by vpdpwssd against bsums pairs.
+template <int NT>
+void q6_k_lanes(const uint8_t* w, size_t rb, const uint8_t* act, size_t st, int64_t cols, float* y, size_t ys) {
+  const int64_t nb = cols / QK_K;
+  alignas(64) int32_t off[kLaneRows];
+  for (int r = 0; r < kLaneRows; ++r) off[r] = (int32_t)(r * rb);
+  const __m512i voff = _mm512_load_si512(off);
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30), k16 = _mm512_set1_epi32(0xFFFF);
+  __m512 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+  for (int64_t i = 0; i < nb; ++i) {
+    const uint8_t* blk = w + (size_t)i * sizeof(BlockQ6_K);
+    __m512i sd[4];  // scales[4a..4a+3] of each row
+    transpose16(blk + offsetof(BlockQ6_K, scales), rb, sd);
+    __m512i sc[16], sc2[8];  // scale j (sign-extended); scales 2m, 2m+1 as 16-bit pair
+    for (int a = 0; a < 4; ++a)
+      for (int b = 0; b < 4; ++b) sc[4 * a + b] = _mm512_srai_epi32(_mm512_slli_epi32(sd[a], 24 - 8 * b), 24);
+    for (int m = 0; m < 8; ++m)
+      sc2[m] = _mm512_or_si512(_mm512_and_si512(sc[2 * m], k16), _mm512_slli_epi32(sc[2 * m + 1], 16));
+    const __m512i dg = _mm512_i32gather_epi32(voff, blk + offsetof(BlockQ6_K, d) - 2, 1);  // high 16 bits: d
+    const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dg, 16)));
+    __m512i isum[NT];
+    for (int t = 0; t < NT; ++t) isum[t] = _mm512_setzero_si512();
+    for (int h = 0; h < 2; ++h)
+      for (int e = 0; e < 2; ++e) {
+        __m512i l0[4], l1[4], qh[4];  // dword j: bytes 16e + 4j.. of ql[64h..], ql[64h + 32..], qh[32h..]
+        transpose16(blk + 64 * h + 16 * e, rb, l0);
+        transpose16(blk + 64 * h + 32 + 16 * e, rb, l1);
+        transpose16(blk + offsetof(BlockQ6_K, qh) + 32 * h + 16 * e, rb, qh);
+        __m512i q[4][4];  // q[k][j]: values 128h + 32k + 16e + 4j ..+3, 0..63
+        for (int j = 0; j < 4; ++j) {
+          q[0][j] = _mm512_or_si512(_mm512_and_si512(l0[j], m4), _mm512_and_si512(_mm512_slli_epi16(qh[j], 4), m30));
+          q[1][j] = _mm512_or_si512(_mm512_and_si512(l1[j], m4), _mm512_and_si512(_mm512_slli_epi16(qh[j], 2), m30));
+          q[2][j] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l0[j], 4), m4), _mm512_and_si512(qh[j], m30));
+          q[3][j] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l1[j], 4), m4),
+                                    _mm512_and_si512(_mm512_srli_epi16(qh[j], 2), m30));
+        }
+        for (int t = 0; t < NT; ++t) {
+          const int8_t* x = reinterpret_cast<const ActQ8_K*>(act + t * st)[i].qs + 128 * h + 16 * e;
+          for (int k = 0; k < 4; ++k) {
+            __m512i p = _mm512_setzero_si512();
+            for (int j = 0; j < 4; ++j) p = _mm512_dpbusd_epi32(p, q[k][j], bcast4(x + 32 * k + 4 * j));
+            isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(p, sc[8 * h + 2 * k + e]));
+          }
+        }
+      }
+    for (int t = 0; t < NT; ++t) {
+      const ActQ8_K* x = reinterpret_cast<const ActQ8_K*>(act + t * st) + i;
+      __m512i bias = _mm512_setzero_si512();
+      for (int m = 0; m < 8; ++m) bias = _mm512_dpwssd_epi32(bias, sc2[m], bcast4(x->bsums + 2 * m));
+      const __m512i v = _mm512_sub_epi32(isum[t], _mm512_slli_epi32(bias, 5));
+      acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(x->d)), _mm512_cvtepi32_ps(v), acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * ys, acc[t]);
+}
+
+void q6_k_lanes_dispatch(const uint8_t* w, size_t rb, int nr, const uint8_t* act, size_t st, int nt,
+                         int64_t cols, float* y, size_t ys) {
+  using F = void (*)(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, float*, size_t);
+  static constexpr F f[kLaneTokens] = {q6_k_lanes<1>, q6_k_lanes<2>, q6_k_lanes<3>, q6_k_lanes<4>,
+                                       q6_k_lanes<5>, q6_k_lanes<6>, q6_k_lanes<7>, q6_k_lanes<8>};
+  lanes_call(f[nt - 1], w, rb, nr, act, st, nt, cols, y, ys);
+}
+
+void q4_1_lanes_dispatch(const uint8_t* w, size_t rb, int nr, const uint8_t* act, size_t st, int nt,
+                         int64_t cols, float* y, size_t ys) {
+  using F = void (*)(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, float*, size_t);
+  static constexpr F f[kLaneTokens] = {q4_1_lanes<1>, q4_1_lanes<2>, q4_1_lanes<3>, q4_1_lanes<4>,
+                                       q4_1_lanes<5>, q4_1_lanes<6>, q4_1_lanes<7>, q4_1_lanes<8>};
+  lanes_call(f[nt - 1], w, rb, nr, act, st, nt, cols, y, ys);
+}
+
+void FillImpl(TileSet& ts) {
+  ts.q4_1 = {q4_1_lanes_dispatch, kLaneRows, kLaneTokens};
+  ts.q8_0 = {q8_0_lanes_dispatch, kLaneRows, kLaneTokens};
+  ts.q4_k = {q4_k_lanes_dispatch, kLaneRows, kLaneTokens};
+  ts.q6_k = {q6_k_lanes_dispatch, kLaneRows, kLaneTokens};
+}
+#undef H1BKV_TILE_INLINE
+#else  // no tile kernels on this target: matmul uses the row kernels
+void FillImpl(TileSet& ts) { ts = TileSet{}; }
+#endif
+
+}  // namespace
+void FillTiles(TileSet* ts) { FillImpl(*ts); }
+}  // namespace h1bkv::detail::HWY_NAMESPACE
+H1BKV_VNNI_END
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace h1bkv::detail {
+HWY_EXPORT(FillTiles);
+
+void fill_tile_kernels(Isa isa, TileSet& ts) {
+  ts = TileSet{};
+  if (isa != Isa::scalar) HWY_DYNAMIC_DISPATCH(FillTiles)(&ts);
+}
+}  // namespace h1bkv::detail
+#endif  // HWY_ONCE
