@@ -125,6 +125,9 @@ class HumanEvalTask : public Task {
     out.sums["timed_out"] = r.timed_out ? 1 : 0;
     out.sums["sandboxed"] = r.bubblewrap ? 1 : 0;
     out.sums["test_seconds"] = r.seconds;
+    out.sample = {{"task_id", p.task_id}, {"completion", g.text}, {"passed", r.passed()},
+                  {"timed_out", r.timed_out}, {"stop", stop_reason_name(g.reason)}};
+    if (chat_) out.sample["code"] = extract_code_block(g.text);
     return out;
   }
 
