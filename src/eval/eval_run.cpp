@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <map>
 
 #include "eval/samples_file.h"
@@ -16,6 +17,12 @@ namespace h1bkv {
 double binomial_se(double p, int64_t n) { return n > 0 ? std::sqrt(p * (1.0 - p) / (double)n) : 0.0; }
 
 namespace {
+
+double process_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 // The samples-file key of (task, cache) items: what changes a result besides the item.
 std::string samples_settings(const nlohmann::json& task_settings, int64_t n_ctx, const CacheListEntry& c,
@@ -93,13 +100,14 @@ EvalResult run_eval(Model& model, const std::vector<Task*>& tasks, const std::ve
         } else {
           const SessionStats before = session.stats();
           Timer timer;
+          const double cpu0 = process_cpu_seconds();
           ir = task.score(session, id);
-          const double sec = timer.seconds();
+          const double sec = timer.seconds(), cpu = process_cpu_seconds() - cpu0;
           row.seconds += sec;
           const SessionStats& after = session.stats();
           const int64_t tokens = after.tokens_computed + after.tokens_reused - before.tokens_computed -
                                  before.tokens_reused;
-          if (p.samples) p.samples->append(key, c.label, ir, row.has_norm, tokens, sec);
+          if (p.samples) p.samples->append(key, c.label, ir, row.has_norm, tokens, sec, cpu);
           if (progress) progress(++done, total);
         }
         correct += ir.correct;

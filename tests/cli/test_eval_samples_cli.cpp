@@ -33,10 +33,10 @@ std::vector<nlohmann::json> read_lines(const std::string& path) {
   return out;
 }
 
-// The file's lines without "seconds" (timing), the only field two runs may write differently.
+// The file's lines without "seconds" and "cpu_seconds", the only fields two runs may write differently.
 std::vector<nlohmann::json> untimed(const std::string& path) {
   std::vector<nlohmann::json> out = read_lines(path);
-  for (auto& j : out) j.erase("seconds");
+  for (auto& j : out) j.erase("seconds"), j.erase("cpu_seconds");
   return out;
 }
 

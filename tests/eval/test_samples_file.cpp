@@ -34,7 +34,7 @@ TEST(SamplesFile, WrittenLinesReadBackAsTheSameResult) {
   r.sample = {{"completion", std::string("cut \xe2\x82")}};  // a character cut in two: replaced, not a throw
   {
     SamplesFile f(path);
-    f.append({"mmlu", "f16", settings_hash({{"shots", 5}}), 7}, "f16", r, true, 42, 1.5);
+    f.append({"mmlu", "f16", settings_hash({{"shots", 5}}), 7}, "f16", r, true, 42, 1.5, 1.25);
   }
   SamplesFile g(path);
   const nlohmann::json* line = g.find({"mmlu", "f16", settings_hash({{"shots", 5}}), 7});
@@ -47,6 +47,7 @@ TEST(SamplesFile, WrittenLinesReadBackAsTheSameResult) {
   EXPECT_EQ(back.group, "abstract_algebra");
   EXPECT_EQ(back.sums, r.sums);  // doubles round-trip exactly
   EXPECT_EQ((*line)["tokens"], 42);
+  EXPECT_EQ((*line)["cpu_seconds"], 1.25);
   EXPECT_EQ((*line)["sample"]["completion"], "cut \xef\xbf\xbd");
 }
 
@@ -55,8 +56,8 @@ TEST(SamplesFile, HalfWrittenLastLineIsCutWholeOneKept) {
   ItemResult r;
   {
     SamplesFile f(path);
-    f.append({"arc_easy", "f16", "h", 0}, "f16", r, false, 1, 0.5);
-    f.append({"arc_easy", "f16", "h", 1}, "f16", r, false, 1, 0.5);
+    f.append({"arc_easy", "f16", "h", 0}, "f16", r, false, 1, 0.5, 0.25);
+    f.append({"arc_easy", "f16", "h", 1}, "f16", r, false, 1, 0.5, 0.25);
   }
   const std::string two = read_all(path);
   const size_t first_end = two.find('\n') + 1;
@@ -66,7 +67,7 @@ TEST(SamplesFile, HalfWrittenLastLineIsCutWholeOneKept) {
     EXPECT_NE(f.find({"arc_easy", "f16", "h", 0}), nullptr);
     EXPECT_EQ(f.find({"arc_easy", "f16", "h", 1}), nullptr);
     EXPECT_EQ(read_all(path), two.substr(0, first_end));
-    f.append({"arc_easy", "f16", "h", 1}, "f16", r, false, 1, 0.5);
+    f.append({"arc_easy", "f16", "h", 1}, "f16", r, false, 1, 0.5, 0.25);
   }
   EXPECT_EQ(read_all(path), two);
   std::ofstream(path, std::ios::trunc) << two.substr(0, two.size() - 1);  // only the '\n' missing
