@@ -5,7 +5,8 @@
 #   humaneval_chat (all 164), gsm8k (8-shot CoT, first 100), mmlu (5-shot, 10 per subject = 570),
 #   arc_challenge (first 500), hellaswag (first 500)
 # Then (and with `report` alone) the table from the samples files: items done of the subset,
-# accuracy so far, seconds per item, and the time the rest needs at that rate.
+# accuracy so far, wall and CPU seconds per item (the eval's own CPU time, the sandboxed tests not
+# included), and the time the rest needs at that wall rate.
 #   scripts/eval_qwen.sh              # run / resume every task, then the table
 #   scripts/eval_qwen.sh report       # the table only
 #   TASKS="gsm8k mmlu" scripts/eval_qwen.sh
@@ -32,8 +33,8 @@ report() {
 import json, sys, os
 out, tasks = sys.argv[1], sys.argv[2:]
 subset = {"humaneval_chat": 164, "gsm8k": 100, "mmlu": 570, "arc_challenge": 500, "hellaswag": 500}
-print("| task | cache | items done | acc % | acc_norm % | s/item | rest at that rate |")
-print("|---|---|---:|---:|---:|---:|---:|")
+print("| task | cache | items done | acc % | acc_norm % | wall s/item | CPU s/item | rest at that wall rate |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
 for t in tasks:
     path = f"{out}/{t}.f16.samples.jsonl"
     groups = {}
@@ -47,17 +48,19 @@ for t in tasks:
                 continue  # a half-written last line: eval cuts it on the next run
             groups.setdefault((j["cache"], j["settings"]), []).append(j)
     if not groups:
-        print(f"| {t} | f16 | 0 of {subset.get(t, '?')} | – | – | – | – |")
+        print(f"| {t} | f16 | 0 of {subset.get(t, '?')} | – | – | – | – | – |")
     for (cache, settings), rows in groups.items():
         n, m = len(rows), subset.get(t, 0)
         acc = 100 * sum(r["correct"] for r in rows) / n
         norm = f"{100 * sum(r['correct_norm'] for r in rows) / n:.1f}" if "correct_norm" in rows[0] else "–"
         sec = sum(r["seconds"] for r in rows) / n
+        timed = [r["cpu_seconds"] for r in rows if "cpu_seconds" in r]
+        cpu = f"{sum(timed) / len(timed):.1f}" if timed else "–"
         rest = max(0, m - n) * sec / 3600
         se = 100 * (acc / 100 * (1 - acc / 100) / n) ** 0.5
         label = "" if n >= m else " (partial)"
         more = "" if len(groups) == 1 else f" [settings {settings}]"
-        print(f"| {t}{more} | {cache} | {n} of {m}{label} | {acc:.1f} ± {se:.1f} | {norm} | {sec:.1f} | {rest:.1f} h |")
+        print(f"| {t}{more} | {cache} | {n} of {m}{label} | {acc:.1f} ± {se:.1f} | {norm} | {sec:.1f} | {cpu} | {rest:.1f} h |")
 EOF
 }
 
