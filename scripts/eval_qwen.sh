@@ -33,11 +33,11 @@ report() {
 import json, sys, os
 out, tasks = sys.argv[1], sys.argv[2:]
 subset = {"humaneval_chat": 164, "gsm8k": 100, "mmlu": 570, "arc_challenge": 500, "hellaswag": 500}
-print("| task | cache | items done | acc % | acc_norm % | wall s/item | CPU s/item | rest at that wall rate |")
-print("|---|---|---:|---:|---:|---:|---:|---:|")
+print("| task | cache | items done | acc % | acc_norm % | wall s/item | CPU s/item | rest at that wall rate | rest on an idle core |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
 for t in tasks:
     path = f"{out}/{t}.f16.samples.jsonl"
-    groups = {}
+    groups, last = {}, None
     if os.path.exists(path):
         for line in open(path, encoding="utf-8"):
             if not line.strip():
@@ -46,21 +46,27 @@ for t in tasks:
                 j = json.loads(line)
             except ValueError:
                 continue  # a half-written last line: eval cuts it on the next run
-            groups.setdefault((j["cache"], j["settings"]), []).append(j)
+            last = (j["cache"], j["settings"])
+            groups.setdefault(last, []).append(j)
+    m = subset.get(t, 0)
     if not groups:
-        print(f"| {t} | f16 | 0 of {subset.get(t, '?')} | – | – | – | – | – |")
-    for (cache, settings), rows in groups.items():
-        n, m = len(rows), subset.get(t, 0)
+        print(f"| {t} | f16 | 0 of {m} | – | – | – | – | – | – |")
+    # the settings of the file's last line are the current run's; lines of others are not counted
+    for key in sorted(groups, key=lambda k: k != last):
+        rows = groups[key]
+        n = len(rows)
         acc = 100 * sum(r["correct"] for r in rows) / n
+        se = 100 * (acc / 100 * (1 - acc / 100) / n) ** 0.5
         norm = f"{100 * sum(r['correct_norm'] for r in rows) / n:.1f}" if "correct_norm" in rows[0] else "–"
         sec = sum(r["seconds"] for r in rows) / n
         timed = [r["cpu_seconds"] for r in rows if "cpu_seconds" in r]
-        cpu = f"{sum(timed) / len(timed):.1f}" if timed else "–"
-        rest = max(0, m - n) * sec / 3600
-        se = 100 * (acc / 100 * (1 - acc / 100) / n) ** 0.5
-        label = "" if n >= m else " (partial)"
-        more = "" if len(groups) == 1 else f" [settings {settings}]"
-        print(f"| {t}{more} | {cache} | {n} of {m}{label} | {acc:.1f} ± {se:.1f} | {norm} | {sec:.1f} | {cpu} | {rest:.1f} h |")
+        cpu = sum(timed) / len(timed) if timed else None
+        rest = max(0, m - n)
+        name = t if key == last else f"{t} (old settings {key[1]}, not counted)"
+        done = f"{n} of {m}" + ("" if n >= m else " (partial)")
+        print(f"| {name} | {key[0]} | {done} | {acc:.1f} ± {se:.1f} | {norm} | {sec:.1f} | "
+              + (f"{cpu:.1f}" if cpu is not None else "–") + f" | {rest * sec / 3600:.1f} h | "
+              + (f"{rest * cpu / 3600:.1f} h" if cpu is not None else "–") + " |")
 EOF
 }
 
