@@ -67,7 +67,9 @@ SamplesFile::SamplesFile(std::string path) : path_(std::move(path)) {
       const std::string where = path_ + ":" + std::to_string(line_no) + ": ";
       nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
       std::string problem = j.is_discarded() ? "not JSON" : line_problem(j);
-      if (!complete && !problem.empty()) {  // a run killed mid-write: drop the partial line
+      // a run killed mid-write: drop the partial line, but only one that starts as our lines do
+      // (keys sorted: "cache" first), so another file given by mistake is refused, not cut
+      if (!complete && !problem.empty() && line.rfind("{\"cache\":\"", 0) == 0) {
         std::fprintf(stderr, "%sincomplete last line (%zu bytes, a run stopped while writing it) removed\n",
                      where.c_str(), line.size());
         std::filesystem::resize_file(path_, pos, ec);

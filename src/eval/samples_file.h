@@ -37,7 +37,8 @@ class SamplesFile {
  public:
   // Reads `path` when it exists. Every complete line must be a JSON object with the fields above,
   // else Error "PATH:LINE: reason"; an item found twice is an error too. A last line with no '\n'
-  // that does not parse (a run killed mid-write) is cut from the file, with a note on stderr.
+  // that starts as a record but does not parse (a run killed mid-write) is cut from the file,
+  // with a note on stderr.
   explicit SamplesFile(std::string path);
   ~SamplesFile();
   SamplesFile(const SamplesFile&) = delete;

@@ -99,6 +99,10 @@ TEST(SamplesFile, BadLinesAreRefusedWithFileAndLine) {
             path + ":1: sums \"a\" is not a number");
   EXPECT_EQ(refused(good + "\n\n" + good + "\n"), path + ":3: item 0 of t / f16 is already on an earlier line");
   EXPECT_EQ(refused(good + "\n\n"), "accepted");
+  // another file given by mistake (no '\n' at all) is refused and left as it was
+  const std::string binary = std::string("GGUF\x03", 5) + std::string(1, '\0') + "binary";
+  EXPECT_EQ(refused(binary), path + ":1: not JSON");
+  EXPECT_EQ(read_all(path), binary);
 }
 
 }  // namespace
