@@ -4,12 +4,15 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <filesystem>
+#include <memory>
 #include <sstream>
 
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "eval/cache_list.h"
 #include "eval/eval_run.h"
+#include "eval/samples_file.h"
 #include "eval/tasks/arc_piqa.h"
 #include "eval/tasks/task_file.h"
 #include "eval/tasks/humaneval.h"
@@ -37,7 +40,7 @@ struct EvalOptions {
   int shots = -1;
   uint64_t seed = 0;
   bool json = false;
-  std::string json_out, plot, title;
+  std::string json_out, plot, title, samples;
   int64_t groups = 0;
   bool unsafe_exec = false;
 
@@ -60,6 +63,9 @@ struct EvalOptions {
     app.add_option("--seed", seed, "seed of any exemplar / item sampling")->capture_default_str();
     app.add_flag("--json", json, "print JSON instead of markdown");
     app.add_option("--json-out", json_out, "also write the JSON to this file");
+    app.add_option("--samples", samples, "append one JSON line per scored item to this file (flushed per "
+                   "line); items already there with the same task, cache and settings are not scored again, "
+                   "so a stopped run resumes");
     app.add_option("--plot", plot, "write an SVG plot of accuracy against bytes per token");
     app.add_option("--title", title, "plot title");
     app.add_option("--groups", groups, "print per-group accuracy (mmlu subjects, ...) up to this many groups")
@@ -95,12 +101,14 @@ int eval(EvalOptions& o) {
   std::vector<std::string> inputs = {o.model};
   for (const auto& e : caches) inputs.push_back(e.calib);
   inputs.insert(inputs.end(), o.task_files.begin(), o.task_files.end());
-  check_outputs_distinct(inputs, {o.json_out, o.plot});
+  check_outputs_distinct(inputs, {o.json_out, o.plot, o.samples});
   for (const auto& e : caches)
     if (!e.calib.empty()) check_regular_file(e.calib), refuse_lora(e.calib, "eval");
   bool humaneval = false;
   for (const auto& n : names) humaneval = humaneval || n == "humaneval" || n == "humaneval_chat";
   if (humaneval) check_humaneval_can_run(o.unsafe_exec);  // before the model loads
+  std::unique_ptr<SamplesFile> samples;  // read and checked before the model loads
+  if (!o.samples.empty()) samples = std::make_unique<SamplesFile>(o.samples);
   apply_threads(o.threads);
   Loaded l = load_model(o.model);
   TaskOptions to;
@@ -127,6 +135,10 @@ int eval(EvalOptions& o) {
   p.limit = o.limit;
   p.full = o.full;
   p.n_ctx = o.n_ctx;
+  p.samples = samples.get();
+  std::error_code ec;  // the model file by name and size (a copy elsewhere resumes the same items)
+  p.settings_extra = {{"model", std::filesystem::path(o.model).filename().string()},
+                      {"model_bytes", (int64_t)std::filesystem::file_size(o.model, ec)}};
   Timer t;
   const EvalResult r = run_eval(*l.model, tasks, caches, p, [&](int64_t d, int64_t n) {
     progress("eval", d, n, t.seconds());
@@ -139,6 +151,7 @@ int eval(EvalOptions& o) {
   j["full"] = o.full;
   j["unsafe_exec"] = o.unsafe_exec;
   j["seconds"] = t.seconds();
+  if (samples) j["samples"] = o.samples;
   if (!o.json_out.empty()) write_file(o.json_out, j.dump(2) + "\n");
   if (!o.plot.empty())
     write_file(o.plot, eval_svg(r, o.title.empty() ? "accuracy per byte: " + task_list : o.title));

@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <map>
 
+#include "eval/samples_file.h"
 #include "kv/cache.h"
 #include "model/model.h"
 #include "util/error.h"
@@ -14,24 +16,59 @@ namespace h1bkv {
 
 double binomial_se(double p, int64_t n) { return n > 0 ? std::sqrt(p * (1.0 - p) / (double)n) : 0.0; }
 
+namespace {
+
+double process_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+// The samples-file key of (task, cache) items: what changes a result besides the item.
+std::string samples_settings(const nlohmann::json& task_settings, int64_t n_ctx, const CacheListEntry& c,
+                             const nlohmann::json& extra) {
+  return settings_hash({{"task", task_settings}, {"n_ctx", n_ctx}, {"calib", c.calib}, {"extra", extra}});
+}
+
+}  // namespace
+
 EvalResult run_eval(Model& model, const std::vector<Task*>& tasks, const std::vector<CacheListEntry>& caches,
                     const EvalParams& p, const std::function<void(int64_t, int64_t)>& progress) {
+  const int64_t train_ctx = model.config().n_ctx_train;
   std::vector<std::vector<int64_t>> selected;
+  std::vector<int64_t> task_ctx;
   int64_t total = 0;
   for (Task* t : tasks) {
     selected.push_back(t->select(p.limit, p.full));
     check(!selected.back().empty(), t->name() + ": no items selected");
-    total += (int64_t)selected.back().size() * (int64_t)caches.size();
+    int64_t n_ctx = p.n_ctx;
+    if (n_ctx <= 0) n_ctx = train_ctx > 0 ? std::min(t->ctx_needed(), train_ctx) : t->ctx_needed();
+    task_ctx.push_back(n_ctx);
+    for (size_t ci = 0; ci < caches.size() && !p.samples; ++ci) total += (int64_t)selected.back().size();
+    for (size_t ci = 0; ci < caches.size() && p.samples; ++ci) {
+      const std::string hash = samples_settings(t->settings(), n_ctx, caches[ci], p.settings_extra);
+      const std::string spec = make_cache(caches[ci].spec, model.cache_geometry(n_ctx), caches[ci].calib)->spec();
+      int64_t stored = 0;
+      for (int64_t id : selected.back()) stored += p.samples->find({t->name(), spec, hash, id}) != nullptr;
+      if (stored > 0)
+        std::fprintf(stderr, "%s: %s / %s: %lld of %zu items already scored there, %lld to go\n",
+                     p.samples->path().c_str(), t->name().c_str(), caches[ci].label.c_str(), (long long)stored,
+                     selected.back().size(), (long long)selected.back().size() - stored);
+      const int64_t other = p.samples->other_settings(t->name(), spec, hash);
+      if (other > 0)
+        std::fprintf(stderr, "%s: %s / %s: %lld lines from other settings (prompt, model, -c) not used\n",
+                     p.samples->path().c_str(), t->name().c_str(), caches[ci].label.c_str(), (long long)other);
+      total += (int64_t)selected.back().size() - stored;
+    }
   }
   EvalResult r;
   int64_t done = 0;
-  const int64_t train_ctx = model.config().n_ctx_train;
   for (size_t ti = 0; ti < tasks.size(); ++ti) {
     Task& task = *tasks[ti];
     const std::vector<int64_t>& ids = selected[ti];
-    int64_t n_ctx = p.n_ctx;
-    if (n_ctx <= 0) n_ctx = train_ctx > 0 ? std::min(task.ctx_needed(), train_ctx) : task.ctx_needed();
-    nlohmann::json st = task.settings();
+    const int64_t n_ctx = task_ctx[ti];
+    const nlohmann::json task_settings = task.settings();
+    nlohmann::json st = task_settings;
     st["items"] = (int64_t)ids.size();
     st["n_ctx"] = n_ctx;
     r.settings[task.name()] = st;
@@ -46,12 +83,33 @@ EvalResult run_eval(Model& model, const std::vector<Task*>& tasks, const std::ve
       row.bytes_per_token = cache->bytes_per_token();
       row.fixed_bytes = cache_fixed_bytes(c.spec, cache->geometry());
       row.has_norm = task.has_norm();
+      const std::string hash = samples_settings(task_settings, n_ctx, c, p.settings_extra);
       std::map<std::string, double> sums;
       std::map<std::string, size_t> group_index;
       int64_t correct = 0, correct_norm = 0;
-      Timer timer;
       for (int64_t id : ids) {
-        const ItemResult ir = task.score(session, id);
+        const SampleKey key{row.task, row.spec, hash, id};
+        const nlohmann::json* stored = p.samples ? p.samples->find(key) : nullptr;
+        ItemResult ir;
+        if (stored) {
+          check(!row.has_norm || stored->contains("correct_norm"),
+                p.samples->path() + ": item " + std::to_string(id) + " of " + row.task + " has no correct_norm");
+          ir = item_result_from_sample(*stored);
+          row.seconds += (*stored)["seconds"].get<double>();
+          ++row.resumed;
+        } else {
+          const SessionStats before = session.stats();
+          Timer timer;
+          const double cpu0 = process_cpu_seconds();
+          ir = task.score(session, id);
+          const double sec = timer.seconds(), cpu = process_cpu_seconds() - cpu0;
+          row.seconds += sec;
+          const SessionStats& after = session.stats();
+          const int64_t tokens = after.tokens_computed + after.tokens_reused - before.tokens_computed -
+                                 before.tokens_reused;
+          if (p.samples) p.samples->append(key, c.label, ir, row.has_norm, tokens, sec, cpu);
+          if (progress) progress(++done, total);
+        }
         correct += ir.correct;
         correct_norm += ir.correct_norm;
         for (const auto& [k, v] : ir.sums) sums[k] += v;
@@ -64,9 +122,7 @@ EvalResult run_eval(Model& model, const std::vector<Task*>& tasks, const std::ve
           ++row.groups[it->second].n;
           row.groups[it->second].correct += ir.correct;
         }
-        if (progress) progress(++done, total);
       }
-      row.seconds = timer.seconds();
       row.n = (int64_t)ids.size();
       row.acc = (double)correct / (double)row.n;
       row.acc_se = binomial_se(row.acc, row.n);
@@ -123,6 +179,7 @@ nlohmann::json eval_json(const EvalResult& r) {
   nlohmann::json rows = nlohmann::json::array();
   for (const auto& row : r.rows) {
     nlohmann::json j = {{"task", row.task}, {"cache", row.cache}, {"spec", row.spec}, {"items", row.n},
+                        {"items_from_samples", row.resumed},
                         {"acc", row.acc}, {"acc_se", row.acc_se}, {"n_ctx", row.n_ctx},
                         {"bytes_per_token", row.bytes_per_token}, {"fixed_bytes", row.fixed_bytes},
                         {"tokens_computed", row.stats.tokens_computed}, {"tokens_reused", row.stats.tokens_reused},

@@ -16,12 +16,18 @@
 namespace h1bkv {
 
 class Model;
+class SamplesFile;
 
 struct EvalParams {
   int64_t limit = 0;    // > 0: items per task (per group for grouped tasks) instead of the standard subset
   bool full = false;    // every item
   int64_t n_ctx = 0;    // cache size; 0 = the task's ctx_needed(), capped at the model's training context
   int64_t n_batch = 512;
+  // One line per scored item; items already there (same task, cache, settings) are not scored
+  // again (eval/samples_file.h). settings_extra joins each task's settings in the hash: the
+  // model file, anything else that changes results.
+  SamplesFile* samples = nullptr;
+  nlohmann::json settings_extra = nlohmann::json::object();
 };
 
 struct GroupAcc {
@@ -32,6 +38,7 @@ struct GroupAcc {
 struct EvalRow {
   std::string task, cache, spec;  // cache: label as written; spec: canonical
   int64_t n = 0;                  // items scored
+  int64_t resumed = 0;            // of them, taken from the samples file
   double acc = 0, acc_se = 0;
   bool has_norm = false;
   double acc_norm = 0, acc_norm_se = 0;
@@ -51,7 +58,7 @@ struct EvalResult {
 // sqrt(p (1 - p) / n): the standard error of an accuracy p over n items (0 when n == 0).
 double binomial_se(double p, int64_t n);
 
-// progress(done, total): units are items x caches over all tasks.
+// progress(done, total): units are items x caches over all tasks, less those the samples file has.
 EvalResult run_eval(Model& model, const std::vector<Task*>& tasks, const std::vector<CacheListEntry>& caches,
                     const EvalParams& p, const std::function<void(int64_t, int64_t)>& progress = {});
 

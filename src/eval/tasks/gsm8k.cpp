@@ -190,6 +190,7 @@ class Gsm8kTask : public Task {
     r.sums["generated_tokens"] = (double)g.tokens.size();
     r.sums["no_number"] = got.empty() ? 1 : 0;
     r.sums["hit_length_limit"] = g.reason == StopReason::kMaxTokens || g.reason == StopReason::kContextFull ? 1 : 0;
+    r.sample = {{"line", items_[(size_t)item]}, {"completion", g.text}, {"answer", got}, {"target", gsm8k_target(p.answer)}};
     return r;
   }
 

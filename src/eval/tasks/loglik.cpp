@@ -88,6 +88,7 @@ ItemResult score_multiple_choice(EvalSession& s, const Tokenizer& tok, const std
   ItemResult r;
   r.correct = p.by_sum == gold;
   r.correct_norm = p.by_norm == gold;
+  r.sample = {{"gold", gold}, {"pick", p.by_sum}, {"pick_norm", p.by_norm}, {"loglik", ll}};
   return r;
 }
 

@@ -128,6 +128,7 @@ class PasskeyTask : public Task {
     const Generation g = generate_greedy(s, tok_, p.tokens, opt);
     ItemResult r;
     r.correct = passkey_answer_matches(g.text, key);
+    r.sample = {{"key", key}, {"completion", g.text}};
     r.group = "ctx " + std::to_string(L) + " depth " + std::to_string(depth) + "%";
     r.sums["prompt_tokens"] = (double)p.tokens.size();
     return r;

@@ -27,6 +27,9 @@ struct ItemResult {
   // Task-specific numbers, summed over the scored items and handed to Task::summarize
   // (LAMBADA: {"target_nll", ...}).
   std::map<std::string, double> sums;
+  // What the item produced, for the samples file (eval/samples_file.h): the completion, the
+  // extracted answer, the choice picked, ... (a JSON object; may be empty).
+  nlohmann::json sample = nlohmann::json::object();
 };
 
 // Everything a task is built from.
