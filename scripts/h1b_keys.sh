@@ -50,12 +50,16 @@ for b in $bits; do
   caches+=";$(fit "$s,orth=1,center=1,ridge=$ridge,kl=$kl" "$b-qjl-s4w64-orth-center-ridge-kl")"
   caches+=";$(fit "$s,orth=1,center=1,ridge=$ridge,kl=$kl" "$b-qjl-s4w64-orth-center-ridge-kl" | sed "s/@/,$exact@/")"
 done
-# b=192 (62 B per layer and KV head: 4.13x), stage 1(c): the best at >= 4x (docs/finetune.md,
-# "Toward +3 % at 4x"); B4X="" leaves it out
+# b=192 (62 B per layer and KV head: 4.13x), stage 1(c), and with the 6 layers of the largest
+# held-out attention KL exact in q4 (exactly 4.00x): the best at >= 4x (docs/finetune.md). The list
+# is the first 6 of "layers by that KL, largest first" that calibrate prints for this fit (the fit
+# is deterministic: a refit gives the same tensors, so the same list); B4X="" leaves it out
+top6=exact=20+8+21+14+23+5,exact_type=q4
 for b in ${B4X-192}; do
   s="h1b:bits=$b,est=qjl,sink=4,window=64"
   caches+=";$(fit "$s,orth=1,center=1,ridge=$ridge,kl=$kl" "$b-qjl-s4w64-orth-center-ridge-kl")"
   caches+=";$(fit "$s,orth=1,center=1,ridge=$ridge,kl=$kl" "$b-qjl-s4w64-orth-center-ridge-kl" | sed "s/@/,$exact@/")"
+  if [ "$b" = 192 ]; then caches+=";$(fit "$s,orth=1,center=1,ridge=$ridge,kl=$kl" "$b-qjl-s4w64-orth-center-ridge-kl" | sed "s/@/,$top6@/")"; fi
 done
 for b in $bits; do caches+=";h1b:bits=$b"; done
 echo "compare: $caches" >&2

@@ -48,7 +48,7 @@ Distiller::Distiller(Model& model, const CacheSpec& spec, const DistillOptions& 
       for (size_t e = 0; e < R.size(); ++e) params_.value(qp)[(size_t)g * b * d + e] = a_scale * R[e];
     }
     AttentionConfig lc = ac;
-    if (il < h1b_.exact_layers)
+    if (h1b_exact_key_layer(h1b_, il))
       lc.exact_keys = h1b_.exact_type == "q4" ? AttentionConfig::ExactKeys::q4 : AttentionConfig::ExactKeys::f16;
     att_.emplace_back(lc);
   }

@@ -12,7 +12,7 @@
 //                                      its lr_scale is that factor, so Adam moves A as much as R)
 // R starts as the cache's (sketch_projection: seeded, orth blocks); an adapter (DistillOptions::init,
 // stage 0/1: centering, ITQ, ridge) replaces what it holds, so the student starts as that cache.
-// Layers below exact_layers attend with f16/q4_0 round-trip keys (their sketch tensors unused).
+// Exact-key layers (exact_layers, exact) attend with f16/q4_0 round-trip keys (their sketch tensors unused).
 // LoRA (lora_rank > 0, or the initial adapter's): blk.L.attn_q.lora_a [r][n_embd] (init N(0, 1/n_embd),
 // seeded), blk.L.attn_q.lora_b [n_head*hd][r] (init 0), attn_k likewise with [n_kv*hd][r]:
 // q = Wq x + B (A x) (model/lora.h), through the hook's project_qk; trainable with lora_rank > 0.
@@ -63,7 +63,7 @@ class Distiller : public ForwardHook {
   void student_logits(const int32_t* tokens, int64_t n, float* logits);
   // Whether tensor i (params() index) was set from the initial adapter.
   bool from_adapter(size_t i) const { return i < from_adapter_.size() && from_adapter_[i]; }
-  bool exact_key_layer(int il) const { return il < h1b_.exact_layers; }
+  bool exact_key_layer(int il) const { return h1b_exact_key_layer(h1b_, il); }
 
   void record(int il, Stage s, const float* x, int64_t n, int64_t cols) override;
   bool attend(int il, int64_t n, const int32_t* pos, const float* q, const float* k, const float* v,

@@ -1,7 +1,9 @@
 #include "kv/caches/h1b.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <sstream>
 
 #include "kv/calib/adapter.h"
 #include "kv/calib/h1b_calibration.h"
@@ -13,6 +15,27 @@
 #include "util/error.h"
 
 namespace h1bkv {
+
+namespace {
+
+// "0+1+5" -> {0, 1, 5}; "" -> {}. Throws Error on anything else or a repeated layer.
+std::vector<int> parse_exact_list(const std::string& text) {
+  std::vector<int> out;
+  if (text.empty()) return out;
+  const std::string bad = "cache 'h1b' option 'exact': '" + text + "' is not a list of distinct layers like 0+1+5";
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, '+')) {
+    check(!item.empty() && item.size() <= 4 && item.find_first_not_of("0123456789") == std::string::npos, bad);
+    const int il = std::stoi(item);
+    check(il < 4096 && std::find(out.begin(), out.end(), il) == out.end(), bad);
+    out.push_back(il);
+  }
+  check(text.back() != '+', bad);
+  return out;
+}
+
+}  // namespace
 
 H1bOptions h1b_options(const CacheSpec& spec) {
   check(spec.type == "h1b", "needs an h1b cache (got " + spec.str() + ")");
@@ -32,8 +55,19 @@ H1bOptions h1b_options(const CacheSpec& spec) {
   o.kl = (int)spec.get_int("kl");
   o.qhead = spec.get("qhead") == "1";
   o.exact_layers = (int)spec.get_int("exact_layers");
+  o.exact = parse_exact_list(spec.get("exact"));
   o.exact_type = spec.get("exact_type");
   return o;
+}
+
+bool h1b_exact_key_layer(const H1bOptions& o, int il) {
+  return il < o.exact_layers || std::find(o.exact.begin(), o.exact.end(), il) != o.exact.end();
+}
+
+void check_h1b_exact_layers(const H1bOptions& o, int n_layer) {
+  for (int il : o.exact)
+    check(il < n_layer, "cache 'h1b' option 'exact': layer " + std::to_string(il) + " is past the model's " +
+                            std::to_string(n_layer) + " layers (0.." + std::to_string(n_layer - 1) + ")");
 }
 
 bool h1b_needs_adapter(const H1bOptions& o) { return o.center || o.itq > 0 || o.ridge > 0 || o.kl > 0; }
@@ -49,6 +83,8 @@ void validate_h1b_spec(const CacheSpec& spec) {
         "cache 'h1b' option 'kl': the attention-KL fit trains the qjl decoder A (needs est=qjl)");
   check(spec.get("qhead") == "0" || spec.get_int("kl") > 0,
         "cache 'h1b' option 'qhead': per-query-head decoders are trained by the attention-KL fit (needs kl > 0)");
+  check(parse_exact_list(spec.get("exact")).empty() || spec.get_int("exact_layers") == 0,
+        "cache 'h1b' options 'exact_layers' and 'exact': give the first N layers or a list, not both");
 }
 
 namespace {
@@ -68,12 +104,13 @@ std::unique_ptr<KvCache> make_h1b_cache(const CacheSpec& spec, const CacheGeomet
   check(o.group == 0 || g.head_dim % o.group == 0,
         "cache 'h1b' option 'group': " + std::to_string(o.group) + " does not divide head_dim " +
             std::to_string(g.head_dim));
-  check(o.exact_type != "q4" || o.exact_layers == 0 || g.head_dim % 32 == 0,
+  check_h1b_exact_layers(o, g.n_layer);
+  check(o.exact_type != "q4" || (o.exact_layers == 0 && o.exact.empty()) || g.head_dim % 32 == 0,
         "cache 'h1b' option 'exact_type': q4 needs head_dim divisible by 32 (got " + std::to_string(g.head_dim) + ")");
   std::vector<std::unique_ptr<LayerCache>> layers;
   for (int il = 0; il < g.n_layer; ++il) {
     std::unique_ptr<KeyCodec> kc;
-    if (il < o.exact_layers) kc = make_key_codec(exact_key_codec(o), g.head_dim);
+    if (h1b_exact_key_layer(o, il)) kc = make_key_codec(exact_key_codec(o), g.head_dim);
     else kc = std::make_unique<SketchKeyCodec>(g, il, o.sketch);
     layers.push_back(make_tiered_layer_cache(g, std::move(kc), make_int4_value(g.head_dim, o.group),
                                              TierOptions{o.sink, o.window}));
@@ -97,18 +134,21 @@ void set_h1b_calibration(KvCache& cache, const H1bCalibration& cal) {
         "h1b calibration is for " + std::to_string(cal.n_layer) + " layers x " +
             std::to_string(cal.n_head) + " heads; the cache has " + std::to_string(g.n_layer) +
             " x " + std::to_string(g.n_head));
-  const int first = h1b_options(parse_cache_spec(cache.spec())).exact_layers;  // exact-key layers: none
-  for (int il = std::min(first, g.n_layer); il < g.n_layer; ++il)
+  const H1bOptions o = h1b_options(parse_cache_spec(cache.spec()));
+  for (int il = 0; il < g.n_layer; ++il) {
+    if (h1b_exact_key_layer(o, il)) continue;  // exact-key layers: no multipliers
     check(key_codec_of(cache, il).set_logit_multipliers(std::vector<float>(
               cal.mult.begin() + (size_t)il * g.n_head, cal.mult.begin() + (size_t)(il + 1) * g.n_head)),
           "cache '" + cache.spec() + "' is not an h1b cache");
+  }
 }
 
 H1bCalibration get_h1b_calibration(KvCache& cache) {
   const CacheGeometry& g = cache.geometry();
   H1bCalibration cal = H1bCalibration::identity(g);
-  const int first = h1b_options(parse_cache_spec(cache.spec())).exact_layers;
-  for (int il = std::min(first, g.n_layer); il < g.n_layer; ++il) {
+  const H1bOptions o = h1b_options(parse_cache_spec(cache.spec()));
+  for (int il = 0; il < g.n_layer; ++il) {
+    if (h1b_exact_key_layer(o, il)) continue;
     const std::vector<float>* m = key_codec_of(cache, il).logit_multipliers();
     check(m != nullptr, "cache '" + cache.spec() + "' is not an h1b cache");
     std::copy(m->begin(), m->end(), cal.mult.begin() + (size_t)il * g.n_head);
@@ -134,7 +174,9 @@ size_t h1b_bytes_per_token_head(const H1bOptions& o, int d) {
 }
 
 double h1b_bytes_per_token(const H1bOptions& o, const CacheGeometry& g) {
-  const int ex = std::min(o.exact_layers, g.n_layer);
+  check_h1b_exact_layers(o, g.n_layer);
+  int ex = 0;
+  for (int il = 0; il < g.n_layer; ++il) ex += h1b_exact_key_layer(o, il);
   const size_t v = int4_bytes(g.head_dim, o.group);
   const size_t kx = ex > 0 ? make_key_codec(exact_key_codec(o), g.head_dim)->bytes_per_vector() : 0;
   return ((double)ex * (kx + v) + (double)(g.n_layer - ex) * h1b_bytes_per_token_head(o, g.head_dim)) * g.n_kv_head;
@@ -207,6 +249,7 @@ void add_h1b_cache_types(std::vector<CacheTypeDef>& types) {
                {"kl", "int", "0", "qjl: steps of attention-KL descent on R, A and per-head multipliers (calibrate; adapter); 0 = off", 0, 100000},
                {"qhead", "enum:0|1", "0", "qjl: kl trains a decoder A per query head instead of per KV head (adapter; no bytes per token)"},
                {"exact_layers", "int", "0", "first layers whose keys stay exact (exact_type)", 0, 4096},
+               {"exact", "string", "", "layers whose keys stay exact, e.g. 0+1+5 (instead of exact_layers)"},
                {"exact_type", "enum:f16|q4", "f16", "keys of the exact layers: f16 or q4_0"}};
   t.calib = CalibUse::optional;
   t.calibration.make_recorder = [](const CacheSpec& spec, const CacheGeometry& g, int stride) {
@@ -218,6 +261,7 @@ void add_h1b_cache_types(std::vector<CacheTypeDef>& types) {
                 "h1b:sink=260,window=20", "h1b:bits=128,est=qjl,center=1,sink=4,window=16",
                 "h1b:bits=128,est=angle,orth=1,center=1", "h1b:bits=128,est=qjl,orth=1,exact_layers=1",
                 "h1b:bits=64,est=qjl,exact_layers=1,exact_type=q4,sink=2",
+                "h1b:bits=64,est=qjl,orth=1,center=1,kl=2,exact=1,exact_type=q4,sink=2,window=8",
                 "h1b:bits=128,est=qjl,orth=1,center=1,itq=3,ridge=0.01,window=8", "h1b:est=hamming,center=1,itq=2",
                 "h1b:bits=64,est=qjl,orth=1,center=1,kl=3,sink=2,window=8"};
   t.exact_examples = {"h1b:window=1048576"};  // the window covers every token: all f16

@@ -1,14 +1,15 @@
 // The H1B-KV cache (arXiv 2510.05529): keys as b-bit sign sketches (sketch.h), values as int4
 // (int4_codec.h), optional exact f16 sinks and recent window (full_cache.h), one softmax.
 // Spec: "h1b:bits=256,est=hamming|angle|qjl,T=0.1,group=0|32|64,proj=layer|head,seed=42,
-// sink=0,window=0,orth=0|1,center=0|1,itq=0,ridge=0,kl=0,qhead=0|1,exact_layers=0,exact_type=f16|q4"
+// sink=0,window=0,orth=0|1,center=0|1,itq=0,ridge=0,kl=0,qhead=0|1,exact_layers=0,exact=,exact_type=f16|q4"
 // (registry.h). center, itq, ridge and kl are fitted by `h1bkv calibrate` into an adapter
-// (kv/calib/adapter.h) that the cache then needs; the first exact_layers layers keep their keys
-// in f16 or q4_0 instead of sketches (values int4 as elsewhere).
+// (kv/calib/adapter.h) that the cache then needs; the first exact_layers layers, or the layers
+// listed by exact (e.g. exact=0+1+5; not both options), keep their keys in f16 or q4_0 instead of
+// sketches (values int4 as elsewhere).
 //
 // Bytes per token, per layer and KV head (what bytes() counts for every held token):
 //   b/8 sketch + 2 (fp16 ||k||, angle and qjl only) + d/2 value nibbles + 4 per value group
-// (the first exact_layers layers: 2 d (f16) or 18 d / 32 (q4_0) key bytes instead of the sketch)
+// (the exact-key layers: 2 d (f16) or 18 d / 32 (q4_0) key bytes instead of the sketch)
 // plus the exact tier, which is not per token: f16 K and V (4 d bytes per layer and KV head)
 // for min(n, sink) sinks and up to window - 1 + largest batch recent tokens (window > 0;
 // window tokens after LayerCache::settle).
@@ -33,8 +34,13 @@ struct H1bOptions {
   int kl = 0;             // steps of attention-KL descent on R, A, multipliers (adapter; h1b_kl_fit.h); 0 = off
   bool qhead = false;     // qjl: kl trains a decoder A per query head, not per KV head (no bytes per token)
   int exact_layers = 0;   // first layers with exact keys (all layers when >= n_layer)
+  std::vector<int> exact;  // or these layers (exact=0+1+5; distinct, any order)
   std::string exact_type = "f16";  // f16 | q4 (q4_0 blocks)
 };
+// Whether layer il keeps exact keys (exact_layers or the exact list).
+bool h1b_exact_key_layer(const H1bOptions& o, int il);
+// Throws Error when the exact list names a layer >= n_layer.
+void check_h1b_exact_layers(const H1bOptions& o, int n_layer);
 // Whether spec's options need a fitted adapter file (center, itq, ridge, kl).
 bool h1b_needs_adapter(const H1bOptions& o);
 H1bOptions h1b_options(const CacheSpec& spec);  // spec.type == "h1b"

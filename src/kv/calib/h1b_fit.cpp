@@ -220,6 +220,20 @@ Adapter fit_h1b_adapter(const CacheSpec& spec, const CacheGeometry& g, const std
       *summary += buf;
       std::snprintf(buf, sizeof buf, "; start kept in %d of %d (layer, KV head)", kept, pairs);
       *summary += buf;
+      // per layer (mean over KV heads), the held-out KL or else the training one: the measure
+      // `exact=` lists can be chosen by (calibration text only)
+      std::vector<double> per(g.n_layer, 0);
+      for (int pr = 0; pr < pairs; ++pr) per[pr / nkv] += (held ? kls[pr].held_after : kls[pr].train_after) / nkv;
+      *summary += held ? "\nheld-out attention KL per layer:" : "\ntraining attention KL per layer:";
+      for (int il = 0; il < g.n_layer; ++il) {
+        std::snprintf(buf, sizeof buf, " %d:%.5f", il, per[il]);
+        *summary += buf;
+      }
+      std::vector<int> order(g.n_layer);
+      for (int il = 0; il < g.n_layer; ++il) order[il] = il;
+      std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return per[x] > per[y]; });
+      *summary += "\nlayers by that KL, largest first:";
+      for (int il : order) *summary += " " + std::to_string(il);
     }
   }
   return a;

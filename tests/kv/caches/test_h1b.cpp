@@ -205,6 +205,62 @@ TEST(H1bCache, ExactLayersCountedAndExact) {
   EXPECT_NE(error_of("h1b:est=qjl,kl=-1"), "");
 }
 
+// exact=LIST: the listed layers' keys exact (any layers, not only the first), counted as such; a
+// listed layer attends as plain:k=f16,v=int4, the others as plain h1b and take the multipliers.
+TEST(H1bCache, ExactLayerListCountedAndExact) {
+  const CacheGeometry g{30, 9, 3, 64, 1000};
+  struct Case { const char* spec; double bytes; };
+  for (const Case& c : {Case{"h1b:bits=192,est=qjl,exact=0+1+29", (3 * (128 + 36) + 27 * (26 + 36)) * 3.0},
+                        Case{"h1b:bits=192,est=qjl,exact=7+3,exact_type=q4", (2 * (36 + 36) + 28 * (26 + 36)) * 3.0},
+                        Case{"h1b:bits=128,est=qjl,exact=5", (1 * (128 + 36) + 29 * (18 + 36)) * 3.0}}) {
+    const CacheSpec s = parse_cache_spec(c.spec);
+    EXPECT_EQ(cache_bytes_per_token(s, g), c.bytes) << c.spec;
+    auto cache = make_cache(s, g);
+    const int n = 70, kvs = 3 * 64;
+    auto k = randn((size_t)n * kvs, 1);
+    auto pos = iota_pos(n);
+    for (int il = 0; il < g.n_layer; ++il) cache->layer(il).append(n, pos.data(), k.data(), k.data());
+    EXPECT_EQ(cache->bytes(), (size_t)(c.bytes * n)) << c.spec;
+  }
+  const H1bOptions o = h1b_options(parse_cache_spec("h1b:exact=4+2"));
+  for (int il = 0; il < 6; ++il) EXPECT_EQ(h1b_exact_key_layer(o, il), il == 2 || il == 4) << il;
+  const int n = 50, kvs = kGeom.n_kv_head * 64, qs = kGeom.n_head * 64;
+  auto k = randn((size_t)n * kvs, 2), v = randn((size_t)n * kvs, 3), q = randn((size_t)n * qs, 4);
+  auto pos = iota_pos(n);
+  auto h = make_cache(parse_cache_spec("h1b:bits=128,est=qjl,exact=1"), kGeom);  // the second layer only
+  auto f = make_cache(parse_cache_spec("plain:k=f16,v=int4"), kGeom);
+  auto s = make_cache(parse_cache_spec("h1b:bits=128,est=qjl"), kGeom);
+  std::vector<float> oh(q.size()), of(q.size()), os(q.size()), oh0(q.size());
+  for (auto* c : {h.get(), f.get(), s.get()})
+    for (int il = 0; il < 2; ++il) c->layer(il).append(n, pos.data(), k.data(), v.data());
+  h->layer(1).attend(n, pos.data(), q.data(), 0.125f, oh.data());
+  f->layer(1).attend(n, pos.data(), q.data(), 0.125f, of.data());
+  EXPECT_EQ(oh, of);
+  h->layer(0).attend(n, pos.data(), q.data(), 0.125f, oh0.data());
+  s->layer(0).attend(n, pos.data(), q.data(), 0.125f, os.data());
+  EXPECT_EQ(oh0, os);
+  H1bCalibration cal = H1bCalibration::identity(kGeom);
+  for (float& m : cal.mult) m = 2.0f;
+  set_h1b_calibration(*h, cal);
+  const H1bCalibration got = get_h1b_calibration(*h);
+  for (int hd = 0; hd < 6; ++hd) {
+    EXPECT_EQ(got.at(0, hd), 2.0f);
+    EXPECT_EQ(got.at(1, hd), 1.0f);
+  }
+  for (const char* bad : {"h1b:exact=1+", "h1b:exact=+1", "h1b:exact=1++2", "h1b:exact=a", "h1b:exact=-1",
+                          "h1b:exact=2+2", "h1b:exact=4096", "h1b:exact=1 2"})
+    EXPECT_NE(error_of(bad).find("option 'exact': '"), std::string::npos) << bad;
+  EXPECT_NE(error_of("h1b:exact_layers=2,exact=5").find("not both"), std::string::npos);
+  try {  // a layer past the model: at make time, and in the bytes formula
+    make_cache(parse_cache_spec("h1b:exact=0+2"), kGeom);
+    ADD_FAILURE() << "no error for layer 2 of 2";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "cache 'h1b' option 'exact': layer 2 is past the model's 2 layers (0..1)");
+  }
+  EXPECT_THROW(cache_bytes_per_token(parse_cache_spec("h1b:exact=30"), g), Error);
+  EXPECT_EQ(parse_cache_spec("h1b:exact=0+1+5").str(), "h1b:exact=0+1+5");
+}
+
 // Rewinding by up to the largest batch keeps the window's exact copies; deeper rewinds throw.
 TEST(H1bCache, TruncateWithinWindow) {
   const CacheGeometry g = kGeom;

@@ -153,7 +153,7 @@ CalibrationFile sample_file(const std::string& spec) {
 TEST(Calibration, FileRoundTripAndApply) {
   EXPECT_EQ(calib_spec_string(parse_cache_spec("h1b:est=qjl")),
             "h1b:bits=256,est=qjl,T=0.1,group=0,proj=layer,seed=42,sink=0,window=0,orth=0,center=0,itq=0,ridge=0,kl=0,"
-            "qhead=0,exact_layers=0,exact_type=f16");
+            "qhead=0,exact_layers=0,exact=,exact_type=f16");
   const std::string path = tmp_path("calib_roundtrip.json");
   const CalibrationFile f = sample_file("h1b:est=qjl,window=16");
   save_calibration(path, f);

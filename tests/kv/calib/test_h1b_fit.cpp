@@ -188,3 +188,41 @@ TEST(H1bFit, CentredDecodedQjlLogitIsTheFormula) {
   for (int t = 0; t < n; ++t) EXPECT_NEAR(out[t], ref[t], 0.03 * range) << t;
   EXPECT_TRUE(c.centered());
 }
+
+// kl > 0: the summary lists each layer's held-out attention KL (the calibration-only measure that
+// exact=LIST is chosen by) and the layers ranked by it; their mean is the summary's overall
+// held-out KL. Layer 1's keys are 8x larger (peakier attention), so its sketch costs more KL.
+TEST(H1bFit, SummaryRanksLayersByHeldOutKl) {
+  const CacheGeometry g{2, 2, 1, 64, 64, "m"};
+  const CacheSpec spec = parse_cache_spec("h1b:bits=64,est=qjl,center=1,kl=4,sink=1,window=4");
+  auto rec = make_recording_cache(spec, g, 2);
+  const int n = 48;
+  std::vector<int32_t> pos(n);
+  for (int i = 0; i < n; ++i) pos[i] = i;
+  std::vector<float> out((size_t)n * 128);
+  for (int seq = 0; seq < 3; ++seq) {
+    rec->clear();
+    for (int il = 0; il < 2; ++il) {
+      std::vector<float> k = randn((size_t)n * 64, 20 + seq * 4 + il), v = randn((size_t)n * 64, 40 + seq),
+                         q = randn((size_t)n * 128, 60 + seq * 4 + il);
+      if (il == 1)
+        for (float& x : k) x *= 8;
+      rec->layer(il).append(n, pos.data(), k.data(), v.data());
+      rec->layer(il).attend(n, pos.data(), q.data(), 0.125f, out.data());
+    }
+  }
+  std::string summary;
+  const auto seqs = recorded_sequences(*rec);
+  fit_h1b_adapter(spec, g, recorded_keys(*rec), &summary, &seqs);
+  double before = 0, overall = 0, kl0 = -1, kl1 = -1;
+  const size_t at = summary.find("held-out sequence ");
+  ASSERT_NE(at, std::string::npos) << summary;
+  ASSERT_EQ(std::sscanf(summary.c_str() + at, "held-out sequence %lf -> %lf", &before, &overall), 2) << summary;
+  const size_t per = summary.find("\nheld-out attention KL per layer: ");
+  ASSERT_NE(per, std::string::npos) << summary;
+  ASSERT_EQ(std::sscanf(summary.c_str() + per, "\nheld-out attention KL per layer: 0:%lf 1:%lf", &kl0, &kl1), 2) << summary;
+  EXPECT_GT(kl0, 0.0);
+  EXPECT_GT(kl1, kl0) << summary;
+  EXPECT_NEAR((kl0 + kl1) / 2, overall, 1e-5) << summary;
+  EXPECT_NE(summary.find("\nlayers by that KL, largest first: 1 0"), std::string::npos) << summary;
+}
