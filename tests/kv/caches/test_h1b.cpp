@@ -156,6 +156,51 @@ TEST(H1bCache, BytesFormulaEqualsAllocation) {
   EXPECT_EQ(one->bytes(), (size_t)((68 * 100 + 20 * 256) * 3));
 }
 
+namespace {
+
+// The bytes per token of `spec` by the formula and held after 70 appended tokens.
+void expect_bytes_per_token(const char* spec, const CacheGeometry& g, double bytes) {
+  const CacheSpec s = parse_cache_spec(spec);
+  EXPECT_EQ(cache_bytes_per_token(s, g), bytes) << spec;
+  auto cache = make_cache(s, g);
+  const int n = 70, kvs = 3 * 64;
+  auto k = randn((size_t)n * kvs, 1);
+  auto pos = iota_pos(n);
+  for (int il = 0; il < g.n_layer; ++il) cache->layer(il).append(n, pos.data(), k.data(), k.data());
+  EXPECT_EQ(cache->bytes(), (size_t)(bytes * n)) << spec;
+}
+
+// `spec` (over kGeom's 2 layers) keeps layer `exact`'s keys exact: it attends there as
+// plain:k=f16,v=int4 and on the other layer as plain h1b, and only the other takes multipliers.
+void expect_one_exact_layer(const char* spec, int exact) {
+  const int other = 1 - exact;
+  const int n = 50, kvs = kGeom.n_kv_head * 64, qs = kGeom.n_head * 64;
+  auto k = randn((size_t)n * kvs, 2), v = randn((size_t)n * kvs, 3), q = randn((size_t)n * qs, 4);
+  auto pos = iota_pos(n);
+  auto h = make_cache(parse_cache_spec(spec), kGeom);
+  auto f = make_cache(parse_cache_spec("plain:k=f16,v=int4"), kGeom);
+  auto s = make_cache(parse_cache_spec("h1b:bits=128,est=qjl"), kGeom);
+  std::vector<float> oh(q.size()), of(q.size()), os(q.size()), oh_other(q.size());
+  for (auto* c : {h.get(), f.get(), s.get()})
+    for (int il = 0; il < 2; ++il) c->layer(il).append(n, pos.data(), k.data(), v.data());
+  h->layer(exact).attend(n, pos.data(), q.data(), 0.125f, oh.data());
+  f->layer(exact).attend(n, pos.data(), q.data(), 0.125f, of.data());
+  EXPECT_EQ(oh, of) << spec;
+  h->layer(other).attend(n, pos.data(), q.data(), 0.125f, oh_other.data());
+  s->layer(other).attend(n, pos.data(), q.data(), 0.125f, os.data());
+  EXPECT_EQ(oh_other, os) << spec;
+  H1bCalibration cal = H1bCalibration::identity(kGeom);
+  for (float& m : cal.mult) m = 2.0f;
+  set_h1b_calibration(*h, cal);
+  const H1bCalibration got = get_h1b_calibration(*h);
+  for (int hd = 0; hd < 6; ++hd) {
+    EXPECT_EQ(got.at(exact, hd), 1.0f) << spec;
+    EXPECT_EQ(got.at(other, hd), 2.0f) << spec;
+  }
+}
+
+}  // namespace
+
 // exact_layers: the first L layers' keys in f16 (2d bytes) or q4_0 (18 d / 32), counted per layer;
 // such a layer attends exactly as plain:k=f16,v=int4 (same codecs), the rest as plain h1b.
 TEST(H1bCache, ExactLayersCountedAndExact) {
@@ -164,39 +209,9 @@ TEST(H1bCache, ExactLayersCountedAndExact) {
   for (const Case& c : {Case{"h1b:bits=128,est=qjl,exact_layers=2", (2 * (128 + 36) + 28 * (18 + 36)) * 3.0},
                         Case{"h1b:bits=128,est=qjl,exact_layers=2,exact_type=q4", (2 * (36 + 36) + 28 * (18 + 36)) * 3.0},
                         Case{"h1b:bits=256,exact_layers=40", 30 * (128 + 36) * 3.0}}) {  // >= n_layer: all
-    const CacheSpec s = parse_cache_spec(c.spec);
-    EXPECT_EQ(cache_bytes_per_token(s, g), c.bytes) << c.spec;
-    auto cache = make_cache(s, g);
-    const int n = 70, kvs = 3 * 64;
-    auto k = randn((size_t)n * kvs, 1);
-    auto pos = iota_pos(n);
-    for (int il = 0; il < g.n_layer; ++il) cache->layer(il).append(n, pos.data(), k.data(), k.data());
-    EXPECT_EQ(cache->bytes(), (size_t)(c.bytes * n)) << c.spec;
+    expect_bytes_per_token(c.spec, g, c.bytes);
   }
-  const int n = 50, kvs = kGeom.n_kv_head * 64, qs = kGeom.n_head * 64;
-  auto k = randn((size_t)n * kvs, 2), v = randn((size_t)n * kvs, 3), q = randn((size_t)n * qs, 4);
-  auto pos = iota_pos(n);
-  auto h = make_cache(parse_cache_spec("h1b:bits=128,est=qjl,exact_layers=1"), kGeom);
-  auto f = make_cache(parse_cache_spec("plain:k=f16,v=int4"), kGeom);
-  auto s = make_cache(parse_cache_spec("h1b:bits=128,est=qjl"), kGeom);
-  std::vector<float> oh(q.size()), of(q.size()), os(q.size()), oh1(q.size());
-  for (auto* c : {h.get(), f.get(), s.get()})
-    for (int il = 0; il < 2; ++il) c->layer(il).append(n, pos.data(), k.data(), v.data());
-  h->layer(0).attend(n, pos.data(), q.data(), 0.125f, oh.data());
-  f->layer(0).attend(n, pos.data(), q.data(), 0.125f, of.data());
-  EXPECT_EQ(oh, of);
-  h->layer(1).attend(n, pos.data(), q.data(), 0.125f, oh1.data());
-  s->layer(1).attend(n, pos.data(), q.data(), 0.125f, os.data());
-  EXPECT_EQ(oh1, os);
-  // multipliers apply to the sketched layers only
-  H1bCalibration cal = H1bCalibration::identity(kGeom);
-  for (float& m : cal.mult) m = 2.0f;
-  set_h1b_calibration(*h, cal);
-  const H1bCalibration got = get_h1b_calibration(*h);
-  for (int hd = 0; hd < 6; ++hd) {
-    EXPECT_EQ(got.at(0, hd), 1.0f);
-    EXPECT_EQ(got.at(1, hd), 2.0f);
-  }
+  expect_one_exact_layer("h1b:bits=128,est=qjl,exact_layers=1", 0);
   EXPECT_NE(error_of("h1b:exact_type=q8"), "");
   EXPECT_NE(error_of("h1b:exact_layers=-1"), "");
   EXPECT_NE(error_of("h1b:est=angle,ridge=0.1").find("needs est=qjl"), std::string::npos);
@@ -213,40 +228,11 @@ TEST(H1bCache, ExactLayerListCountedAndExact) {
   for (const Case& c : {Case{"h1b:bits=192,est=qjl,exact=0+1+29", (3 * (128 + 36) + 27 * (26 + 36)) * 3.0},
                         Case{"h1b:bits=192,est=qjl,exact=7+3,exact_type=q4", (2 * (36 + 36) + 28 * (26 + 36)) * 3.0},
                         Case{"h1b:bits=128,est=qjl,exact=5", (1 * (128 + 36) + 29 * (18 + 36)) * 3.0}}) {
-    const CacheSpec s = parse_cache_spec(c.spec);
-    EXPECT_EQ(cache_bytes_per_token(s, g), c.bytes) << c.spec;
-    auto cache = make_cache(s, g);
-    const int n = 70, kvs = 3 * 64;
-    auto k = randn((size_t)n * kvs, 1);
-    auto pos = iota_pos(n);
-    for (int il = 0; il < g.n_layer; ++il) cache->layer(il).append(n, pos.data(), k.data(), k.data());
-    EXPECT_EQ(cache->bytes(), (size_t)(c.bytes * n)) << c.spec;
+    expect_bytes_per_token(c.spec, g, c.bytes);
   }
   const H1bOptions o = h1b_options(parse_cache_spec("h1b:exact=4+2"));
   for (int il = 0; il < 6; ++il) EXPECT_EQ(h1b_exact_key_layer(o, il), il == 2 || il == 4) << il;
-  const int n = 50, kvs = kGeom.n_kv_head * 64, qs = kGeom.n_head * 64;
-  auto k = randn((size_t)n * kvs, 2), v = randn((size_t)n * kvs, 3), q = randn((size_t)n * qs, 4);
-  auto pos = iota_pos(n);
-  auto h = make_cache(parse_cache_spec("h1b:bits=128,est=qjl,exact=1"), kGeom);  // the second layer only
-  auto f = make_cache(parse_cache_spec("plain:k=f16,v=int4"), kGeom);
-  auto s = make_cache(parse_cache_spec("h1b:bits=128,est=qjl"), kGeom);
-  std::vector<float> oh(q.size()), of(q.size()), os(q.size()), oh0(q.size());
-  for (auto* c : {h.get(), f.get(), s.get()})
-    for (int il = 0; il < 2; ++il) c->layer(il).append(n, pos.data(), k.data(), v.data());
-  h->layer(1).attend(n, pos.data(), q.data(), 0.125f, oh.data());
-  f->layer(1).attend(n, pos.data(), q.data(), 0.125f, of.data());
-  EXPECT_EQ(oh, of);
-  h->layer(0).attend(n, pos.data(), q.data(), 0.125f, oh0.data());
-  s->layer(0).attend(n, pos.data(), q.data(), 0.125f, os.data());
-  EXPECT_EQ(oh0, os);
-  H1bCalibration cal = H1bCalibration::identity(kGeom);
-  for (float& m : cal.mult) m = 2.0f;
-  set_h1b_calibration(*h, cal);
-  const H1bCalibration got = get_h1b_calibration(*h);
-  for (int hd = 0; hd < 6; ++hd) {
-    EXPECT_EQ(got.at(0, hd), 2.0f);
-    EXPECT_EQ(got.at(1, hd), 1.0f);
-  }
+  expect_one_exact_layer("h1b:bits=128,est=qjl,exact=1", 1);  // the second layer only
   for (const char* bad : {"h1b:exact=1+", "h1b:exact=+1", "h1b:exact=1++2", "h1b:exact=a", "h1b:exact=-1",
                           "h1b:exact=2+2", "h1b:exact=4096", "h1b:exact=1 2"})
     EXPECT_NE(error_of(bad).find("option 'exact': '"), std::string::npos) << bad;
