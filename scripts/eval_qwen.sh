@@ -13,12 +13,14 @@
 # Defaults: nice 19 and 1 thread (the machine is shared; nice 19 only takes idle CPU). Run it from
 # a copy of the binary (H1BKV=...), so rebuilding does not change a running job, and stop it with
 # `kill -- -$(cat OUT/run.pid)` when started under setsid (see docs/qwen_eval.md).
+# OUT defaults to docs/eval/qwen, which git tracks (samples, json, md; logs and run.pid ignored):
+# commit its samples before a session ends, since a session's machine does not outlive it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 H1BKV=${H1BKV:-build/h1bkv}
 MODEL=${MODEL:-models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf}
-OUT=${OUT:-out/qwen-f16}
+OUT=${OUT:-docs/eval/qwen}
 THREADS=${THREADS:-1}
 NICE=${NICE:-19}
 TASKS=${TASKS:-"humaneval_chat gsm8k mmlu arc_challenge hellaswag"}
