@@ -119,21 +119,9 @@ void q6_k_tile(const uint8_t* w, const uint8_t* act, size_t st, int64_t cols, fl
   for (int t = 0; t < NT; ++t) out[t] = hsum_ps(acc[t]);
 }
 
-template <void (*T1)(const uint8_t*, const uint8_t*, size_t, int64_t, float*),
-          void (*T2)(const uint8_t*, const uint8_t*, size_t, int64_t, float*),
-          void (*T3)(const uint8_t*, const uint8_t*, size_t, int64_t, float*),
-          void (*T4)(const uint8_t*, const uint8_t*, size_t, int64_t, float*)>
-void dispatch(const uint8_t* w, const uint8_t* act, size_t st, int nt, int64_t cols, float* out) {
-  switch (nt) {
-    case 1: T1(w, act, st, cols, out); break;
-    case 2: T2(w, act, st, cols, out); break;
-    case 3: T3(w, act, st, cols, out); break;
-    default: T4(w, act, st, cols, out); break;
-  }
-}
 void FillImpl(KernelSet& ks) {
-  ks.q4_k = dispatch<q4_k_tile<1>, q4_k_tile<2>, q4_k_tile<3>, q4_k_tile<4>>;
-  ks.q6_k = dispatch<q6_k_tile<1>, q6_k_tile<2>, q6_k_tile<3>, q6_k_tile<4>>;
+  ks.q4_k = tile_dispatch<q4_k_tile<1>, q4_k_tile<2>, q4_k_tile<3>, q4_k_tile<4>>;
+  ks.q6_k = tile_dispatch<q6_k_tile<1>, q6_k_tile<2>, q6_k_tile<3>, q6_k_tile<4>>;
 }
 #else
 void FillImpl(KernelSet& ks) { ks.q4_k = dot_q4_k_ref, ks.q6_k = dot_q6_k_ref; }

@@ -41,19 +41,6 @@ H1BKV_VNNI_BEGIN
 namespace h1bkv::detail::HWY_NAMESPACE {
 namespace {
 
-template <void (*T1)(const uint8_t*, const uint8_t*, size_t, int64_t, float*),
-          void (*T2)(const uint8_t*, const uint8_t*, size_t, int64_t, float*),
-          void (*T3)(const uint8_t*, const uint8_t*, size_t, int64_t, float*),
-          void (*T4)(const uint8_t*, const uint8_t*, size_t, int64_t, float*)>
-void dispatch(const uint8_t* w, const uint8_t* act, size_t st, int nt, int64_t cols, float* out) {
-  switch (nt) {
-    case 1: T1(w, act, st, cols, out); break;
-    case 2: T2(w, act, st, cols, out); break;
-    case 3: T3(w, act, st, cols, out); break;
-    default: T4(w, act, st, cols, out); break;
-  }
-}
-
 #if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3_DL
 // ---- signed weights (Q4_0, Q5_0, Q8_0) x Q8_0: |q| * sign(y, q) with maddubs, as ggml does.
 template <int NT>
@@ -143,7 +130,7 @@ void min_tile(const uint8_t* w, const uint8_t* act, size_t st, int64_t cols, flo
   }
 }
 
-#define TILE(T, B, V) dispatch<T<B, V, 1>, T<B, V, 2>, T<B, V, 3>, T<B, V, 4>>
+#define TILE(T, B, V) tile_dispatch<T<B, V, 1>, T<B, V, 2>, T<B, V, 3>, T<B, V, 4>>
 void FillImpl(KernelSet& ks) {
   ks.q4_0 = TILE(signed_tile, BlockQ4_0, q4_0_values);
   ks.q5_0 = TILE(signed_tile, BlockQ5_0, q5_0_values);

@@ -44,6 +44,15 @@ inline float half_to_float(uint16_t h) { return _cvtsh_ss(h); }
 
 #include "tensor/simd-body.h"
 
+// kernels.h KernelSet entry over row kernels for 1..N tokens: K[nt - 1], the last for nt >= N
+using TileKernel = void (*)(const uint8_t*, const uint8_t*, size_t, int64_t, float*);
+template <TileKernel... K>
+void tile_dispatch(const uint8_t* w, const uint8_t* act, size_t st, int nt, int64_t cols, float* out) {
+  constexpr int n = sizeof...(K);
+  static constexpr TileKernel f[] = {K...};
+  f[nt >= 1 && nt < n ? nt - 1 : n - 1](w, act, st, cols, out);
+}
+
 #endif
 }  // namespace h1bkv::detail::HWY_NAMESPACE
 H1BKV_VNNI_END

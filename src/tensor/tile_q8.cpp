@@ -150,14 +150,6 @@ void q8_0_lanes(const uint8_t* w, size_t rb, const uint8_t* act, size_t st, int6
   for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * ys, acc[t]);
 }
 
-void q8_0_lanes_dispatch(const uint8_t* w, size_t rb, int nr, const uint8_t* act, size_t st, int nt,
-                         int64_t cols, float* y, size_t ys) {
-  using F = void (*)(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, float*, size_t);
-  static constexpr F f[kLaneTokens] = {q8_0_lanes<1>, q8_0_lanes<2>, q8_0_lanes<3>, q8_0_lanes<4>,
-                                       q8_0_lanes<5>, q8_0_lanes<6>, q8_0_lanes<7>, q8_0_lanes<8>};
-  lanes_call(f[nt - 1], w, rb, nr, act, st, nt, cols, y, ys);
-}
-
 // ---- Q4_K x Q8_K: per 256-value super-block, one transpose16 of the block's first 16 bytes gives
 // [d, dmin] (dword 0) and the 12 scale bytes (dwords 1..3) of the 16 rows in lanes; each 32-byte
 // chunk c of qs (values 64c.. in the low nibbles = sub-block 2c, 64c+32.. in the high = 2c+1) is
@@ -225,14 +217,6 @@ void q4_k_lanes(const uint8_t* w, size_t rb, const uint8_t* act, size_t st, int6
   for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * ys, acc[t]);
 }
 
-void q4_k_lanes_dispatch(const uint8_t* w, size_t rb, int nr, const uint8_t* act, size_t st, int nt,
-                         int64_t cols, float* y, size_t ys) {
-  using F = void (*)(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, float*, size_t);
-  static constexpr F f[kLaneTokens] = {q4_k_lanes<1>, q4_k_lanes<2>, q4_k_lanes<3>, q4_k_lanes<4>,
-                                       q4_k_lanes<5>, q4_k_lanes<6>, q4_k_lanes<7>, q4_k_lanes<8>};
-  lanes_call(f[nt - 1], w, rb, nr, act, st, nt, cols, y, ys);
-}
-
 // ---- Q6_K x Q8_K: value = (4 bits of ql | 2 bits of qh << 4) - 32 in 16-value sub-blocks with
 // int8 scales; per half h (128 values) and 16-value half e of each 32-byte run, the ql / qh bytes
 // of 16 rows are transposed and combined into 6-bit values (ggml's order: q[k], k = 0..3, values
@@ -293,28 +277,24 @@ void q6_k_lanes(const uint8_t* w, size_t rb, const uint8_t* act, size_t st, int6
   for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * ys, acc[t]);
 }
 
-void q6_k_lanes_dispatch(const uint8_t* w, size_t rb, int nr, const uint8_t* act, size_t st, int nt,
-                         int64_t cols, float* y, size_t ys) {
-  using F = void (*)(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, float*, size_t);
-  static constexpr F f[kLaneTokens] = {q6_k_lanes<1>, q6_k_lanes<2>, q6_k_lanes<3>, q6_k_lanes<4>,
-                                       q6_k_lanes<5>, q6_k_lanes<6>, q6_k_lanes<7>, q6_k_lanes<8>};
+// kernels.h Tile entry: K[nt - 1] for nt in 1..kLaneTokens tokens
+using LaneKernel = void (*)(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, float*, size_t);
+template <LaneKernel... K>
+void lanes_dispatch(const uint8_t* w, size_t rb, int nr, const uint8_t* act, size_t st, int nt, int64_t cols,
+                    float* y, size_t ys) {
+  static_assert(sizeof...(K) == kLaneTokens);
+  static constexpr LaneKernel f[] = {K...};
   lanes_call(f[nt - 1], w, rb, nr, act, st, nt, cols, y, ys);
 }
-
-void q4_1_lanes_dispatch(const uint8_t* w, size_t rb, int nr, const uint8_t* act, size_t st, int nt,
-                         int64_t cols, float* y, size_t ys) {
-  using F = void (*)(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, float*, size_t);
-  static constexpr F f[kLaneTokens] = {q4_1_lanes<1>, q4_1_lanes<2>, q4_1_lanes<3>, q4_1_lanes<4>,
-                                       q4_1_lanes<5>, q4_1_lanes<6>, q4_1_lanes<7>, q4_1_lanes<8>};
-  lanes_call(f[nt - 1], w, rb, nr, act, st, nt, cols, y, ys);
-}
+#define H1BKV_LANES(K) {lanes_dispatch<K<1>, K<2>, K<3>, K<4>, K<5>, K<6>, K<7>, K<8>>, kLaneRows, kLaneTokens}
 
 void FillImpl(TileSet& ts) {
-  ts.q4_1 = {q4_1_lanes_dispatch, kLaneRows, kLaneTokens};
-  ts.q8_0 = {q8_0_lanes_dispatch, kLaneRows, kLaneTokens};
-  ts.q4_k = {q4_k_lanes_dispatch, kLaneRows, kLaneTokens};
-  ts.q6_k = {q6_k_lanes_dispatch, kLaneRows, kLaneTokens};
+  ts.q4_1 = H1BKV_LANES(q4_1_lanes);
+  ts.q8_0 = H1BKV_LANES(q8_0_lanes);
+  ts.q4_k = H1BKV_LANES(q4_k_lanes);
+  ts.q6_k = H1BKV_LANES(q6_k_lanes);
 }
+#undef H1BKV_LANES
 #undef H1BKV_TILE_INLINE
 #else  // no tile kernels on this target: matmul uses the row kernels
 void FillImpl(TileSet& ts) { ts = TileSet{}; }
