@@ -43,11 +43,15 @@ top() {
   echo "$l" | tr ' ' '\n' | head -n "$2" | paste -sd+
 }
 
+# want NAME: whether ROWS selects the row and it is not measured yet (so its adapter is fitted only then)
+want() {
+  case " ${ROWS:-all} " in *" all "*|*" $1 "*) ;; *) return 1 ;; esac
+  [ ! -f "$res/$1.json" ]
+}
 # row NAME SPEC [ADAPTER]: ppl of the cache against the f16 base, into $res/NAME.json
 row() {
   local name=$1 spec=$2 cal=${3:-} j="$res/$1.json"
-  case " ${ROWS:-all} " in *" all "*|*" $name "*) ;; *) return 0 ;; esac
-  [ -f "$j" ] && return 0
+  want "$name" || return 0
   echo "== $(date -u +%H:%M:%S) row $name: $spec ${cal:+@ $cal}" >&2
   local extra=(--kl-base "$base")
   [ "$name" = f16 ] && extra=(--save-logits "$base")
@@ -60,12 +64,14 @@ if [ -z "${TABLE:-}" ]; then
   s="h1b:bits=256,est=qjl,sink=4,window=64"
   row f16 f16
   # stage 0 first: does centering fix Qwen's keys (K biases: large per-channel offsets)?
-  row s256-0 "$s,orth=1,center=1" "$(adapter 256-qjl-s4w64-orth-center "$s,orth=1,center=1")"
+  want s256-0 && row s256-0 "$s,orth=1,center=1" "$(adapter 256-qjl-s4w64-orth-center "$s,orth=1,center=1")"
   # stage 1(c): R, A and per-head multipliers trained on attention KL from the ridge start
-  a1c=$(adapter 256-qjl-s4w64-orth-center-ridge-kl "$s,orth=1,center=1,ridge=0.05,kl=200")
-  row s256-1c "$s,orth=1,center=1,ridge=0.05,kl=200" "$a1c"
+  if want s256-1c || want s256-1c-top3f16; then
+    a1c=$(adapter 256-qjl-s4w64-orth-center-ridge-kl "$s,orth=1,center=1,ridge=0.05,kl=200")
+  fi
+  row s256-1c "$s,orth=1,center=1,ridge=0.05,kl=200" "${a1c:-}"
   # the 3 layers of largest held-out attention KL after the fit keep f16 keys: 7044 B, 4.07x
-  row s256-1c-top3f16 "$s,orth=1,center=1,ridge=0.05,kl=200,exact=$(top 256-qjl-s4w64-orth-center-ridge-kl 3),exact_type=f16" "$a1c"
+  want s256-1c-top3f16 && row s256-1c-top3f16 "$s,orth=1,center=1,ridge=0.05,kl=200,exact=$(top 256-qjl-s4w64-orth-center-ridge-kl 3),exact_type=f16" "$a1c"
   # about equal bytes: 2-bit per-channel keys, 4-bit values in groups of 128 as h1b's (5824 B per token; h1b b=256: 5712)
   row kivi2eq kivi:bits=2,group=128,vbits=4,vgroup=128
   row kivi4 kivi:bits=4
@@ -73,7 +79,7 @@ if [ -z "${TABLE:-}" ]; then
   row kivi2 kivi:bits=2
   row s256 "$s"
   # stage 1(a) alone
-  row s256-1a "$s,orth=1,center=1,ridge=0.05" "$(adapter 256-qjl-s4w64-orth-center-ridge "$s,orth=1,center=1,ridge=0.05")"
+  want s256-1a && row s256-1a "$s,orth=1,center=1,ridge=0.05" "$(adapter 256-qjl-s4w64-orth-center-ridge "$s,orth=1,center=1,ridge=0.05")"
 fi
 
 python3 - "$res" <<'EOF'
