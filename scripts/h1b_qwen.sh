@@ -80,6 +80,13 @@ if [ -z "${TABLE:-}" ]; then
   row s256 "$s"
   # stage 1(a) alone
   want s256-1a && row s256-1a "$s,orth=1,center=1,ridge=0.05" "$(adapter 256-qjl-s4w64-orth-center-ridge "$s,orth=1,center=1,ridge=0.05")"
+  # b=128 stage 1(c) (4816 B, 5.95x), and with the 4 layers of largest held-out KL in f16 (6720 B, 4.27x)
+  s1="h1b:bits=128,est=qjl,sink=4,window=64,orth=1,center=1,ridge=0.05,kl=200"
+  if want s128-1c || want s128-1c-top4f16; then
+    a128=$(adapter 128-qjl-s4w64-orth-center-ridge-kl "$s1")
+  fi
+  row s128-1c "$s1" "${a128:-}"
+  want s128-1c-top4f16 && row s128-1c-top4f16 "$s1,exact=$(top 128-qjl-s4w64-orth-center-ridge-kl 4),exact_type=f16" "$a128"
 fi
 
 python3 - "$res" <<'EOF'
