@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <ctime>
 #include <map>
 
+#include "eval/generate_parallel.h"
 #include "eval/samples_file.h"
 #include "kv/cache.h"
 #include "model/model.h"
@@ -17,12 +17,6 @@ namespace h1bkv {
 double binomial_se(double p, int64_t n) { return n > 0 ? std::sqrt(p * (1.0 - p) / (double)n) : 0.0; }
 
 namespace {
-
-double process_cpu_seconds() {
-  timespec t{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 // The samples-file key of (task, cache) items: what changes a result besides the item.
 std::string samples_settings(const nlohmann::json& task_settings, int64_t n_ctx, const CacheListEntry& c,
@@ -87,11 +81,46 @@ EvalResult run_eval(Model& model, const std::vector<Task*>& tasks, const std::ve
       std::map<std::string, double> sums;
       std::map<std::string, size_t> group_index;
       int64_t correct = 0, correct_norm = 0;
+      // Generative items not in the samples file, several at a time (--parallel): results by id.
+      std::map<int64_t, ItemResult> fresh;
+      std::vector<std::unique_ptr<KvCache>> extra_caches;
+      std::vector<std::unique_ptr<EvalSession>> extra_sessions;
+      auto* gen = dynamic_cast<GenerativeTask*>(&task);
+      if (gen && p.parallel > 1) {
+        std::vector<int64_t> todo;
+        for (int64_t id : ids)
+          if (!p.samples || !p.samples->find({row.task, row.spec, hash, id})) todo.push_back(id);
+        std::vector<EvalSession*> sessions = {&session};
+        for (int i = 1; i < p.parallel && i < (int)todo.size(); ++i) {
+          extra_caches.push_back(make_cache(c.spec, model.cache_geometry(n_ctx), c.calib));
+          extra_sessions.push_back(std::make_unique<EvalSession>(model, *extra_caches.back(), p.n_batch));
+          sessions.push_back(extra_sessions.back().get());
+        }
+        generate_parallel(
+            sessions, gen->tokenizer(), (int64_t)todo.size(),
+            [&](int64_t i) { return gen->request(todo[(size_t)i], n_ctx); },
+            [&](int64_t i, Generation&& g, const RequestCost& cost) {
+              const int64_t id = todo[(size_t)i];
+              Timer timer;  // the judge's time (HumanEval runs the program) is the item's own
+              const double cpu0 = process_cpu_seconds();
+              ItemResult ir = gen->judge(id, g);
+              const double sec = cost.seconds + timer.seconds(), cpu = cost.cpu_seconds + process_cpu_seconds() - cpu0;
+              row.seconds += sec;
+              if (p.samples)
+                p.samples->append({row.task, row.spec, hash, id}, c.label, ir, row.has_norm, cost.tokens, sec, cpu,
+                                  (int)sessions.size());
+              fresh.emplace(id, std::move(ir));
+              if (progress) progress(++done, total);
+            });
+      }
       for (int64_t id : ids) {
         const SampleKey key{row.task, row.spec, hash, id};
         const nlohmann::json* stored = p.samples ? p.samples->find(key) : nullptr;
         ItemResult ir;
-        if (stored) {
+        auto it = fresh.find(id);
+        if (it != fresh.end()) {
+          ir = std::move(it->second);
+        } else if (stored) {
           check(!row.has_norm || stored->contains("correct_norm"),
                 p.samples->path() + ": item " + std::to_string(id) + " of " + row.task + " has no correct_norm");
           ir = item_result_from_sample(*stored);
@@ -132,6 +161,7 @@ EvalResult run_eval(Model& model, const std::vector<Task*>& tasks, const std::ve
       }
       row.metrics = task.summarize(sums, row.n);
       row.stats = session.stats();
+      for (const auto& es : extra_sessions) row.stats += es->stats();
       r.rows.push_back(std::move(row));
     }
   }

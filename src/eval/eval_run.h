@@ -23,6 +23,9 @@ struct EvalParams {
   bool full = false;    // every item
   int64_t n_ctx = 0;    // cache size; 0 = the task's ctx_needed(), capped at the model's training context
   int64_t n_batch = 512;
+  // Generative tasks: items decoded at once, each on its own cache (eval/generate_parallel.h);
+  // results are the same as one at a time.
+  int parallel = 1;
   // One line per scored item; items already there (same task, cache, settings) are not scored
   // again (eval/samples_file.h). settings_extra joins each task's settings in the hash: the
   // model file, anything else that changes results.

@@ -50,41 +50,45 @@ size_t find_stop(const std::string& text, const std::vector<std::string>& stop, 
 
 }  // namespace
 
+bool GreedyDecoder::step(const float* logits, int64_t n_vocab, int64_t held, int64_t n_ctx, int32_t* next) {
+  const int32_t t = argmax_token(logits, n_vocab);
+  if (opt_->stop_at_eog && tok_->is_eog(t)) {
+    g_.reason = StopReason::kEndOfGeneration;
+    return false;
+  }
+  g_.tokens.push_back(t);
+  const size_t before = g_.text.size();
+  g_.text += tok_->token_to_piece(t);
+  const size_t at = find_stop(g_.text, opt_->stop, before);
+  if (at != std::string::npos) {
+    g_.text.resize(at);
+    g_.reason = StopReason::kStopString;
+    return false;
+  }
+  if ((int64_t)g_.tokens.size() >= opt_->max_new_tokens) {
+    g_.reason = StopReason::kMaxTokens;
+    return false;
+  }
+  if (held >= n_ctx) {  // no slot left for t
+    g_.reason = StopReason::kContextFull;
+    return false;
+  }
+  *next = t;
+  return true;
+}
+
 Generation generate_greedy(EvalSession& session, const Tokenizer& tok,
                            const std::vector<int32_t>& prompt, const GenerateOptions& opt) {
-  Generation g;
   if (opt.max_new_tokens <= 0) {
     check(!prompt.empty(), "nothing to evaluate (empty prompt)");
-    return g;
+    return {};
   }
   const int64_t V = session.n_vocab(), n_ctx = session.cache().n_ctx();
+  GreedyDecoder dec(tok, opt);
   const std::vector<float>* logits = &session.eval(prompt);
-  for (;;) {
-    const int32_t t = argmax_token(logits->data(), V);
-    if (opt.stop_at_eog && tok.is_eog(t)) {
-      g.reason = StopReason::kEndOfGeneration;
-      break;
-    }
-    g.tokens.push_back(t);
-    const size_t before = g.text.size();
-    g.text += tok.token_to_piece(t);
-    const size_t at = find_stop(g.text, opt.stop, before);
-    if (at != std::string::npos) {
-      g.text.resize(at);
-      g.reason = StopReason::kStopString;
-      break;
-    }
-    if ((int64_t)g.tokens.size() >= opt.max_new_tokens) {
-      g.reason = StopReason::kMaxTokens;
-      break;
-    }
-    if ((int64_t)session.held().size() >= n_ctx) {  // no slot left for t
-      g.reason = StopReason::kContextFull;
-      break;
-    }
-    logits = &session.push(t);
-  }
-  return g;
+  int32_t t = 0;
+  while (dec.step(logits->data(), V, (int64_t)session.held().size(), n_ctx, &t)) logits = &session.push(t);
+  return std::move(dec.result());
 }
 
 }  // namespace h1bkv

@@ -28,6 +28,12 @@ struct Generation {
   StopReason reason = StopReason::kMaxTokens;
 };
 
+// One generation to run: its prompt and options (a generative task's item).
+struct GenRequest {
+  std::vector<int32_t> prompt;
+  GenerateOptions opt;
+};
+
 // A prompt's tokens: BOS first when the vocabulary adds one, then the text (special-token text
 // not parsed), as the log-likelihood tasks encode their contexts.
 std::vector<int32_t> encode_prompt(const Tokenizer& tok, const std::string& text);
@@ -39,5 +45,23 @@ int32_t argmax_token(const float* logits, int64_t n_vocab);
 // n_ctx tokens still yields one token (its logits need no further cache slot).
 Generation generate_greedy(EvalSession& session, const Tokenizer& tok,
                            const std::vector<int32_t>& prompt, const GenerateOptions& opt);
+
+// generate_greedy's loop as a state machine, so several sequences can decode in one batch
+// (eval/generate_parallel.h): feed it the logits of the last token held; it picks the next token
+// and says whether that token is to be pushed, or the generation has ended.
+class GreedyDecoder {
+ public:
+  GreedyDecoder(const Tokenizer& tok, const GenerateOptions& opt) : tok_(&tok), opt_(&opt) {}
+  // logits: [n_vocab]; held: tokens the cache holds, n_ctx its size. Returns true with *next set
+  // when next must be pushed and its logits fed back; false when the generation has ended.
+  bool step(const float* logits, int64_t n_vocab, int64_t held, int64_t n_ctx, int32_t* next);
+  const Generation& result() const { return g_; }
+  Generation& result() { return g_; }
+
+ private:
+  const Tokenizer* tok_;
+  const GenerateOptions* opt_;
+  Generation g_;
+};
 
 }  // namespace h1bkv

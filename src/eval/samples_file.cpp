@@ -114,7 +114,7 @@ int64_t SamplesFile::other_settings(const std::string& task, const std::string& 
 }
 
 void SamplesFile::append(const SampleKey& k, const std::string& cache_label, const ItemResult& r, bool has_norm,
-                         int64_t tokens, double seconds, double cpu_seconds) {
+                         int64_t tokens, double seconds, double cpu_seconds, int parallel) {
   nlohmann::json j = {{"task", k.task}, {"cache", cache_label}, {"spec", k.spec}, {"settings", k.settings},
                       {"item", k.item}, {"correct", r.correct}};
   if (has_norm) j["correct_norm"] = r.correct_norm;
@@ -124,6 +124,7 @@ void SamplesFile::append(const SampleKey& k, const std::string& cache_label, con
   j["tokens"] = tokens;
   j["seconds"] = seconds;
   j["cpu_seconds"] = cpu_seconds;
+  if (parallel > 1) j["parallel"] = parallel;
   const std::string line = dump_line(j) + "\n";
   check(std::fwrite(line.data(), 1, line.size(), out_) == line.size() && std::fflush(out_) == 0,
         path_ + ": write failed (" + std::strerror(errno) + ")");

@@ -1,9 +1,11 @@
 // The samples file of `h1bkv eval --samples FILE` (lm-eval's --log_samples + --use_cache): one
 // JSON object per line, appended and flushed as soon as an item is scored:
 //   {"task", "cache", "spec", "settings", "item", "correct"[, "correct_norm"][, "group"], "sums",
-//    "sample", "tokens", "seconds", "cpu_seconds"}
+//    "sample", "tokens", "seconds", "cpu_seconds"[, "parallel"]}
 // (seconds: wall time of the item; cpu_seconds: this process's CPU time in it, the sandboxed
-// Python not included: on a shared machine the second says what an idle one would take)
+// Python not included: on a shared machine the second says what an idle one would take; with
+// "parallel": N (eval --parallel) both are the item's share: its prompt's time plus, per batched
+// decode step, the step's time over the rows in it, so they still sum to the run's time)
 // "settings" is a hash of everything that changes an item's result besides the cache (the task's
 // prompt settings, n_ctx, the model file, a calibration file); "sample" is the task's own record
 // (ItemResult::sample: completion, extracted answer, choice picked). A rerun with the same file
@@ -50,7 +52,7 @@ class SamplesFile {
   int64_t other_settings(const std::string& task, const std::string& spec, const std::string& settings) const;
   // Appends one line and flushes it ("correct_norm" only when has_norm).
   void append(const SampleKey& k, const std::string& cache_label, const ItemResult& r, bool has_norm,
-              int64_t tokens, double seconds, double cpu_seconds);
+              int64_t tokens, double seconds, double cpu_seconds, int parallel = 1);
   const std::string& path() const { return path_; }
 
  private:

@@ -80,4 +80,27 @@ const std::vector<float>& EvalSession::push(int32_t token) {
   return logits_;
 }
 
+void EvalSession::push_batch(EvalSession* const* s, const int32_t* tokens, int64_t n) {
+  if (n == 0) return;
+  Model& model = s[0]->model_;
+  std::vector<int32_t> pos((size_t)n);
+  std::vector<KvCache*> caches((size_t)n);
+  for (int64_t i = 0; i < n; ++i) {
+    check(&s[i]->model_ == &model, "push_batch: sessions of different models");
+    check((int64_t)s[i]->held_.size() < s[i]->cache_.n_ctx(),
+          "context full: " + std::to_string(s[i]->cache_.n_ctx()) + " tokens");
+    pos[(size_t)i] = (int32_t)s[i]->held_.size();
+    caches[(size_t)i] = &s[i]->cache_;
+  }
+  const int64_t V = s[0]->n_vocab();
+  thread_local std::vector<float> rows;  // [n][n_vocab]
+  rows.resize((size_t)(n * V));
+  model.forward_batch(tokens, pos.data(), caches.data(), n, rows.data());
+  for (int64_t i = 0; i < n; ++i) {
+    s[i]->held_.push_back(tokens[i]);
+    ++s[i]->stats_.tokens_computed;
+    s[i]->logits_.assign(rows.begin() + i * V, rows.begin() + (i + 1) * V);
+  }
+}
+
 }  // namespace h1bkv

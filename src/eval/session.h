@@ -18,6 +18,11 @@ struct SessionStats {
   int64_t tokens_computed = 0;  // tokens run through the model
   int64_t tokens_reused = 0;    // tokens served from the cache's common prefix
   int64_t rewinds = 0, refills = 0;
+  SessionStats& operator+=(const SessionStats& o) {
+    tokens_computed += o.tokens_computed, tokens_reused += o.tokens_reused;
+    rewinds += o.rewinds, refills += o.refills;
+    return *this;
+  }
 };
 
 class EvalSession {
@@ -31,6 +36,11 @@ class EvalSession {
   const std::vector<float>& eval(const std::vector<int32_t>& tokens, int64_t want_logits = 1);
   // Appends one token to what the cache holds and returns its logits [n_vocab] (decoding).
   const std::vector<float>& push(int32_t token);
+  // push() for several sessions of one model (distinct caches) in one Model::forward_batch:
+  // appends tokens[i] to sessions[i]; each session's logits() then holds its row, [n_vocab], the
+  // same values push(tokens[i]) alone gives.
+  static void push_batch(EvalSession* const* sessions, const int32_t* tokens, int64_t n);
+  const std::vector<float>& logits() const { return logits_; }  // of the last eval/push
 
   const std::vector<int32_t>& held() const { return held_; }
   const SessionStats& stats() const { return stats_; }

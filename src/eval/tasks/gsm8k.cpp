@@ -150,7 +150,7 @@ const Tokenizer& need_tokenizer(const Tokenizer* t) {
   return *t;
 }
 
-class Gsm8kTask : public Task {
+class Gsm8kTask : public GenerativeTask {
  public:
   explicit Gsm8kTask(const TaskOptions& o) : tok_(need_tokenizer(o.tok)), seed_(o.seed) {
     all_ = load_gsm8k(o.data_dir + "/gsm8k/test.jsonl");
@@ -178,12 +178,18 @@ class Gsm8kTask : public Task {
     return (int64_t)encode_prompt(tok_, prefix_).size() + longest + 8 + kMaxNewTokens;
   }
 
-  ItemResult score(EvalSession& s, int64_t item) override {
+  const Tokenizer& tokenizer() const override { return tok_; }
+
+  GenRequest request(int64_t item, int64_t) override {
+    GenRequest r;
+    r.prompt = encode_prompt(tok_, gsm8k_prompt(prefix_, all_[(size_t)items_[(size_t)item]].question));
+    r.opt.max_new_tokens = kMaxNewTokens;
+    r.opt.stop = {"Question:", "\n\n"};
+    return r;
+  }
+
+  ItemResult judge(int64_t item, const Generation& g) override {
     const Gsm8kProblem& p = all_[(size_t)items_[(size_t)item]];
-    GenerateOptions opt;
-    opt.max_new_tokens = kMaxNewTokens;
-    opt.stop = {"Question:", "\n\n"};
-    const Generation g = generate_greedy(s, tok_, encode_prompt(tok_, gsm8k_prompt(prefix_, p.question)), opt);
     const std::string got = extract_gsm8k_answer(g.text);
     ItemResult r;
     r.correct = !got.empty() && got == gsm8k_target(p.answer);

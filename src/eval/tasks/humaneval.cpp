@@ -89,7 +89,7 @@ const Tokenizer& need_tokenizer(const Tokenizer* t) {
   return *t;
 }
 
-class HumanEvalTask : public Task {
+class HumanEvalTask : public GenerativeTask {
  public:
   HumanEvalTask(const TaskOptions& o, bool chat)
       : tok_(need_tokenizer(o.tok)), chat_(chat), unsafe_exec_(o.unsafe_exec) {
@@ -109,12 +109,18 @@ class HumanEvalTask : public Task {
     return longest + max_new_tokens();
   }
 
-  ItemResult score(EvalSession& s, int64_t item) override {
+  const Tokenizer& tokenizer() const override { return tok_; }
+
+  GenRequest request(int64_t item, int64_t) override {
+    GenRequest r;
+    r.prompt = prompt_tokens(problems_[(size_t)item]);
+    r.opt.max_new_tokens = max_new_tokens();
+    if (!chat_) r.opt.stop = humaneval_stop();  // a chat reply ends at <|im_end|>
+    return r;
+  }
+
+  ItemResult judge(int64_t item, const Generation& g) override {
     const HumanEvalProblem& p = problems_[(size_t)item];
-    GenerateOptions opt;
-    opt.max_new_tokens = max_new_tokens();
-    if (!chat_) opt.stop = humaneval_stop();  // a chat reply ends at <|im_end|>
-    const Generation g = generate_greedy(s, tok_, prompt_tokens(p), opt);
     const std::string program = chat_ ? humaneval_chat_program(p, g.text) : humaneval_program(p, g.text);
     const SandboxResult r = run_python(program, humaneval_limits(unsafe_exec_));
     if (!r.bubblewrap && !warned_) {

@@ -101,7 +101,7 @@ const Tokenizer& need_tokenizer(const Tokenizer* t) {
   return *t;
 }
 
-class PasskeyTask : public Task {
+class PasskeyTask : public GenerativeTask {
  public:
   explicit PasskeyTask(const TaskOptions& o) : tok_(need_tokenizer(o.tok)), seed_(o.seed) {
     for (int64_t L : kLengths)
@@ -115,22 +115,26 @@ class PasskeyTask : public Task {
   int64_t standard_size() const override { return size(); }
   int64_t ctx_needed() const override { return lengths_.back(); }
 
-  ItemResult score(EvalSession& s, int64_t item) override {
-    const int64_t L = lengths_[(size_t)item / std::size(kDepths)];
-    const int depth = kDepths[(size_t)item % std::size(kDepths)];
-    check(L <= s.cache().n_ctx(), "passkey: context length " + std::to_string(L) + " needs a cache of that many tokens (-c " +
-                                      std::to_string(s.cache().n_ctx()) + " given)");
-    const std::string key = passkey_key(seed_, L, depth);
-    const PasskeyPrompt p = make_passkey_prompt(tok_, sentences(L), depth / 100.0, key);
-    GenerateOptions opt;
-    opt.max_new_tokens = kGenTokens;
-    opt.stop = {"\n"};
-    const Generation g = generate_greedy(s, tok_, p.tokens, opt);
+  const Tokenizer& tokenizer() const override { return tok_; }
+
+  GenRequest request(int64_t item, int64_t n_ctx) override {
+    const int64_t L = length(item);
+    check(L <= n_ctx, "passkey: context length " + std::to_string(L) + " needs a cache of that many tokens (-c " +
+                          std::to_string(n_ctx) + " given)");
+    GenRequest r;
+    r.prompt = make_passkey_prompt(tok_, sentences(L), depth(item) / 100.0, key(item)).tokens;
+    r.opt.max_new_tokens = kGenTokens;
+    r.opt.stop = {"\n"};
+    prompt_tokens_[item] = (int64_t)r.prompt.size();
+    return r;
+  }
+
+  ItemResult judge(int64_t item, const Generation& g) override {
     ItemResult r;
-    r.correct = passkey_answer_matches(g.text, key);
-    r.sample = {{"key", key}, {"completion", g.text}};
-    r.group = "ctx " + std::to_string(L) + " depth " + std::to_string(depth) + "%";
-    r.sums["prompt_tokens"] = (double)p.tokens.size();
+    r.correct = passkey_answer_matches(g.text, key(item));
+    r.sample = {{"key", key(item)}, {"completion", g.text}};
+    r.group = "ctx " + std::to_string(length(item)) + " depth " + std::to_string(depth(item)) + "%";
+    r.sums["prompt_tokens"] = (double)prompt_tokens_.at(item);
     return r;
   }
 
@@ -153,6 +157,10 @@ class PasskeyTask : public Task {
   }
 
  private:
+  int64_t length(int64_t item) const { return lengths_[(size_t)item / std::size(kDepths)]; }
+  int depth(int64_t item) const { return kDepths[(size_t)item % std::size(kDepths)]; }
+  std::string key(int64_t item) const { return passkey_key(seed_, length(item), depth(item)); }
+
   int64_t sentences(int64_t L) {
     auto it = sentences_.find(L);
     if (it == sentences_.end()) it = sentences_.emplace(L, passkey_filler_sentences(tok_, L - kGenTokens - kSlack)).first;
@@ -163,6 +171,7 @@ class PasskeyTask : public Task {
   uint64_t seed_;
   std::vector<int64_t> lengths_;
   std::map<int64_t, int64_t> sentences_;  // length -> filler sentences
+  std::map<int64_t, int64_t> prompt_tokens_;  // item -> its prompt's tokens (request() sets it)
 };
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "eval/session.h"
+#include "kv/cache.h"
 #include "util/error.h"
 
 namespace h1bkv {
@@ -11,6 +13,11 @@ std::vector<int64_t> Task::select(int64_t limit, bool full) const {
   std::vector<int64_t> ids((size_t)n);
   for (int64_t i = 0; i < n; ++i) ids[(size_t)i] = i;
   return ids;
+}
+
+ItemResult GenerativeTask::score(EvalSession& s, int64_t item) {
+  const GenRequest r = request(item, s.cache().n_ctx());
+  return judge(item, generate_greedy(s, tokenizer(), r.prompt, r.opt));
 }
 
 std::string task_names() {

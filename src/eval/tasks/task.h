@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "eval/generate.h"
+
 namespace h1bkv {
 
 class EvalSession;
@@ -67,6 +69,19 @@ class Task {
       const std::map<std::string, double>& sums, int64_t n) const {
     return {};
   }
+};
+
+// A task scored from one greedy generation per item (GSM8K, HumanEval, passkey). score() is
+// generate_greedy + judge(); the harness may instead decode several items' requests in one batch
+// (eval --parallel, eval/generate_parallel.h), with the same result per item.
+class GenerativeTask : public Task {
+ public:
+  // The prompt and options of item's generation on a cache of n_ctx tokens.
+  virtual GenRequest request(int64_t item, int64_t n_ctx) = 0;
+  // Scores the item from its generation (HumanEval runs the program here).
+  virtual ItemResult judge(int64_t item, const Generation& g) = 0;
+  virtual const Tokenizer& tokenizer() const = 0;  // decodes the generated tokens
+  ItemResult score(EvalSession& s, int64_t item) override;
 };
 
 // A registry entry: eval/tasks/registry.cpp lists one per task, in display order.
