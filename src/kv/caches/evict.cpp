@@ -10,6 +10,7 @@
 #include "kv/codecs/float_kernels.h"
 #include "tensor/vexp.h"
 #include "util/error.h"
+#include "util/thread_pool.h"
 #include "util/fp16.h"
 
 namespace h1bkv {
@@ -105,8 +106,9 @@ void EvictLayerCache::do_attend(int64_t n_q, const int32_t* q_pos, const float* 
   reserve_slots(std::min(held_ + n_q, budget_ + 1));
   const int nkv = g_.n_kv_head;
   std::vector<int64_t> held_after(nkv);
-#pragma omp parallel for schedule(static) if (nkv > 1)
-  for (int hk = 0; hk < nkv; ++hk) held_after[hk] = decode_head(hk, held_, n_q, q, scale, out);
+  parallel_for(nkv, 1, [&](int64_t h0, int64_t h1) {
+    for (int64_t hk = h0; hk < h1; ++hk) held_after[hk] = decode_head((int)hk, held_, n_q, q, scale, out);
+  });
   for (int hk = 1; hk < nkv; ++hk) assert(held_after[hk] == held_after[0]);
   held_ = held_after[0];
   n_done_ += n_q;

@@ -11,6 +11,7 @@
 #include "kv/codecs/float_kernels.h"
 #include "kv/codecs/kivi_quant.h"
 #include "util/error.h"
+#include "util/thread_pool.h"
 #include "util/fp16.h"
 
 namespace h1bkv {
@@ -55,15 +56,13 @@ class KiviCache : public LayerCache {
     }
     const int nkv = g_.n_kv_head;
     const int64_t n_items = (n_q + kQ - 1) / kQ * nkv;
-#pragma omp parallel
-    {
+    parallel_for(n_items, 1, [&](int64_t b0, int64_t b1) {
       Scratch s;
-#pragma omp for schedule(dynamic, 1)
-      for (int64_t it = 0; it < n_items; ++it) {
+      for (int64_t it = b0; it < b1; ++it) {
         const int64_t i0 = it / nkv * kQ;
         attend_block(i0, std::min(n_q, i0 + kQ), (int)(it % nkv), nvis, qend, q, scale, out, s);
       }
-    }
+    });
   }
 
   // Held: the quantized groups, plus the f16 copies of tokens [ex_lo_, n_).

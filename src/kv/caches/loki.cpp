@@ -11,6 +11,7 @@
 #include "kv/registry.h"
 #include "kv/codecs/float_kernels.h"
 #include "util/error.h"
+#include "util/thread_pool.h"
 #include "util/fp16.h"
 
 namespace h1bkv {
@@ -104,12 +105,10 @@ class LokiLayerCache : public LayerCache {
     const std::vector<int32_t>& pos_ = positions();
     const int d = g_.head_dim, r = o_.r, nh = g_.n_head, group = g_.n_head / g_.n_kv_head;
     const int64_t pairs = n_q * nh;
-#pragma omp parallel
-    {
+    parallel_for(pairs, 4, [&](int64_t p0, int64_t p1) {
       std::vector<float> qr(d), approx, e, sink_saved;
       std::vector<int32_t> idx;
-#pragma omp for schedule(dynamic, 4)
-      for (int64_t pr = 0; pr < pairs; ++pr) {
+      for (int64_t pr = p0; pr < p1; ++pr) {
         const int64_t i = pr / nh;
         const int h = (int)(pr % nh), hk = h / group;
         float* o = out + pr * d;
@@ -144,7 +143,7 @@ class LokiLayerCache : public LayerCache {
         const float inv = 1.0f / sum;
         for (int c = 0; c < d; ++c) o[c] *= inv;
       }
-    }
+    });
   }
 
   size_t bytes() const override { return (size_t)n_tokens() * g_.n_kv_head * (size_t)g_.head_dim * 4; }
