@@ -10,6 +10,11 @@
 #   scripts/eval_qwen.sh              # run / resume every task, then the table
 #   scripts/eval_qwen.sh report       # the table only
 #   TASKS="gsm8k mmlu" scripts/eval_qwen.sh
+#   scripts/eval_qwen.sh caches       # every cache family at ~4x on HumanEval and GSM8K, first 50 each
+#   scripts/eval_qwen.sh caches-report
+# `caches` fits what its caches need when missing (the best h1b adapter with scripts/h1b_qwen.sh,
+# ~5 min; loki's basis with calibrate, on State of the Union text) and writes
+# OUT/<task>.<label>.samples.jsonl; its f16 row is the first 50 items of the f16 run's samples.
 # Defaults: nice 19 and 1 thread (the machine is shared; nice 19 only takes idle CPU), and
 # PARALLEL=8 generations decoded at once (eval --parallel: the same samples as one at a time,
 # ~1.8x the items per hour on HumanEval at 2 threads; the likelihood tasks ignore it). Run it from
@@ -28,6 +33,17 @@ PARALLEL=${PARALLEL:-8}
 NICE=${NICE:-19}
 TASKS=${TASKS:-"humaneval_chat gsm8k mmlu arc_challenge hellaswag"}
 MODE=${1:-run}
+
+# label -> cache spec of the every-cache table (`caches`): ~4x fewer bytes than f16, or as close as
+# the family gets (loki keeps every key and value; it saves attention reads, not memory)
+LOKI=${LOKI:-calib/qwen2.5-coder-1.5b-q4_k_m.loki.json}
+H1B=${H1B:-calib/qwen2.5-coder-1.5b-q4_k_m.h1b-256-qjl-s4w64-orth-center-ridge-kl.safetensors}
+CACHE_LIST=${CACHE_LIST:-"h1b kivi2 q4_0 kivi4 evict25 loki"}
+declare -A SPEC=([q4_0]=q4_0 [kivi2]=kivi:bits=2 [kivi4]=kivi:bits=4 [evict25]=evict:keep=0.25
+                 [loki]="loki:r=32,k=0.25@$LOKI"
+                 [h1b]="h1b:bits=256,est=qjl,sink=4,window=64,orth=1,center=1,ridge=0.05,kl=200@$H1B")
+CACHE_TASKS=${CACHE_TASKS:-"humaneval_chat gsm8k"}
+CACHE_ITEMS=${CACHE_ITEMS:-50}
 
 declare -A SUBSET=([humaneval_chat]=164 [gsm8k]=100 [mmlu]=570 [arc_challenge]=500 [hellaswag]=500)
 mkdir -p "$OUT"
@@ -75,23 +91,89 @@ for t in tasks:
 EOF
 }
 
-if [ "$MODE" = run ]; then
+# run_task TASK LABEL SPEC [LIMIT]: eval (or resume) TASK on one cache into OUT/TASK.LABEL.*
+run_task() {
+  local t=$1 label=$2 spec=$3 limit=${4:-}
+  [ -n "${SUBSET[$t]:-}" ] || { echo "eval_qwen.sh: unknown task $t" >&2; exit 1; }
+  local stem="$OUT/$t.$label"
+  local cmd=(nice -n "$NICE" "$H1BKV" eval -m "$MODEL" -t "$THREADS" -np "$PARALLEL" --tasks "$t" --caches "$spec"
+             ${limit:+--limit "$limit"} --samples "$stem.samples.jsonl" --json-out "$stem.json")
+  log "$t $label: ${cmd[*]}"
+  { echo "[$(date -u +%FT%TZ)] ${cmd[*]}"; } >> "$stem.log"
+  OMP_WAIT_POLICY=passive "${cmd[@]}" > "$stem.md" 2>> "$stem.log"
+  log "$t $label: done"
+}
+
+caches_report() {
+  python3 - "$OUT" "$CACHE_ITEMS" "$CACHE_TASKS" f16 $CACHE_LIST <<'EOF'
+import json, sys, os
+out, m, tasks, labels = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4:]
+print("| cache | bytes/token | " + " | ".join(f"{t} % (first {m})" for t in tasks)
+      + " | " + " | ".join(f"{t} s/item" for t in tasks) + " |")
+print("|---|---:|" + "---:|" * (2 * len(tasks)))
+for label in labels:
+    cells, secs, spec, bpt = [], [], None, None
+    for t in tasks:
+        path = f"{out}/{t}.{label}.samples.jsonl"
+        rows = {}
+        if os.path.exists(path):
+            for line in open(path, encoding="utf-8"):
+                try:
+                    j = json.loads(line)
+                except ValueError:
+                    continue  # a half-written last line
+                if j["item"] < m:
+                    rows[j["item"]] = j
+                    spec = j["spec"]
+        n = len(rows)
+        if n == 0:
+            cells.append("–"); secs.append("–"); continue
+        acc = 100 * sum(r["correct"] for r in rows.values()) / n
+        se = 100 * (acc / 100 * (1 - acc / 100) / n) ** 0.5
+        cells.append(f"{acc:.1f} ± {se:.1f}" + ("" if n >= m else f" ({n} of {m})"))
+        secs.append(f"{sum(r['seconds'] for r in rows.values()) / n:.1f}")
+        js = f"{out}/{t}.{label}.json"
+        if os.path.exists(js):
+            for r in json.load(open(js))["rows"]:
+                bpt = r["bytes_per_token"]
+    name = f"{label} (`{spec}`)" if spec else label
+    print(f"| {name} | " + (f"{bpt:.0f}" if bpt else "–") + " | " + " | ".join(cells) + " | " + " | ".join(secs) + " |")
+EOF
+}
+
+need_model() {
   [ -x "$H1BKV" ] || { echo "eval_qwen.sh: no binary $H1BKV" >&2; exit 1; }
   [ -f "$MODEL" ] || { echo "eval_qwen.sh: no model $MODEL (scripts/get_model.sh qwen2.5-coder-1.5b)" >&2; exit 1; }
-  echo $$ > "$OUT/run.pid"
-  for t in $TASKS; do
-    [ -n "${SUBSET[$t]:-}" ] || { echo "eval_qwen.sh: unknown task $t" >&2; exit 1; }
-    stem="$OUT/$t.f16"
-    cmd=(nice -n "$NICE" "$H1BKV" eval -m "$MODEL" -t "$THREADS" -np "$PARALLEL" --tasks "$t" --caches f16
-         --samples "$stem.samples.jsonl" --json-out "$stem.json")
-    log "$t: ${cmd[*]}"
-    { echo "[$(date -u +%FT%TZ)] ${cmd[*]}"; } >> "$stem.log"
-    OMP_WAIT_POLICY=passive "${cmd[@]}" > "$stem.md" 2>> "$stem.log"
-    log "$t: done"
-  done
-  rm -f "$OUT/run.pid"
-elif [ "$MODE" != report ]; then
-  echo "eval_qwen.sh: unknown mode $MODE (run, report)" >&2
-  exit 1
-fi
-report
+}
+
+case "$MODE" in
+  run)
+    need_model
+    echo $$ > "$OUT/run.pid"
+    for t in $TASKS; do run_task "$t" f16 f16; done
+    rm -f "$OUT/run.pid"
+    report ;;
+  caches)
+    need_model
+    echo $$ > "$OUT/run.pid"
+    shared=${H1BKV_SHARED:-../shared}
+    if [[ " $CACHE_LIST " == *" loki "* && ! -f "$LOKI" ]]; then
+      log "loki basis -> $LOKI"
+      "$H1BKV" calibrate -m "$MODEL" -t "$THREADS" --cache loki -o "$LOKI" \
+        -f "$shared/data/sotu/2010_barack_obama_d.txt" -f "$shared/data/sotu/2015_barack_obama_d.txt" >&2
+    fi
+    if [[ " $CACHE_LIST " == *" h1b "* && ! -f "$H1B" ]]; then
+      log "h1b adapter -> $H1B (scripts/h1b_qwen.sh, stage 1(c))"
+      ROWS=s256-1c FIT_ONLY=1 MODEL="$MODEL" H1BKV_BIN="$H1BKV" OUT="$(dirname "$H1B")" THREADS="$THREADS" \
+        scripts/h1b_qwen.sh > /dev/null
+    fi
+    for label in $CACHE_LIST; do
+      [ -n "${SPEC[$label]:-}" ] || { echo "eval_qwen.sh: unknown cache label $label" >&2; exit 1; }
+      for t in $CACHE_TASKS; do run_task "$t" "$label" "${SPEC[$label]}" "$CACHE_ITEMS"; done
+    done
+    rm -f "$OUT/run.pid"
+    caches_report ;;
+  report) report ;;
+  caches-report) caches_report ;;
+  *) echo "eval_qwen.sh: unknown mode $MODE (run, caches, report, caches-report)" >&2; exit 1 ;;
+esac

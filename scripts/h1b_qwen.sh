@@ -9,6 +9,7 @@
 #   scripts/h1b_qwen.sh                 # every row below
 #   ROWS="f16 s256-0 s256-1c" scripts/h1b_qwen.sh   # some rows (names as in the list below)
 #   TABLE=1 scripts/h1b_qwen.sh         # only print the table of the rows measured so far
+#   ROWS=s256-1c FIT_ONLY=1 scripts/h1b_qwen.sh    # only fit the adapters of those rows
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shared=${H1BKV_SHARED:-../shared}
@@ -52,6 +53,7 @@ want() {
 row() {
   local name=$1 spec=$2 cal=${3:-} j="$res/$1.json"
   want "$name" || return 0
+  [ -z "${FIT_ONLY:-}" ] || return 0
   echo "== $(date -u +%H:%M:%S) row $name: $spec ${cal:+@ $cal}" >&2
   local extra=(--kl-base "$base")
   [ "$name" = f16 ] && extra=(--save-logits "$base")
