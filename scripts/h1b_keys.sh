@@ -28,12 +28,13 @@ itq=20       # ITQ iterations
 kl=200       # stage 1(c) steps
 exact=exact_layers=2,exact_type=q4
 
-# fit SPEC NAME: calibrate an adapter for SPEC into $out/NAME unless it exists; prints SPEC@FILE
+bin=${H1BKV_BIN:-build/h1bkv}
+source scripts/lib/fit_adapter.sh
+
+# fit SPEC NAME: the adapter for SPEC in $out (fitted unless present), as SPEC@FILE
 fit() {
   local f="$out/smollm2-135m-q4_1.h1b-$2.safetensors"
-  if [ ! -f "$f" ]; then
-    build/h1bkv calibrate -m "$model" -t "$threads" -c 512 --chunks 8 "${text[@]}" --cache "$1" -o "$f" >&2
-  fi
+  fit_adapter "$f" "$1" || exit 1
   echo "$1@$f"
 }
 

@@ -26,15 +26,11 @@ text=(-f "$shared/data/tinystories/sample.txt" -f "$shared/data/sotu/2010_barack
 pre=qwen2.5-coder-1.5b-q4_k_m.h1b
 mkdir -p "$res" "$out"
 
-# adapter NAME SPEC: the adapter file for SPEC (fits it with calibrate unless present)
+source scripts/lib/fit_adapter.sh
+# adapter NAME SPEC: the adapter file for SPEC (fitted unless present)
 adapter() {
   local f="$out/$pre-$1.safetensors"
-  if [ ! -f "$f" ]; then
-    echo "== calibrate $2 -> $f" >&2
-    OMP_WAIT_POLICY=passive /usr/bin/time -v "$bin" calibrate -m "$model" -t "$threads" -c 512 --chunks 8 \
-      "${text[@]}" --cache "$2" -o "$f" > "$f.log" 2> "$f.time" || { cat "$f.log" "$f.time" >&2; exit 1; }
-    grep -E "Elapsed|Maximum resident|User time" "$f.time" >> "$f.log"
-  fi
+  fit_adapter "$f" "$2" || exit 1
   echo "$f"
 }
 # top NAME K: the first K layers of the held-out attention-KL ranking calibrate printed for NAME, as 'a+b+c'
