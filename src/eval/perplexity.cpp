@@ -5,6 +5,7 @@
 #include "kv/cache.h"
 #include "model/model.h"
 #include "util/error.h"
+#include "util/thread_pool.h"
 #include "util/timer.h"
 
 namespace h1bkv {
@@ -27,8 +28,10 @@ void eval_chunk(Model& model, KvCache& cache, const int32_t* chunk, const PplPar
     model.forward(chunk + b, nb, (int32_t)b, cache, logprobs + b * n_vocab, true);
   }
   // each scored row is independent
-#pragma omp parallel for
-  for (int64_t j = p.n_ctx / 2; j < p.n_ctx - 1; ++j) log_softmax(logprobs + j * n_vocab, n_vocab);
+  const int64_t j0 = p.n_ctx / 2, rows = p.n_ctx - 1 - j0;
+  parallel_for(rows, pool_chunk(rows, pool_threads()), [&](int64_t a, int64_t b) {
+    for (int64_t j = j0 + a; j < j0 + b; ++j) log_softmax(logprobs + j * n_vocab, n_vocab);
+  });
 }
 
 PplResult perplexity(Model& model, KvCache& cache, const std::vector<int32_t>& tokens,

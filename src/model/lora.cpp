@@ -1,30 +1,34 @@
 #include "model/lora.h"
 
 #include "util/error.h"
+#include "util/thread_pool.h"
 
 namespace h1bkv {
 
 void lora_add(const float* A, const float* B, int r, int in, int out, const float* x, int64_t n, float* y,
               float* ax) {
-#pragma omp parallel for if (n * (int64_t)r * (in + out) > (1 << 20))
-  for (int64_t i = 0; i < n; ++i) {
-    float u[64];
-    const float* xi = x + i * in;
-    for (int j = 0; j < r; ++j) {
-      float s = 0;
-      const float* a = A + (size_t)j * in;
-      for (int e = 0; e < in; ++e) s += a[e] * xi[e];
-      u[j] = s;
-      if (ax) ax[i * r + j] = s;
+  auto rows = [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      float u[64];
+      const float* xi = x + i * in;
+      for (int j = 0; j < r; ++j) {
+        float s = 0;
+        const float* a = A + (size_t)j * in;
+        for (int e = 0; e < in; ++e) s += a[e] * xi[e];
+        u[j] = s;
+        if (ax) ax[i * r + j] = s;
+      }
+      float* yi = y + i * out;
+      for (int o = 0; o < out; ++o) {
+        const float* b = B + (size_t)o * r;
+        float s = 0;
+        for (int j = 0; j < r; ++j) s += b[j] * u[j];
+        yi[o] += s;
+      }
     }
-    float* yi = y + i * out;
-    for (int o = 0; o < out; ++o) {
-      const float* b = B + (size_t)o * r;
-      float s = 0;
-      for (int j = 0; j < r; ++j) s += b[j] * u[j];
-      yi[o] += s;
-    }
-  }
+  };
+  if (n * (int64_t)r * (in + out) > (1 << 20)) parallel_for(n, pool_chunk(n, pool_threads()), rows);
+  else rows(0, n);
 }
 
 bool adapter_has_lora(const Adapter& a) {
