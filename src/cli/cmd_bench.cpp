@@ -1,5 +1,8 @@
 // h1bkv bench: llama-bench-style throughput table. pp<N>: prefill of N tokens from an empty
-// cache; tg<N> @ d<D>: N single-token decode steps after an untimed prefill of D tokens.
+// cache; tg<N> @ d<D>: N single-token decode steps after an untimed prefill of D tokens;
+// "tg<N> @ d<D> x<S>" (--parallel S, as llama-batched-bench): S sequences, each with its own
+// cache filled to D, decode N steps of one token each in one Model::forward_batch per step (what
+// `serve` and `eval --parallel` do); t/s counts the tokens of all S.
 // Mean +/- sample std over repetitions; peak RSS reported after the table, then the kernel path
 // (tensor/isa.h) and for each decode test the bytes it read per token (weights + cache) per second
 // beside this machine's streaming read with the same threads.
@@ -29,6 +32,7 @@ struct BenchOptions {
   std::vector<int64_t> pp = {512};
   std::vector<int64_t> tg = {128};
   std::vector<int64_t> depths = {0, 512, 2048};
+  std::vector<int64_t> parallel = {1};
   int reps = 3;
   bool json = false;
 
@@ -40,6 +44,8 @@ struct BenchOptions {
         ->check(int_range(1, kMaxTokens));
     app.add_option("-d,--n-depth", depths, "decode depths, tokens already in the cache (comma-separated)")->delimiter(',')
         ->capture_default_str()->check(int_range(0, kMaxTokens));
+    app.add_option("--parallel", parallel, "sequences decoded at once in the tg tests, one cache each "
+                   "(comma-separated; also -np)")->delimiter(',')->capture_default_str()->check(int_range(1, 64));
     app.add_option("-r,--repetitions", reps, "repetitions per test")->capture_default_str()
         ->check(int_range(1, 1000));
     app.add_flag("--json", json, "print JSON instead of markdown");
@@ -78,7 +84,9 @@ int bench(BenchOptions& o) {
         "the tests need " + std::to_string(need) + " tokens (largest -p, or -d + -n), more than "
         "the model's training context " + std::to_string(c.n_ctx_train) +
         "; pass -c to run past it anyway");
-  check_memory("bench", cache_bytes(spec, model->cache_geometry(o.m.n_ctx)),
+  int64_t max_par = 1;
+  for (int64_t s : o.parallel) max_par = std::max(max_par, s);
+  check_memory("bench", (double)max_par * cache_bytes(spec, model->cache_geometry(o.m.n_ctx)),
                (double)model->workspace_bytes(std::min<int64_t>(512, need)) + 4.0 * (double)need,
                4.0 * c.n_vocab);
   auto cache = make_cache_for(*model, spec, o.m);
@@ -92,11 +100,12 @@ int bench(BenchOptions& o) {
       weights_read -= (double)emb->n_bytes;
   const Isa isa = active_isa();
 
-  auto prefill = [&](int64_t n) {  // untimed fill to depth n in 512-token batches
+  auto fill = [&](KvCache& kv, int64_t n) {  // untimed fill to depth n in 512-token batches
     for (int64_t b = 0; b < n; b += 512)
-      model->forward(toks.data() + b, std::min<int64_t>(512, n - b), (int32_t)b, *cache,
-                     logits.data(), false);
+      model->forward(toks.data() + b, std::min<int64_t>(512, n - b), (int32_t)b, kv, logits.data(), false);
   };
+  auto prefill = [&](int64_t n) { fill(*cache, n); };
+  std::vector<std::unique_ptr<KvCache>> more;  // the other sequences' caches (--parallel)
   std::vector<Row> rows;
   auto finish = [&](Row& r) {
     double s = 0, s2 = 0;
@@ -118,22 +127,35 @@ int bench(BenchOptions& o) {
     finish(r);
   }
   for (int64_t d : o.depths)
-    for (int64_t n : o.tg) {
-      Row r;
-      r.test = "tg" + std::to_string(n) + (d ? " @ d" + std::to_string(d) : "");
-      // every matrix is read once per token (a tied embedding as the output head; an untied
-      // one only a row) plus the cache as held at the mean depth of the run
-      r.read_bytes = weights_read + cache->bytes_per_token() * ((double)d + (double)(n - 1) / 2);
-      for (int k = 0; k < o.reps; ++k) {
-        cache->clear();
-        prefill(d);
-        Timer t;
-        for (int64_t i = 0; i < n; ++i)
-          model->forward(&toks[d + i], 1, (int32_t)(d + i), *cache, logits.data(), false);
-        r.samples.push_back(n / t.seconds());
+    for (int64_t n : o.tg)
+      for (int64_t np : o.parallel) {
+        Row r;
+        r.test = "tg" + std::to_string(n) + (d ? " @ d" + std::to_string(d) : "") +
+                 (np > 1 ? " x" + std::to_string(np) : "");
+        // every matrix is read once per step (a tied embedding as the output head; an untied
+        // one only a row) plus each cache as held at the mean depth of the run, per token made
+        r.read_bytes = weights_read / (double)np + cache->bytes_per_token() * ((double)d + (double)(n - 1) / 2);
+        while ((int64_t)more.size() < np - 1) more.push_back(make_cache_for(*model, spec, o.m));
+        std::vector<KvCache*> caches = {cache.get()};
+        for (int64_t i = 0; i + 1 < np; ++i) caches.push_back(more[i].get());
+        std::vector<int32_t> step_tok(np), step_pos(np);
+        std::vector<float> step_logits((size_t)np * c.n_vocab);
+        for (int k = 0; k < o.reps; ++k) {
+          for (KvCache* kv : caches) kv->clear(), fill(*kv, d);
+          Timer t;
+          for (int64_t i = 0; i < n; ++i) {
+            if (np == 1) {
+              model->forward(&toks[d + i], 1, (int32_t)(d + i), *cache, logits.data(), false);
+              continue;
+            }
+            for (int64_t q = 0; q < np; ++q)  // each sequence its own tokens
+              step_tok[q] = toks[(d + i + 7 * q) % need], step_pos[q] = (int32_t)(d + i);
+            model->forward_batch(step_tok.data(), step_pos.data(), caches.data(), np, step_logits.data());
+          }
+          r.samples.push_back((double)(n * np) / t.seconds());
+        }
+        finish(r);
       }
-      finish(r);
-    }
 
   uint64_t params = 0;
   for (const auto& t : model->gguf().tensors()) params += t.n_elements;
@@ -146,7 +168,7 @@ int bench(BenchOptions& o) {
     nlohmann::json j = {{"model", o.m.model}, {"arch", c.arch}, {"weights_type", ftype},
                         {"size_bytes", model->weight_bytes()}, {"params", params},
                         {"cache", cache->spec()}, {"threads", threads},
-                        {"peak_rss_bytes", rss}, {"kernel_path", isa_name(isa)},
+                        {"peak_rss_bytes", rss}, {"kernel_path", isa_name(isa)}, {"parallel", o.parallel},
                         {"tests", nlohmann::json::array()}};
     if (decode) j["stream_read_gb_per_s"] = stream;
     for (const auto& r : rows) {
@@ -163,10 +185,11 @@ int bench(BenchOptions& o) {
     std::printf("| %s %s | %s | %.1f M | %s | %d | %s | %.2f ± %.2f |\n", c.arch.c_str(),
                 ftype.c_str(), human_bytes((double)model->weight_bytes()).c_str(), params / 1e6,
                 cache->spec().c_str(), threads, r.test.c_str(), r.mean, r.sd);
-  std::printf("\npeak RSS %s = mapped weights %s + cache %s (at its largest, %.0f bytes/token) "
+  std::printf("\npeak RSS %s = mapped weights %s + cache %s (at its largest, %.0f bytes/token%s) "
               "+ workspace and runtime\n",
               human_bytes(rss).c_str(), human_bytes((double)model->weight_bytes()).c_str(),
-              human_bytes(cache->bytes_per_token() * need).c_str(), cache->bytes_per_token());
+              human_bytes(cache->bytes_per_token() * need * (double)(1 + more.size())).c_str(), cache->bytes_per_token(),
+              more.empty() ? "" : (", " + std::to_string(1 + more.size()) + " caches").c_str());
   std::printf("kernel path %s (H1BKV_ISA=scalar|avx2|avx512 forces a lower one)\n", isa_name(isa));
   for (const auto& r : rows)
     if (r.read_bytes > 0)
