@@ -112,11 +112,14 @@ caches_report() {
   python3 - "$OUT" "$CACHE_ITEMS" "$CACHE_TASKS" f16 $CACHE_LIST <<'EOF'
 import json, sys, os
 out, m, tasks, labels = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4:]
+# paired with f16 on the same items: f16 right and the cache wrong / the cache right and f16 wrong
 print("| cache | bytes/token | " + " | ".join(f"{t} % (first {m})" for t in tasks)
+      + " | " + " | ".join(f"{t} lost / gained vs f16" for t in tasks)
       + " | " + " | ".join(f"{t} s/item" for t in tasks) + " |")
-print("|---|---:|" + "---:|" * (2 * len(tasks)))
+print("|---|---:|" + "---:|" * (3 * len(tasks)))
+base = {}
 for label in labels:
-    cells, secs, spec, bpt = [], [], None, None
+    cells, secs, flips, spec, bpt = [], [], [], None, None
     for t in tasks:
         path = f"{out}/{t}.{label}.samples.jsonl"
         rows = {}
@@ -130,8 +133,14 @@ for label in labels:
                     rows[j["item"]] = j
                     spec = j["spec"]
         n = len(rows)
+        if label == "f16":
+            base[t] = {i: r["correct"] for i, r in rows.items()}
         if n == 0:
-            cells.append("–"); secs.append("–"); continue
+            cells.append("–"); secs.append("–"); flips.append("–"); continue
+        b = base.get(t, {})
+        lost = sum(1 for i, r in rows.items() if i in b and b[i] and not r["correct"])
+        gained = sum(1 for i, r in rows.items() if i in b and not b[i] and r["correct"])
+        flips.append("–" if label == "f16" else f"{lost} / {gained}")
         acc = 100 * sum(r["correct"] for r in rows.values()) / n
         se = 100 * (acc / 100 * (1 - acc / 100) / n) ** 0.5
         cells.append(f"{acc:.1f} ± {se:.1f}" + ("" if n >= m else f" ({n} of {m})"))
@@ -141,7 +150,8 @@ for label in labels:
             for r in json.load(open(js))["rows"]:
                 bpt = r["bytes_per_token"]
     name = f"{label} (`{spec}`)" if spec else label
-    print(f"| {name} | " + (f"{bpt:.0f}" if bpt else "–") + " | " + " | ".join(cells) + " | " + " | ".join(secs) + " |")
+    print(f"| {name} | " + (f"{bpt:.0f}" if bpt else "–") + " | " + " | ".join(cells) + " | "
+          + " | ".join(flips) + " | " + " | ".join(secs) + " |")
 EOF
 }
 
