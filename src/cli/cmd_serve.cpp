@@ -29,6 +29,7 @@ struct ServeOptions {
   int max_queue = 32;
   int64_t prefill_chunk = 64;
   int64_t max_body_kb = 1024;
+  int prompt_cache = -1;
 
   void add_to(CLI::App& app) {
     m.add_to(app, 2048);
@@ -46,6 +47,10 @@ struct ServeOptions {
         ->capture_default_str()->check(int_range(1, 4096));
     app.add_option("--max-body", max_body_kb, "KB (1024 bytes) a request body may have (more: 413)")
         ->capture_default_str()->check(int_range(1, 1 << 20));
+    app.add_option("--prompt-cache", prompt_cache,
+                   "finished sequences whose caches are kept for a request that starts with their tokens "
+                   "(the next turn of a chat); -1 = --parallel, 0 = off")
+        ->capture_default_str()->check(int_range(-1, 4096));
     app.add_option("--api-key", server.api_key, "require 'Authorization: Bearer KEY' on /v1/* and /metrics");
   }
 };
@@ -63,6 +68,7 @@ int serve(ServeOptions& o) {
   sc.kv_budget = o.kv_budget_mb * 1e6;
   sc.max_queue = o.max_queue;
   sc.prefill_chunk = o.prefill_chunk;
+  sc.prompt_cache = o.prompt_cache < 0 ? o.max_sequences : o.prompt_cache;
   check_memory("serve", sc.kv_budget, (double)l.model->workspace_bytes(sc.most_step_rows()),
                4.0 * l.model->config().n_vocab * (o.max_sequences + 1));
   Scheduler sched(*l.model, *l.tok, sc);

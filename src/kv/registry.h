@@ -61,6 +61,10 @@ struct CacheTypeDef {
   CalibUse calib = CalibUse::none;
   CalibrationHook calibration;  // set when calib != none
   std::string color = "#e377c2";  // its points and curve in the compare plot (SVG colour)
+  // What it keeps depends on the geometry's n_ctx (evict's budget, a fraction of it): such a
+  // cache is made for each sequence's own length; others may be made for a longer context and
+  // give the same results (serve makes them for -c, so a kept cache can take a longer request).
+  bool context_sized = false;
   // The conformance test (tests/kv/test_conformance.cpp) runs every spec of `examples` (typical
   // options; a calibration made with the hook where the type takes one) and checks every spec
   // of `exact_examples` (settings at full precision, where the type has them) against exact

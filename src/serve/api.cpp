@@ -127,6 +127,10 @@ CompletionRequest parse_completion_request(const std::string& body, bool chat) {
     if (!j["stream"].is_boolean()) bad("'stream' must be true or false");
     r.stream = j["stream"].get<bool>();
   }
+  if (j.contains("cache_prompt") && !j["cache_prompt"].is_null()) {
+    if (!j["cache_prompt"].is_boolean()) bad("'cache_prompt' must be true or false");
+    r.cache_prompt = j["cache_prompt"].get<bool>();
+  }
   if (j.contains("stream_options") && j["stream_options"].is_object()) {
     const json& o = j["stream_options"];
     if (o.contains("include_usage")) {
@@ -140,7 +144,8 @@ CompletionRequest parse_completion_request(const std::string& body, bool chat) {
 json usage_json(const Usage& u) {
   return {{"prompt_tokens", u.prompt_tokens},
           {"completion_tokens", u.completion_tokens},
-          {"total_tokens", u.prompt_tokens + u.completion_tokens}};
+          {"total_tokens", u.prompt_tokens + u.completion_tokens},
+          {"prompt_tokens_details", {{"cached_tokens", u.cached_tokens}}}};
 }
 
 namespace {

@@ -44,6 +44,7 @@ struct CompletionRequest {
   bool seeded = false;                // "seed" given
   std::vector<std::string> stop;
   bool stream = false, include_usage = false;
+  bool cache_prompt = true;           // llama-server's extension: false skips the prompt cache
 };
 
 // Parses a request body; chat selects the endpoint's shape. Throws ApiError 400 naming the field
@@ -52,6 +53,7 @@ CompletionRequest parse_completion_request(const std::string& body, bool chat);
 
 struct Usage {
   int64_t prompt_tokens = 0, completion_tokens = 0;
+  int64_t cached_tokens = 0;  // prompt tokens taken from the prompt cache (prompt_tokens_details)
 };
 
 nlohmann::json usage_json(const Usage& u);

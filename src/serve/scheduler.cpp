@@ -12,9 +12,10 @@
 namespace h1bkv {
 
 Scheduler::Scheduler(Model& model, const Tokenizer& tok, SchedulerConfig cfg)
-    : model_(model), tok_(tok), cfg_(std::move(cfg)) {
-  check(cfg_.n_ctx > 0 && cfg_.max_sequences > 0 && cfg_.max_queue > 0 && cfg_.kv_budget > 0,
-        "scheduler: context, sequences, queue and budget must be positive");
+    : model_(model), tok_(tok), cfg_(std::move(cfg)), kept_(cfg_.prompt_cache) {
+  check(cfg_.n_ctx > 0 && cfg_.max_sequences > 0 && cfg_.max_queue > 0 && cfg_.kv_budget > 0 &&
+            cfg_.prompt_cache >= 0,
+        "scheduler: context, sequences, queue and budget must be positive (prompt cache >= 0)");
   make_cache(cfg_.cache, model_.cache_geometry(1), cfg_.calib);  // a bad spec or file fails here
 }
 
@@ -56,15 +57,57 @@ void Scheduler::submit(const std::shared_ptr<Sequence>& s) {
   wake_.notify_all();
 }
 
-// Before the sequence's last event: a client that has its answer sees the bytes freed.
-void Scheduler::release(Sequence& s) {
+// Before the sequence's last event: a client that has its answer sees the bytes freed (or, kept,
+// moved from its reservation to the prompt cache's).
+void Scheduler::release(Sequence& s, bool keep) {
   const double held = s.cache_ ? (double)s.cache_->bytes() : 0.0;  // as the last step counted it
-  s.cache_.reset();
+  std::unique_ptr<KvCache> cache = std::move(s.cache_);             // freed after the lock
+  std::vector<int32_t> tokens;
+  keep = keep && cache && s.cache_prompt && cfg_.prompt_cache > 0;
+  if (keep) {
+    tokens.reserve(s.prompt.size() + s.ran_.size());
+    tokens.insert(tokens.end(), s.prompt.begin(), s.prompt.end());
+    tokens.insert(tokens.end(), s.ran_.begin(), s.ran_.end());
+    keep = (int64_t)tokens.size() == cache->n_tokens();
+  }
   std::vector<float>().swap(s.logits_);
+  std::vector<int32_t>().swap(s.ran_);
   std::lock_guard<std::mutex> lk(mu_);
   stats_.kv_bytes_reserved -= s.reserved_;
   stats_.kv_bytes_held = std::max(0.0, stats_.kv_bytes_held - held);
   s.reserved_ = 0;
+  if (keep) {
+    const double before = kept_.bytes();
+    kept_.put(std::move(cache), std::move(tokens));  // may drop the oldest entry
+    stats_.kv_bytes_reserved += kept_.bytes() - before;
+    stats_.kv_bytes_held += kept_.bytes() - before;
+  }
+}
+
+bool Scheduler::admit_front(std::vector<std::shared_ptr<Sequence>>& admitted) {
+  if (queue_.empty() || (int64_t)(active_.size() + admitted.size()) >= cfg_.max_sequences) return false;
+  Sequence& s = *queue_.front();
+  const int64_t n = (int64_t)s.prompt.size() + s.max_tokens;
+  const PromptCache::Match m = s.cache_prompt ? kept_.best(s.prompt, n) : PromptCache::Match{};
+  // The pool's bytes are reserved: m's become s's reservation, the others may be dropped for it.
+  const double without_pool = stats_.kv_bytes_reserved - kept_.bytes();
+  if (without_pool + s.need_ > cfg_.kv_budget) return false;
+  while (stats_.kv_bytes_reserved - m.bytes + s.need_ > cfg_.kv_budget) {
+    const double b = kept_.drop_oldest(&m);
+    if (b <= 0) break;
+    stats_.kv_bytes_reserved -= b;
+    stats_.kv_bytes_held = std::max(0.0, stats_.kv_bytes_held - b);
+  }
+  if (m.entry) {
+    s.taken_ = kept_.take(m);
+    stats_.kv_bytes_reserved -= m.bytes;
+    stats_.kv_bytes_held = std::max(0.0, stats_.kv_bytes_held - m.bytes);
+  }
+  s.reserved_ = s.need_;
+  stats_.kv_bytes_reserved += s.need_;
+  admitted.push_back(std::move(queue_.front()));
+  queue_.pop_front();
+  return true;
 }
 
 void Scheduler::finish(Sequence& s, const std::string& reason, const std::string& error) {
@@ -74,8 +117,8 @@ void Scheduler::finish(Sequence& s, const std::string& reason, const std::string
   e.done = true;
   e.finish_reason = error.empty() ? reason : "";
   e.error = error;
-  e.usage = {(int64_t)s.prompt.size(), s.generated_};
-  release(s);
+  e.usage = {(int64_t)s.prompt.size(), s.generated_, s.cached_};
+  release(s, error.empty());
   {
     std::lock_guard<std::mutex> lk(mu_);
     ++(error.empty() ? stats_.finished : stats_.failed);
@@ -96,19 +139,31 @@ bool Scheduler::step() {
         ++it;
       }
     }
-    while (!queue_.empty() && (int64_t)(active_.size() + admitted.size()) < cfg_.max_sequences &&
-           stats_.kv_bytes_reserved + queue_.front()->need_ <= cfg_.kv_budget) {
-      queue_.front()->reserved_ = queue_.front()->need_;
-      stats_.kv_bytes_reserved += queue_.front()->need_;
-      admitted.push_back(std::move(queue_.front()));
-      queue_.pop_front();
+    while (admit_front(admitted)) {
     }
     stats_.queued = (int64_t)queue_.size();
   }
   for (auto& s : admitted) {  // their prompts run in the batches from this step on
     try {
       const int64_t n = (int64_t)s->prompt.size() + s->max_tokens;
-      s->cache_ = make_cache(cfg_.cache, model_.cache_geometry(n), cfg_.calib);
+      if (std::unique_ptr<KvCache> c = std::move(s->taken_.cache)) {
+        try {
+          c->truncate(s->taken_.reuse);
+          s->cache_ = std::move(c);
+          s->cached_ = s->prefilled_ = s->taken_.reuse;
+          s->pos_ = (int32_t)s->taken_.reuse;
+        } catch (const Error&) {
+          // the cache cannot rewind that far (h1b's window, KIVI's residual): a fresh one
+        }
+        std::lock_guard<std::mutex> lk(mu_);
+        stats_.prompt_cache_hits += s->cached_ > 0;
+        stats_.prompt_tokens_cached += s->cached_;
+      }
+      if (!s->cache_) {
+        // for the prompt cache a context of -c, so a longer request may take it (same results)
+        const bool own = cache_type(cfg_.cache.type).context_sized || cfg_.prompt_cache == 0;
+        s->cache_ = make_cache(cfg_.cache, model_.cache_geometry(own ? n : cfg_.n_ctx), cfg_.calib);
+      }
       s->logits_.assign(nv, 0.0f);
       active_.push_back(s);
     } catch (const std::exception& e) {
@@ -157,6 +212,7 @@ bool Scheduler::step() {
     rows.push_back(s);
     kept.push_back(s);
     rows_tok_.push_back(t);
+    if (s->cache_prompt && cfg_.prompt_cache > 0) s->ran_.push_back(t);
   }
   active_ = std::move(kept);
 
@@ -215,6 +271,7 @@ bool Scheduler::step() {
     still_prefilling += s->prefilled_ < (int64_t)s->prompt.size();
   }
   std::lock_guard<std::mutex> lk(mu_);
+  held += kept_.bytes();
   stats_.generated_tokens += sampled;
   stats_.prompt_tokens += prompt_run;
   stats_.active = (int64_t)active_.size();
@@ -266,13 +323,18 @@ void Scheduler::stop() {
   for (auto& s : active_) finish(*s, "", "the server is shutting down");
   active_.clear();
   std::lock_guard<std::mutex> lk(mu_);
+  kept_.clear();
   stats_.active = 0;
   stats_.kv_bytes_held = 0;
+  stats_.kv_bytes_reserved = 0;
 }
 
 SchedulerStats Scheduler::stats() const {
   std::lock_guard<std::mutex> lk(mu_);
-  return stats_;
+  SchedulerStats s = stats_;
+  s.prompt_cache_entries = (int64_t)kept_.size();
+  s.prompt_cache_bytes = kept_.bytes();
+  return s;
 }
 
 }  // namespace h1bkv

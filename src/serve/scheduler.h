@@ -3,7 +3,9 @@
 // while the budget and the slot count allow, samples one token for every sequence whose prompt
 // has run, then runs those tokens and the next chunk of the prompts still running (at most
 // prefill_chunk prompt tokens in all, oldest sequence first) through one Model::forward_batch.
-// Finished and cancelled sequences free their cache and their reservation within the step.
+// Finished and cancelled sequences free their cache and their reservation within the step; a
+// finished sequence's cache may instead stay in the prompt cache (prompt_cache.h) for a later
+// request that starts with its tokens.
 #pragma once
 #include <algorithm>
 #include <condition_variable>
@@ -17,6 +19,7 @@
 
 #include "kv/registry.h"
 #include "model/model.h"
+#include "serve/prompt_cache.h"
 #include "serve/sequence.h"
 
 namespace h1bkv {
@@ -31,6 +34,7 @@ struct SchedulerConfig {
   double kv_budget = 1e9;   // bytes of KV cache all admitted sequences may reserve
   int max_queue = 32;       // waiting sequences; more is 503
   int64_t prefill_chunk = 64;  // prompt tokens run per step, all sequences; 0 = one whole prompt
+  int prompt_cache = 0;        // finished sequences' caches kept for prompt reuse; 0 = off
   // Rows one step may run, which Model::forward_batch's workspace grows to.
   int64_t most_step_rows() const {
     return (prefill_chunk > 0 ? std::min(prefill_chunk, n_ctx) : n_ctx) + max_sequences;
@@ -39,11 +43,15 @@ struct SchedulerConfig {
 
 struct SchedulerStats {
   int64_t queued = 0, active = 0, most_active = 0;
-  double kv_bytes_held = 0;      // codes held by the active sequences' caches now
-  double kv_bytes_reserved = 0;  // reservations of the active sequences
+  double kv_bytes_held = 0;      // codes held by the active sequences' and the prompt cache's caches
+  double kv_bytes_reserved = 0;  // reservations of the active sequences + the prompt cache's bytes
   int64_t prompt_tokens = 0, generated_tokens = 0;
   int64_t finished = 0, cancelled = 0, failed = 0;
   int64_t prefilling = 0;        // active sequences whose prompt has not all run yet
+  int64_t prompt_tokens_cached = 0;  // prompt tokens taken from the prompt cache instead of run
+  int64_t prompt_cache_hits = 0;     // admissions that took a kept cache
+  int64_t prompt_cache_entries = 0;  // caches kept now (their bytes are in held and reserved)
+  double prompt_cache_bytes = 0;
   double step_seconds = 0;       // time in Model::forward_batch, all steps
   double decode_seconds = 0;     // of which in steps that ran decode rows only (no prompt chunk)
   int64_t decode_tokens = 0;     // rows of those steps
@@ -75,7 +83,10 @@ class Scheduler {
 
  private:
   void finish(Sequence& s, const std::string& reason, const std::string& error);
-  void release(Sequence& s);  // frees the cache and the reservation
+  void release(Sequence& s, bool keep = false);  // frees the cache (keep: into the prompt cache) and the reservation
+  // Admits the queue's front when a slot and the budget allow, taking its best prompt-cache
+  // entry and dropping the oldest others while the budget needs the room. Under mu_.
+  bool admit_front(std::vector<std::shared_ptr<Sequence>>& admitted);
   double formula_bytes(int64_t n_tokens) const;
 
   Model& model_;
@@ -86,6 +97,7 @@ class Scheduler {
   std::condition_variable wake_;
   std::deque<std::shared_ptr<Sequence>> queue_;
   std::vector<std::shared_ptr<Sequence>> active_;  // the scheduler thread's; stats under mu_
+  PromptCache kept_;                                // under mu_
   SchedulerStats stats_;
   bool stopping_ = false;
   std::thread thread_;

@@ -15,6 +15,7 @@
 #include "kv/cache.h"
 #include "model/sampler.h"
 #include "serve/api.h"
+#include "serve/prompt_cache.h"
 #include "serve/text_stream.h"
 
 namespace h1bkv {
@@ -40,6 +41,7 @@ class Sequence {
 
   const std::vector<int32_t> prompt;
   const int64_t max_tokens;
+  bool cache_prompt = true;  // may take and leave a prompt-cache entry (set before submit)
 
  private:
   friend class Scheduler;
@@ -58,6 +60,9 @@ class Sequence {
   int32_t pos_ = 0;            // position of the next token to run
   int64_t prefilled_ = 0;      // prompt tokens run (== prompt.size(): logits_ are the prompt's)
   int64_t generated_ = 0;
+  std::vector<int32_t> ran_;   // generated tokens run through the cache (after the prompt)
+  PromptCache::Taken taken_;   // the prompt-cache entry admission chose (cache null: none)
+  int64_t cached_ = 0;         // prompt tokens taken from it
   double need_ = 0;            // bytes it reserves once admitted (Scheduler::reservation_bytes)
   double reserved_ = 0;        // need_ while admitted, else 0
 };

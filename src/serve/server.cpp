@@ -205,6 +205,7 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
     r.sampling.seed = seeds();
   }
   auto seq = std::make_shared<Sequence>(std::move(prompt), r.max_tokens, r.sampling, r.stop);
+  seq->cache_prompt = r.cache_prompt;
   sched.submit(seq);  // ApiError 400 (never fits) or 503 (queue full)
   const std::string id = (chat ? "chatcmpl-" : "cmpl-") + std::to_string(next_id++);
   const int64_t created = (int64_t)std::time(nullptr);
@@ -282,6 +283,8 @@ json Server::Impl::health() {
           {"active", s.active},
           {"prefilling", s.prefilling},
           {"queued", s.queued},
+          {"prompt_cache_entries", s.prompt_cache_entries},
+          {"prompt_cache_bytes", s.prompt_cache_bytes},
           {"decode_tokens_per_second", s.step_tokens_per_s}};
 }
 
@@ -305,6 +308,10 @@ std::string Server::Impl::metrics() {
   }
   metric("h1bkv_prompt_tokens_total", "counter", "prompt tokens run", "", (double)s.prompt_tokens);
   metric("h1bkv_generated_tokens_total", "counter", "tokens generated", "", (double)s.generated_tokens);
+  metric("h1bkv_prompt_tokens_cached_total", "counter", "prompt tokens taken from the prompt cache instead of run",
+         "", (double)s.prompt_tokens_cached);
+  metric("h1bkv_prompt_cache_hits_total", "counter", "requests that took a kept cache", "",
+         (double)s.prompt_cache_hits);
   metric("h1bkv_step_seconds_total", "counter", "seconds in batched steps (decode rows and prompt chunks)",
          "", s.step_seconds);
   metric("h1bkv_decode_seconds_total", "counter", "seconds in steps that ran decode rows only", "",
@@ -323,10 +330,14 @@ std::string Server::Impl::metrics() {
          (double)s.prefilling);
   metric("h1bkv_max_active_sequences", "gauge", "most sequences admitted at once so far", cache,
          (double)s.most_active);
-  metric("h1bkv_kv_bytes_held", "gauge", "KV cache bytes held by active sequences", cache, s.kv_bytes_held);
-  metric("h1bkv_kv_bytes_reserved", "gauge", "KV cache bytes reserved by active sequences", cache,
+  metric("h1bkv_kv_bytes_held", "gauge", "KV cache bytes held by active sequences and the prompt cache", cache, s.kv_bytes_held);
+  metric("h1bkv_kv_bytes_reserved", "gauge", "KV cache bytes reserved by active sequences and the prompt cache", cache,
          s.kv_bytes_reserved);
   metric("h1bkv_kv_budget_bytes", "gauge", "KV cache budget (--kv-budget)", cache, c.kv_budget);
+  metric("h1bkv_prompt_cache_entries", "gauge", "finished sequences' caches kept for prompt reuse", cache,
+         (double)s.prompt_cache_entries);
+  metric("h1bkv_prompt_cache_bytes", "gauge", "KV cache bytes of those (in held and reserved)", cache,
+         s.prompt_cache_bytes);
   return o.str();
 }
 

@@ -61,6 +61,7 @@ inline SchedulerConfig small_config(const std::string& cache = "f16") {
   sc.kv_budget = 1e9;
   sc.max_queue = 16;
   sc.prefill_chunk = 16;  // the chat prompts take 2 steps or more
+  sc.prompt_cache = 2;     // as serve's default (--parallel): repeated prompts take kept caches
   return sc;
 }
 

@@ -85,7 +85,12 @@ TEST_F(Serve, StreamingEqualsNonStreamingForGreedy) {
     const std::string text = chat ? whole["choices"][0]["message"]["content"] : whole["choices"][0]["text"];
     EXPECT_EQ(sse_text(events), text) << (chat ? "chat" : "completion");
     EXPECT_EQ(events[events.size() - 2]["choices"][0]["finish_reason"], whole["choices"][0]["finish_reason"]);
-    EXPECT_EQ(events.back()["usage"], whole["usage"]);
+    for (const char* k : {"prompt_tokens", "completion_tokens", "total_tokens"})
+      EXPECT_EQ(events.back()["usage"][k], whole["usage"][k]) << k;
+    // the same prompt again: all of it but the last token comes from the kept cache
+    EXPECT_EQ(whole["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+    EXPECT_EQ(events.back()["usage"]["prompt_tokens_details"]["cached_tokens"],
+              whole["usage"]["prompt_tokens"].get<int64_t>() - 1);
     if (chat) {
       EXPECT_EQ(events[0]["choices"][0]["delta"]["role"], "assistant");
     }
@@ -151,8 +156,12 @@ TEST_F(Serve, EightConcurrentClientsEachGetTheirSingleClientOutput) {
   for (auto& t : clients) t.join();
   EXPECT_EQ(s.sched->stats().most_active, (int64_t)prompts.size());
   for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(together[i], alone[i]) << "client " << i;
-  EXPECT_EQ(s.sched->stats().kv_bytes_reserved, 0);
-  EXPECT_EQ(s.sched->stats().kv_bytes_held, 0);
+  // what stays is the prompt cache's: the last 2 finished sequences' caches
+  const SchedulerStats st = s.sched->stats();
+  EXPECT_EQ(st.prompt_cache_entries, 2);
+  EXPECT_GT(st.prompt_cache_bytes, 0);
+  EXPECT_DOUBLE_EQ(st.kv_bytes_reserved, st.prompt_cache_bytes);
+  EXPECT_DOUBLE_EQ(st.kv_bytes_held, st.prompt_cache_bytes);
 }
 
 TEST_F(Serve, MetricsAreRequestsTokensQueueAndBytes) {

@@ -94,6 +94,8 @@ TEST(ApiParse, ChatRequestFields) {
   EXPECT_EQ(c.max_tokens, -1);
   EXPECT_EQ(c.stop, std::vector<std::string>{"\n"});
   EXPECT_EQ(c.sampling.temp, 1.0f);  // OpenAI's default
+  EXPECT_TRUE(c.cache_prompt);      // llama-server's default
+  EXPECT_FALSE(parse_completion_request(R"({"prompt":"x","cache_prompt":false})", false).cache_prompt);
 }
 
 TEST(ApiParse, BadRequestsAre400NamingTheField) {
@@ -120,6 +122,8 @@ TEST(ApiParse, BadRequestsAre400NamingTheField) {
   EXPECT_NE(message_of(R"({"prompt":"x","stop":[""]})", false).find("empty string"), std::string::npos);
   EXPECT_NE(message_of(R"({"prompt":"x","n":2})", false).find("'n' must be 1"), std::string::npos);
   EXPECT_NE(message_of(R"({"prompt":"x","stream":"yes"})", false).find("'stream'"), std::string::npos);
+  EXPECT_NE(message_of(R"({"prompt":"x","cache_prompt":1})", false).find("'cache_prompt' must be true or false"),
+            std::string::npos);
   EXPECT_NE(message_of(R"({"prompt":"x","model":3})", false).find("'model' must be a string"),
             std::string::npos);
   EXPECT_EQ(status_of(R"({"prompt":"x","max_tokens":99999999999})", false), 400);
@@ -129,11 +133,12 @@ TEST(ApiParse, BadRequestsAre400NamingTheField) {
 TEST(ApiJson, ShapesOfRepliesAndChunks) {
   CompletionRequest chat;
   chat.chat = true;
-  const auto full = completion_json(chat, "chatcmpl-1", 5, "m", "hi", "stop", {3, 2});
+  const auto full = completion_json(chat, "chatcmpl-1", 5, "m", "hi", "stop", {3, 2, 1});
   EXPECT_EQ(full["object"], "chat.completion");
   EXPECT_EQ(full["choices"][0]["message"]["content"], "hi");
   EXPECT_EQ(full["choices"][0]["finish_reason"], "stop");
   EXPECT_EQ(full["usage"]["total_tokens"], 5);
+  EXPECT_EQ(full["usage"]["prompt_tokens_details"]["cached_tokens"], 1);  // OpenAI's field
   const auto role = chunk_json(chat, "chatcmpl-1", 5, "m", "", "", true);
   EXPECT_EQ(role["choices"][0]["delta"]["role"], "assistant");
   EXPECT_TRUE(role["choices"][0]["finish_reason"].is_null());

@@ -220,6 +220,7 @@ void add_evict_cache_types(std::vector<CacheTypeDef>& types) {
                {"recent", "float", "0.5", "fraction of the budget kept as the most recent tokens", 0, 1},
                {"sink", "int", "0", "first tokens never evicted (inside the budget)", 0, kMaxCount}};
   t.color = "#ff7f0e";
+  t.context_sized = true;
   t.examples = {"evict", "evict:keep=64,recent=0.5,sink=4", "evict:keep=0.5,recent=0.25"};
   t.exact_examples = {"evict:keep=1"};  // the budget is the whole context: nothing is evicted
   t.validate = validate_evict_spec;
