@@ -41,15 +41,17 @@ LOKI=${LOKI:-calib/qwen2.5-coder-1.5b-q4_k_m.loki.json}
 H1B=${H1B:-calib/qwen2.5-coder-1.5b-q4_k_m.h1b-256-qjl-s4w64-orth-center-ridge-kl.safetensors}
 H1B_W128=${H1B_W128:-calib/qwen2.5-coder-1.5b-q4_k_m.h1b-256-qjl-s4w128-orth-center-ridge-kl.safetensors}
 H1B_C2048=${H1B_C2048:-calib/qwen2.5-coder-1.5b-q4_k_m.h1b-256-qjl-s4w64-orth-center-ridge-kl-c2048.safetensors}
+H1B_W128_C2048=${H1B_W128_C2048:-calib/qwen2.5-coder-1.5b-q4_k_m.h1b-256-qjl-s4w128-orth-center-ridge-kl-c2048.safetensors}
 CACHE_LIST=${CACHE_LIST:-"h1b kivi2 q4_0 kivi4 evict25 loki"}
 declare -A SPEC=([q4_0]=q4_0 [kivi2]=kivi:bits=2 [kivi4]=kivi:bits=4 [evict25]=evict:keep=0.25
                  [loki]="loki:r=32,k=0.25@$LOKI"
                  [h1b]="h1b:bits=256,est=qjl,sink=4,window=64,orth=1,center=1,ridge=0.05,kl=200@$H1B"
                  # issue 10's levers on GSM8K: the 3 layers of largest held-out KL in f16 (4.07x); a
-                 # 128-token window (KIVI's residual); the 1(c) fit on 2048-token chunks
+                 # 128-token window (KIVI's residual); the 1(c) fit on 2048-token chunks; both
                  [h1b_ex3]="h1b:bits=256,est=qjl,sink=4,window=64,orth=1,center=1,ridge=0.05,kl=200,exact=16+27+12,exact_type=f16@$H1B"
                  [h1b_w128]="h1b:bits=256,est=qjl,sink=4,window=128,orth=1,center=1,ridge=0.05,kl=200@$H1B_W128"
-                 [h1b_c2048]="h1b:bits=256,est=qjl,sink=4,window=64,orth=1,center=1,ridge=0.05,kl=200@$H1B_C2048")
+                 [h1b_c2048]="h1b:bits=256,est=qjl,sink=4,window=64,orth=1,center=1,ridge=0.05,kl=200@$H1B_C2048"
+                 [h1b_w128_c2048]="h1b:bits=256,est=qjl,sink=4,window=128,orth=1,center=1,ridge=0.05,kl=200@$H1B_W128_C2048")
 CACHE_TASKS=${CACHE_TASKS:-"humaneval_chat gsm8k"}
 CACHE_ITEMS=${CACHE_ITEMS:-50}
 
