@@ -1,6 +1,8 @@
 // An in-process server on stories260K at a free loopback port, and an HTTP client for it.
 #pragma once
+#include <gtest/gtest.h>
 #include <httplib.h>
+#include <omp.h>
 
 #include <filesystem>
 #include <memory>
@@ -20,6 +22,24 @@
 namespace h1bkv::test {
 
 inline std::string stories_path() { return shared_dir() + "/models/stories260K.gguf"; }
+
+// Tests stepping a scheduler on stories260K themselves, with one thread: its matmuls are too
+// small to share, and on a loaded machine each parallel region's barrier costs more than the
+// work (results do not depend on it).
+class StoriesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!std::filesystem::exists(stories_path())) GTEST_SKIP() << stories_path() << " not found";
+    model = Model::load(stories_path());
+    tok = Tokenizer::from_gguf(model->gguf());
+    threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+  }
+  void TearDown() override { omp_set_num_threads(threads); }
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Tokenizer> tok;
+  int threads = 1;
+};
 
 struct LiveServer {
   std::unique_ptr<Model> model;

@@ -77,17 +77,8 @@ TEST(PromptCache, KeepsAtMostItsEntriesAndDropsTheOldestFirst) {
   EXPECT_THROW(pc.put(cache_holding(2, 64), {1, 2, 3}), Error);  // not the cache's tokens
 }
 
-class PromptReuse : public ::testing::Test {
+class PromptReuse : public StoriesTest {
  protected:
-  void SetUp() override {
-    if (!std::filesystem::exists(stories_path())) GTEST_SKIP() << stories_path() << " not found";
-    model = Model::load(stories_path());
-    tok = Tokenizer::from_gguf(model->gguf());
-    threads = omp_get_max_threads();
-    omp_set_num_threads(1);
-  }
-  void TearDown() override { omp_set_num_threads(threads); }
-
   // Runs one greedy sequence of prompt to its end on sched; returns its text and usage.
   std::string run(Scheduler& sched, const std::vector<int32_t>& prompt, int64_t max_tokens, Usage* u) {
     SamplerParams p;
@@ -110,9 +101,6 @@ class PromptReuse : public ::testing::Test {
     ADD_FAILURE() << "the sequence did not end";
     return text;
   }
-  std::unique_ptr<Model> model;
-  std::unique_ptr<Tokenizer> tok;
-  int threads = 1;
 };
 
 // The next turn of a conversation: the first request's prompt and reply, then more text. The

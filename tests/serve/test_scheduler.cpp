@@ -13,27 +13,14 @@ using namespace h1bkv::test;
 
 namespace {
 
-class Scheduling : public ::testing::Test {
+class Scheduling : public StoriesTest {
  protected:
-  void SetUp() override {
-    if (!std::filesystem::exists(stories_path())) GTEST_SKIP() << stories_path() << " not found";
-    model = Model::load(stories_path());
-    tok = Tokenizer::from_gguf(model->gguf());
-    // One thread: stories260K's matmuls are too small to share, and on a loaded machine each
-    // parallel region's barrier costs more than the work (results do not depend on it).
-    threads = omp_get_max_threads();
-    omp_set_num_threads(1);
-  }
-  void TearDown() override { omp_set_num_threads(threads); }
   std::shared_ptr<Sequence> greedy(const std::string& prompt, int64_t max_tokens) const {
     SamplerParams p;
     p.temp = 0;
     return std::make_shared<Sequence>(tok->encode(prompt, true, true), max_tokens, p,
                                       std::vector<std::string>{});
   }
-  std::unique_ptr<Model> model;
-  std::unique_ptr<Tokenizer> tok;
-  int threads = 1;
 };
 
 // Every event's text until the last; fails the test when the sequence has no event ready.
