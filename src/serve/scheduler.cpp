@@ -12,7 +12,9 @@
 namespace h1bkv {
 
 Scheduler::Scheduler(Model& model, const Tokenizer& tok, SchedulerConfig cfg)
-    : model_(model), tok_(tok), cfg_(std::move(cfg)), kept_(cfg_.prompt_cache) {
+    : model_(model), tok_(tok), cfg_(std::move(cfg)),
+      caches_for_ctx_(cfg_.prompt_cache > 0 && !cache_type(cfg_.cache.type).context_sized),
+      kept_(cfg_.prompt_cache) {
   check(cfg_.n_ctx > 0 && cfg_.max_sequences > 0 && cfg_.max_queue > 0 && cfg_.kv_budget > 0 &&
             cfg_.prompt_cache >= 0,
         "scheduler: context, sequences, queue and budget must be positive (prompt cache >= 0)");
@@ -63,7 +65,7 @@ void Scheduler::release(Sequence& s, bool keep) {
   const double held = s.cache_ ? (double)s.cache_->bytes() : 0.0;  // as the last step counted it
   std::unique_ptr<KvCache> cache = std::move(s.cache_);             // freed after the lock
   std::vector<int32_t> tokens;
-  keep = keep && cache && s.cache_prompt && cfg_.prompt_cache > 0;
+  keep = keep && cache && caches_prompt(s);
   if (keep) {
     tokens.reserve(s.prompt.size() + s.ran_.size());
     tokens.insert(tokens.end(), s.prompt.begin(), s.prompt.end());
@@ -159,11 +161,8 @@ bool Scheduler::step() {
         stats_.prompt_cache_hits += s->cached_ > 0;
         stats_.prompt_tokens_cached += s->cached_;
       }
-      if (!s->cache_) {
-        // for the prompt cache a context of -c, so a longer request may take it (same results)
-        const bool own = cache_type(cfg_.cache.type).context_sized || cfg_.prompt_cache == 0;
-        s->cache_ = make_cache(cfg_.cache, model_.cache_geometry(own ? n : cfg_.n_ctx), cfg_.calib);
-      }
+      if (!s->cache_)
+        s->cache_ = make_cache(cfg_.cache, model_.cache_geometry(caches_for_ctx_ ? cfg_.n_ctx : n), cfg_.calib);
       s->logits_.assign(nv, 0.0f);
       active_.push_back(s);
     } catch (const std::exception& e) {
@@ -212,7 +211,7 @@ bool Scheduler::step() {
     rows.push_back(s);
     kept.push_back(s);
     rows_tok_.push_back(t);
-    if (s->cache_prompt && cfg_.prompt_cache > 0) s->ran_.push_back(t);
+    if (caches_prompt(*s)) s->ran_.push_back(t);
   }
   active_ = std::move(kept);
 

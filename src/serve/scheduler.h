@@ -88,10 +88,15 @@ class Scheduler {
   // entry and dropping the oldest others while the budget needs the room. Under mu_.
   bool admit_front(std::vector<std::shared_ptr<Sequence>>& admitted);
   double formula_bytes(int64_t n_tokens) const;
+  // Whether s may take and leave a prompt-cache entry.
+  bool caches_prompt(const Sequence& s) const { return s.cache_prompt && cfg_.prompt_cache > 0; }
 
   Model& model_;
   const Tokenizer& tok_;
   const SchedulerConfig cfg_;
+  // The context of a new sequence's cache: -c while the prompt cache is on (a kept cache can then
+  // take a longer request), else its own prompt + max_tokens; evict's keeps its own (context_sized).
+  const bool caches_for_ctx_;
 
   mutable std::mutex mu_;
   std::condition_variable wake_;

@@ -2,7 +2,6 @@
 // and, in the scheduler on stories260K, that a reused prefix gives the text a fresh cache gives,
 // for the caches that can rewind that far and for those that cannot (h1b's window: a fresh one).
 #include <gtest/gtest.h>
-#include <omp.h>
 
 #include <chrono>
 
@@ -14,7 +13,7 @@ using namespace h1bkv::test;
 
 namespace {
 
-// An f16 cache of n_ctx holding the tokens of toks (their keys and values are zero).
+// An f16 cache of context n_ctx holding n_tok tokens (their keys and values are zero).
 std::unique_ptr<KvCache> cache_holding(size_t n_tok, int64_t n_ctx) {
   CacheGeometry g;
   g.n_layer = 1, g.n_head = 1, g.n_kv_head = 1, g.head_dim = 4, g.n_ctx = n_ctx;

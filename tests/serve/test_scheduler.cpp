@@ -2,7 +2,6 @@
 // greedy text of whole-prompt prefill, and a running sequence keeps getting a token every step
 // while a long prompt is admitted beside it.
 #include <gtest/gtest.h>
-#include <omp.h>
 
 #include <chrono>
 
