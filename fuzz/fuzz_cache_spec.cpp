@@ -1,7 +1,7 @@
 // libFuzzer target for the cache-spec parser (kv/registry.h, "type[:key=value,...]"): any text
 // must parse or throw h1bkv::Error. A spec that parses must give finite, non-negative byte
 // counts and build a cache on a small geometry (where option values become sizes and counts)
-// that accepts a few tokens. Build and run: scripts/fuzz.sh
+// that accepts a few tokens, or refuse that geometry with h1bkv::Error. Build and run: scripts/fuzz.sh
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -27,9 +27,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     __builtin_trap();
   }
   h1bkv::CacheGeometry g{2, 4, 2, 8, 32, ""};
-  const double bpt = h1bkv::cache_bytes_per_token(spec, g), fixed = h1bkv::cache_fixed_bytes(spec, g);
-  if (!std::isfinite(bpt) || bpt < 0 || !std::isfinite(fixed) || fixed < 0) __builtin_trap();
   try {
+    // the byte counts may refuse a spec that does not fit the geometry (e.g. exact=32 > 2 layers)
+    const double bpt = h1bkv::cache_bytes_per_token(spec, g), fixed = h1bkv::cache_fixed_bytes(spec, g);
+    if (!std::isfinite(bpt) || bpt < 0 || !std::isfinite(fixed) || fixed < 0) __builtin_trap();
     auto cache = h1bkv::make_cache(spec, g);
     std::vector<float> k(4 * 2 * 8, 0.5f), v(4 * 2 * 8, 0.25f), q(4 * 4 * 8, 0.1f), out(4 * 4 * 8);
     const int32_t pos[4] = {0, 1, 2, 3};

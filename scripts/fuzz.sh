@@ -147,6 +147,9 @@ for t in "${targets[@]}"; do
   if [ "$rc" -ne 0 ]; then
     echo "$t FAILED (exit $rc); reproducer(s) in $artifacts/:" >&2
     ls -l "$artifacts" >&2
+    # the report (a CI log is all there is to read there): the first frames and the input in base64
+    sed -n '/ERROR: /,/SUMMARY: /p' "$build/$t.log" | grep -vE 'libFuzzer|_start|std::__invoke' | head -n 25 >&2 || true
+    grep -m 3 '^Base64: ' "$build/$t.log" >&2 || true
     failed=1
   else
     echo "$t: no crash in ${s}s"
