@@ -37,10 +37,20 @@ std::vector<Vocab> load_vocabs() {
   return v;
 }
 
+const std::vector<Vocab>* vocabs_ptr = nullptr;
+
 }  // namespace
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+// The vocabularies load here, before libFuzzer arms its per-input timeout: SmolLM2's 49k merges
+// take seconds under ASan, which on a loaded machine exceeded -timeout on the first input.
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
   static const std::vector<Vocab> vocabs = load_vocabs();
+  vocabs_ptr = &vocabs;
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::vector<Vocab>& vocabs = *vocabs_ptr;
   if (size == 0) return 0;
   const h1bkv::Tokenizer& tok = *vocabs[data[0] % vocabs.size()].tok;
   const std::string text(reinterpret_cast<const char*>(data + 1), size - 1);
