@@ -12,6 +12,8 @@
 #   TASKS="gsm8k mmlu" scripts/eval_qwen.sh
 #   scripts/eval_qwen.sh caches       # every cache family at ~4x on HumanEval and GSM8K, first 50 each
 #   scripts/eval_qwen.sh caches-report
+#   scripts/eval_qwen.sh passkey      # passkey grid (PASSKEY_LENGTHS x 5 depths x PASSKEY_KEYS keys)
+#   scripts/eval_qwen.sh passkey-report    # per cache in PASSKEY_CACHES: keys found per cell
 # `caches` fits what its caches need when missing (the best h1b adapter with scripts/h1b_qwen.sh,
 # ~5 min; loki's basis with calibrate, on State of the Union text) and writes
 # OUT/<task>.<label>.samples.jsonl; its f16 row is the first 50 items of the f16 run's samples.
@@ -54,8 +56,14 @@ declare -A SPEC=([q4_0]=q4_0 [kivi2]=kivi:bits=2 [kivi4]=kivi:bits=4 [evict25]=e
                  [h1b_w128_c2048]="h1b:bits=256,est=qjl,sink=4,window=128,orth=1,center=1,ridge=0.05,kl=200@$H1B_W128_C2048")
 CACHE_TASKS=${CACHE_TASKS:-"humaneval_chat gsm8k"}
 CACHE_ITEMS=${CACHE_ITEMS:-50}
+SPEC[f16]=f16
+# the passkey grid: one eval per cache, items decoded one at a time (-np 1) so each item reuses the
+# filler before its key from the item before (the keys of a cell, then the next depth)
+PASSKEY_CACHES=${PASSKEY_CACHES:-"f16 h1b_w128"}
+PASSKEY_LENGTHS=${PASSKEY_LENGTHS:-4096,8192,16384}
+PASSKEY_KEYS=${PASSKEY_KEYS:-3}
 
-declare -A SUBSET=([humaneval_chat]=164 [gsm8k]=100 [mmlu]=570 [arc_challenge]=500 [hellaswag]=500)
+declare -A SUBSET=([humaneval_chat]=164 [gsm8k]=100 [mmlu]=570 [arc_challenge]=500 [hellaswag]=500 [passkey]=0)
 mkdir -p "$OUT"
 log() { echo "[eval_qwen $(date -u +%H:%M:%S)] $*" >&2; }
 
@@ -109,8 +117,10 @@ run_task() {
   # each of the N caches computes GSM8K's 8-shot prefix (~1500 tokens) once: 4 in flight decode
   # about as fast as 8 (docs/speed.md) and pay half of that
   [ "$t" != gsm8k ] || np=$PARALLEL_GSM8K
+  local extra=()
+  [ "$t" != passkey ] || { np=1; extra=(--passkey-lengths "$PASSKEY_LENGTHS" --passkey-keys "$PASSKEY_KEYS"); }
   local cmd=(nice -n "$NICE" "$H1BKV" eval -m "$MODEL" -t "$THREADS" -np "$np" --tasks "$t" --caches "$spec"
-             ${limit:+--limit "$limit"} --samples "$stem.samples.jsonl" --json-out "$stem.json")
+             ${limit:+--limit "$limit"} "${extra[@]}" --samples "$stem.samples.jsonl" --json-out "$stem.json")
   log "$t $label: ${cmd[*]}"
   { echo "[$(date -u +%FT%TZ)] ${cmd[*]}"; } >> "$stem.log"
   OMP_WAIT_POLICY=passive "${cmd[@]}" > "$stem.md" 2>> "$stem.log"
@@ -164,6 +174,46 @@ for label in labels:
 EOF
 }
 
+passkey_report() {
+  python3 - "$OUT" $PASSKEY_CACHES <<'EOF'
+import json, sys, os, collections
+out, labels = sys.argv[1], sys.argv[2:]
+# keys found / items per cell, for the settings of each file's last line
+print("| cache | length | depth 100 % | 75 % | 50 % | 25 % | 0 % | all | s/item |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+for label in labels:
+    path = f"{out}/passkey.{label}.samples.jsonl"
+    rows, last = [], None
+    if os.path.exists(path):
+        for line in open(path, encoding="utf-8"):
+            try:
+                j = json.loads(line)
+            except ValueError:
+                continue  # a half-written last line
+            rows.append(j)
+            last = j["settings"]
+    rows = [r for r in rows if r["settings"] == last]
+    if not rows:
+        print(f"| {label} | – | | | | | | | |")
+        continue
+    cells = collections.defaultdict(lambda: [0, 0])
+    secs = collections.defaultdict(float)
+    for r in rows:
+        length, depth = r["group"].replace("ctx ", "").split(" depth ")
+        cells[(int(length), depth)][0] += int(r["correct"])
+        cells[(int(length), depth)][1] += 1
+        secs[int(length)] += r["seconds"]
+    for length in sorted({k[0] for k in cells}):
+        got = [cells[(length, f"{d}%")] for d in (100, 75, 50, 25, 0)]
+        n = sum(c[1] for c in got)
+        if n == 0:
+            continue
+        ok = sum(c[0] for c in got)
+        print(f"| {label} (`{rows[-1]['spec']}`) | {length} | " + " | ".join(
+            f"{c[0]}/{c[1]}" if c[1] else "–" for c in got) + f" | {ok}/{n} | {secs[length] / n:.0f} |")
+EOF
+}
+
 need_model() {
   [ -x "$H1BKV" ] || { echo "eval_qwen.sh: no binary $H1BKV" >&2; exit 1; }
   [ -f "$MODEL" ] || { echo "eval_qwen.sh: no model $MODEL (scripts/get_model.sh qwen2.5-coder-1.5b)" >&2; exit 1; }
@@ -196,7 +246,17 @@ case "$MODE" in
     done
     rm -f "$OUT/run.pid"
     caches_report ;;
+  passkey)
+    need_model
+    echo $$ > "$OUT/run.pid"
+    for label in $PASSKEY_CACHES; do
+      [ -n "${SPEC[$label]:-}" ] || { echo "eval_qwen.sh: unknown cache label $label" >&2; exit 1; }
+      run_task passkey "$label" "${SPEC[$label]}"
+    done
+    rm -f "$OUT/run.pid"
+    passkey_report ;;
   report) report ;;
   caches-report) caches_report ;;
-  *) echo "eval_qwen.sh: unknown mode $MODE (run, caches, report, caches-report)" >&2; exit 1 ;;
+  passkey-report) passkey_report ;;
+  *) echo "eval_qwen.sh: unknown mode $MODE (run, caches, report, caches-report, passkey, passkey-report)" >&2; exit 1 ;;
 esac

@@ -44,6 +44,8 @@ struct EvalOptions {
   int64_t groups = 0;
   bool unsafe_exec = false;
   int parallel = 1;
+  std::vector<int64_t> passkey_lengths;
+  int passkey_keys = 1;
 
   void add_to(CLI::App& app) {
     app.add_option("-m,--model", model, "GGUF model file")->required();
@@ -74,6 +76,11 @@ struct EvalOptions {
     app.add_option("--parallel", parallel, "generative tasks (gsm8k, humaneval, passkey): items decoded "
                    "at once in one batch, each on its own cache (same results, more tokens/s; also -np)")
         ->capture_default_str()->check(int_range(1, 64));
+    app.add_option("--passkey-lengths", passkey_lengths, "passkey: the grid's context lengths in tokens, "
+                   "separated by ',' (default 1024,2048,4096,8192, those that fit the context)")
+        ->delimiter(',')->check(int_range(1, kMaxTokens));
+    app.add_option("--passkey-keys", passkey_keys, "passkey: items per grid cell, each with its own key")
+        ->capture_default_str()->check(int_range(1, 16));
     app.add_flag("--unsafe-exec", unsafe_exec, "humaneval: run model-written programs without the bubblewrap "
                                                "sandbox (when it cannot start); recorded in the output");
   }
@@ -121,6 +128,8 @@ int eval(EvalOptions& o) {
   to.shots = o.shots;
   to.seed = o.seed;
   to.unsafe_exec = o.unsafe_exec;
+  to.passkey_lengths = o.passkey_lengths;
+  to.passkey_keys = o.passkey_keys;
   const int64_t train = l.model->config().n_ctx_train;  // tasks that size themselves (passkey) fit -c
   to.n_ctx = o.n_ctx > 0 && (train <= 0 || o.n_ctx < train) ? o.n_ctx : train;
   std::vector<std::unique_ptr<Task>> owned;

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <set>
 
 #include "eval/tasks/passkey.h"
 #include "io/gguf.h"
@@ -83,4 +84,70 @@ TEST(Passkey, AnswerMatching) {
   EXPECT_FALSE(passkey_answer_matches(" 1234", "12345"));
   EXPECT_FALSE(passkey_answer_matches(" 54321 or 12345", "12345"));
   EXPECT_FALSE(passkey_answer_matches(" green", "12345"));
+}
+
+TEST(Passkey, KeyIndexZeroIsTheOneKeyGridsKey) {
+  // goldens from the first grid's results (docs/eval/f16_passkey.json, seed 0)
+  EXPECT_EQ(passkey_key(0, 1024, 0), "94537");
+  EXPECT_EQ(passkey_key(0, 8192, 50, 0), "12738");
+  std::set<std::string> cell;
+  for (int k = 0; k < 3; ++k) cell.insert(passkey_key(0, 4096, 25, k));
+  EXPECT_EQ(cell.size(), 3u);
+  EXPECT_THROW(passkey_key(0, 4096, 25, -1), Error);
+}
+
+TEST(Passkey, GridWithLengthsAndKeysPerCell) {
+  TaskOptions o;
+  o.tok = &stories_tok();
+  o.n_ctx = 4096;
+  o.passkey_lengths = {2048, 1024, 2048};  // sorted, duplicates dropped
+  o.passkey_keys = 3;
+  auto t = make_task("passkey", o);
+  ASSERT_EQ(t->size(), 2 * 5 * 3);
+  EXPECT_EQ(t->ctx_needed(), 2048);
+  auto& g = dynamic_cast<GenerativeTask&>(*t);
+  const nlohmann::json s = t->settings();
+  EXPECT_EQ(s.at("lengths"), nlohmann::json({1024, 2048}));
+  EXPECT_EQ(s.at("keys_per_cell"), 3);
+  // item = (length, depth, key): items 15..17 are ctx 2048 depth 100 %, keys 0..2
+  for (int k = 0; k < 3; ++k) {
+    const int64_t item = 15 + k;
+    const std::string key = passkey_key(0, 2048, 100, k);
+    EXPECT_EQ(s.at("keys").at("ctx 2048 depth 100%").at(k), key);
+    const GenRequest r = g.request(item, 2048);
+    EXPECT_LE((int64_t)r.prompt.size(), 2048);
+    EXPECT_GT((int64_t)r.prompt.size(), 1900);
+    EXPECT_NE(o.tok->decode(r.prompt).find("The pass key is " + key + "."), std::string::npos);
+    Generation gen;
+    gen.text = " " + key + ".";
+    const ItemResult res = g.judge(item, gen);
+    EXPECT_TRUE(res.correct);
+    EXPECT_EQ(res.group, "ctx 2048 depth 100%");
+  }
+  // the last item: ctx 2048, depth 0 %, key 2
+  EXPECT_NE(o.tok->decode(g.request(29, 2048).prompt).find("The pass key is " + passkey_key(0, 2048, 0, 2)),
+            std::string::npos);
+  // the default grid keeps its one-key settings (resumed samples files still match)
+  TaskOptions d;
+  d.tok = &stories_tok();
+  d.n_ctx = 2048;
+  auto t1 = make_task("passkey", d);
+  EXPECT_EQ(t1->size(), 10);
+  EXPECT_FALSE(t1->settings().contains("keys_per_cell"));
+  EXPECT_EQ(t1->settings().at("keys").at("ctx 1024 depth 0%"), "94537");
+}
+
+TEST(Passkey, BadGridOptions) {
+  TaskOptions o;
+  o.tok = &stories_tok();
+  o.n_ctx = 2048;
+  o.passkey_lengths = {4096};
+  EXPECT_THROW(make_task("passkey", o), Error);  // past the context
+  o.passkey_lengths = {50};
+  EXPECT_THROW(make_task("passkey", o), Error);  // too short for the question and the answer
+  o.passkey_lengths = {1024};
+  o.passkey_keys = 0;
+  EXPECT_THROW(make_task("passkey", o), Error);
+  o.passkey_keys = 17;
+  EXPECT_THROW(make_task("passkey", o), Error);
 }

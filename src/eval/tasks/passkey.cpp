@@ -77,8 +77,11 @@ int64_t passkey_filler_sentences(const Tokenizer& tok, int64_t target_tokens) {
   return lo;
 }
 
-std::string passkey_key(uint64_t seed, int64_t length, int depth_pct) {
-  std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ull + (uint64_t)length * 1000 + (uint64_t)depth_pct);
+std::string passkey_key(uint64_t seed, int64_t length, int depth_pct, int index) {
+  check(index >= 0, "passkey key index " + std::to_string(index) + " is negative");
+  // index 0 is the one-key grid's key, unchanged since that grid's first results
+  std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ull + (uint64_t)length * 1000 + (uint64_t)depth_pct +
+                      (uint64_t)index * 0xD1B54A32D192ED03ull);
   return std::to_string(10000 + rng() % 90000);
 }
 
@@ -94,6 +97,7 @@ namespace {
 constexpr int64_t kGenTokens = 12;  // room for " NNNNN." with one token per digit
 constexpr int64_t kSlack = 4;       // the key's depth moves token boundaries by a token or two
 constexpr int64_t kLengths[] = {1024, 2048, 4096, 8192};
+constexpr int kMaxKeysPerCell = 16;
 constexpr int kDepths[] = {100, 75, 50, 25, 0};
 
 const Tokenizer& need_tokenizer(const Tokenizer* t) {
@@ -103,15 +107,30 @@ const Tokenizer& need_tokenizer(const Tokenizer* t) {
 
 class PasskeyTask : public GenerativeTask {
  public:
-  explicit PasskeyTask(const TaskOptions& o) : tok_(need_tokenizer(o.tok)), seed_(o.seed) {
-    for (int64_t L : kLengths)
-      if (o.n_ctx <= 0 || L <= o.n_ctx) lengths_.push_back(L);
-    if (lengths_.empty()) lengths_.push_back(o.n_ctx);
+  explicit PasskeyTask(const TaskOptions& o)
+      : tok_(need_tokenizer(o.tok)), seed_(o.seed), keys_(o.passkey_keys) {
+    check(keys_ >= 1 && keys_ <= kMaxKeysPerCell, "passkey: keys per cell must be 1.." + std::to_string(kMaxKeysPerCell) +
+                                                      ", got " + std::to_string(keys_));
+    if (!o.passkey_lengths.empty()) {
+      lengths_ = o.passkey_lengths;
+      std::sort(lengths_.begin(), lengths_.end());
+      lengths_.erase(std::unique(lengths_.begin(), lengths_.end()), lengths_.end());
+      for (int64_t L : lengths_) {
+        check(L > kGenTokens + 64, "passkey: length " + std::to_string(L) + " is too short (at least " +
+                                       std::to_string(kGenTokens + 65) + " tokens)");
+        check(o.n_ctx <= 0 || L <= o.n_ctx, "passkey: length " + std::to_string(L) + " is past the context of " +
+                                                std::to_string(o.n_ctx) + " tokens");
+      }
+    } else {
+      for (int64_t L : kLengths)
+        if (o.n_ctx <= 0 || L <= o.n_ctx) lengths_.push_back(L);
+      if (lengths_.empty()) lengths_.push_back(o.n_ctx);
+    }
     check(lengths_.back() > kGenTokens + 64, "passkey: context of " + std::to_string(o.n_ctx) + " tokens is too short");
   }
 
   std::string name() const override { return "passkey"; }
-  int64_t size() const override { return (int64_t)(lengths_.size() * std::size(kDepths)); }
+  int64_t size() const override { return (int64_t)(lengths_.size() * std::size(kDepths)) * keys_; }
   int64_t standard_size() const override { return size(); }
   int64_t ctx_needed() const override { return lengths_.back(); }
 
@@ -141,25 +160,40 @@ class PasskeyTask : public GenerativeTask {
   nlohmann::json settings() const override {
     nlohmann::json keys = nlohmann::json::object();
     for (int64_t L : lengths_)
-      for (int d : kDepths) keys["ctx " + std::to_string(L) + " depth " + std::to_string(d) + "%"] = passkey_key(seed_, L, d);
-    return {{"seed", seed_},
-            {"lengths", lengths_},
-            {"depths_pct", kDepths},
-            {"length_rule", "prompt tokens <= length - " + std::to_string(kGenTokens + kSlack) + " (at depth 50%), within one filler sentence"},
-            {"header", kHeader},
-            {"filler", kFiller},
-            {"key_sentence", key_sentence("NNNNN")},
-            {"question", kQuestion},
-            {"keys", keys},
-            {"max_new_tokens", kGenTokens},
-            {"scoring", "first run of digits in the greedy completion == key"},
-            {"subset", "standard: the whole grid, one item per cell"}};
+      for (int d : kDepths) {
+        const std::string cell = "ctx " + std::to_string(L) + " depth " + std::to_string(d) + "%";
+        if (keys_ == 1) {
+          keys[cell] = passkey_key(seed_, L, d);
+        } else {
+          for (int k = 0; k < keys_; ++k) keys[cell].push_back(passkey_key(seed_, L, d, k));
+        }
+      }
+    nlohmann::json j = {{"seed", seed_},
+                        {"lengths", lengths_},
+                        {"depths_pct", kDepths},
+                        {"length_rule", "prompt tokens <= length - " + std::to_string(kGenTokens + kSlack) +
+                                            " (at depth 50%), within one filler sentence"},
+                        {"header", kHeader},
+                        {"filler", kFiller},
+                        {"key_sentence", key_sentence("NNNNN")},
+                        {"question", kQuestion},
+                        {"keys", keys},
+                        {"max_new_tokens", kGenTokens},
+                        {"scoring", "first run of digits in the greedy completion == key"},
+                        {"subset", keys_ == 1 ? std::string("standard: the whole grid, one item per cell")
+                                              : "standard: the whole grid, " + std::to_string(keys_) +
+                                                    " items (keys) per cell"}};
+    if (keys_ > 1) j["keys_per_cell"] = keys_;
+    return j;
   }
 
  private:
-  int64_t length(int64_t item) const { return lengths_[(size_t)item / std::size(kDepths)]; }
-  int depth(int64_t item) const { return kDepths[(size_t)item % std::size(kDepths)]; }
-  std::string key(int64_t item) const { return passkey_key(seed_, length(item), depth(item)); }
+  // item = (length, depth, key index), the key index innermost: the keys of one cell share the
+  // filler before the key sentence
+  int64_t cell(int64_t item) const { return item / keys_; }
+  int64_t length(int64_t item) const { return lengths_[(size_t)cell(item) / std::size(kDepths)]; }
+  int depth(int64_t item) const { return kDepths[(size_t)cell(item) % std::size(kDepths)]; }
+  std::string key(int64_t item) const { return passkey_key(seed_, length(item), depth(item), (int)(item % keys_)); }
 
   int64_t sentences(int64_t L) {
     auto it = sentences_.find(L);
@@ -169,6 +203,7 @@ class PasskeyTask : public GenerativeTask {
 
   const Tokenizer& tok_;
   uint64_t seed_;
+  int keys_;  // items per grid cell, each with its own key
   std::vector<int64_t> lengths_;
   std::map<int64_t, int64_t> sentences_;  // length -> filler sentences
   std::map<int64_t, int64_t> prompt_tokens_;  // item -> its prompt's tokens (request() sets it)

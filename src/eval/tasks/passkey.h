@@ -30,15 +30,17 @@ int64_t passkey_filler_sentences(const Tokenizer& tok, int64_t target_tokens);
 // The prompt with n_sentences of filler and the key at depth (0 = before all filler, 1 = after
 // all of it). Throws Error when depth is outside [0, 1] or the key is not 5 digits.
 PasskeyPrompt make_passkey_prompt(const Tokenizer& tok, int64_t n_sentences, double depth, const std::string& key);
-// The key of one grid cell: 5 digits (10000..99999) from the seed, the length and the depth.
-std::string passkey_key(uint64_t seed, int64_t length, int depth_pct);
+// Key `index` of one grid cell: 5 digits (10000..99999) from the seed, the length, the depth and
+// the index (0 = the one-key grid's key).
+std::string passkey_key(uint64_t seed, int64_t length, int depth_pct, int index = 0);
 // The first run of digits in the completion equals the key.
 bool passkey_answer_matches(const std::string& completion, const std::string& key);
 
 // The grid: lengths {1024, 2048, 4096, 8192} that fit the model's context (n_ctx; when none do,
-// the single length n_ctx) x depths {100, 75, 50, 25, 0} %, one item per cell, lengths ascending
-// and depths descending so each item reuses the filler prefix of the one before. A length L is
-// the prompt plus the generation budget; every item is in the standard subset.
+// the single length n_ctx), or TaskOptions::passkey_lengths, x depths {100, 75, 50, 25, 0} %,
+// passkey_keys items (keys) per cell, lengths ascending and depths descending so each item reuses
+// the filler prefix of the one before. A length L is the prompt plus the generation budget; every
+// item is in the standard subset.
 std::unique_ptr<Task> make_passkey_task(const TaskOptions& o);
 
 }  // namespace h1bkv

@@ -42,6 +42,8 @@ struct TaskOptions {
   uint64_t seed = 0;     // fixes any sampling of exemplars / generated items
   int64_t n_ctx = 0;     // the cache size: -c, or the model's training context (tasks cap prompts to it)
   bool unsafe_exec = false;  // humaneval: run model-written programs without bubblewrap (--unsafe-exec)
+  std::vector<int64_t> passkey_lengths;  // passkey: the grid's lengths (empty = 1k-8k that fit n_ctx)
+  int passkey_keys = 1;                  // passkey: items (keys) per grid cell
 };
 
 class Task {
