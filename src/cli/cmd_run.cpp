@@ -10,6 +10,7 @@
 #include "tokenize/chat.h"
 #include "tokenize/tokenizer.h"
 #include "util/error.h"
+#include "util/file.h"
 #include "util/timer.h"
 
 namespace h1bkv {
@@ -19,6 +20,8 @@ namespace {
 struct RunOptions {
   ModelOptions m;
   std::string prompt;
+  std::string prompt_file;
+  int64_t batch = 512;
   int n_predict = 128;
   bool chat = false;
   bool ignore_eos = false;
@@ -26,7 +29,11 @@ struct RunOptions {
 
   void add_to(CLI::App& app) {
     m.add_to(app, 4096);
-    app.add_option("-p,--prompt", prompt, "prompt text")->capture_default_str();
+    auto* p = app.add_option("-p,--prompt", prompt, "prompt text")->capture_default_str();
+    app.add_option("-f,--file", prompt_file, "read the prompt text from this file")->excludes(p);
+    app.add_option("-b,--batch-size", batch, "prompt tokens per forward call (bounds the prefill's "
+                                              "activation memory)")->capture_default_str()
+        ->check(int_range(1, kMaxTokens));
     app.add_option("-n,--n-predict", n_predict, "tokens to generate")->capture_default_str()
         ->check(int_range(0, kMaxTokens));
     app.add_flag("--chat", chat, "wrap the prompt in the model's ChatML chat template");
@@ -47,6 +54,7 @@ int run(RunOptions& o) {
   apply_threads(o.m.threads);
   Loaded l = load_model(o.m.model);
   Model& model = *l.model;
+  if (!o.prompt_file.empty()) o.prompt = read_file(o.prompt_file);
   std::string text = o.prompt;
   if (o.chat) {
     const std::string tmpl = model.gguf().get_string("tokenizer.chat_template", "");
@@ -62,8 +70,9 @@ int run(RunOptions& o) {
                                 " tokens) + -n " + std::to_string(o.n_predict) +
                                 " exceeds -c " + std::to_string(o.m.n_ctx));
   const int32_t nv = model.config().n_vocab;
-  check_memory("run", cache_bytes(spec, model.cache_geometry(o.m.n_ctx)),
-               (double)model.workspace_bytes((int64_t)toks.size()), 4.0 * nv);
+  const int64_t batch = std::min<int64_t>(o.batch, (int64_t)toks.size());
+  check_memory("run", cache_bytes(spec, model.cache_geometry(o.m.n_ctx)), (double)model.workspace_bytes(batch),
+               4.0 * nv);
   auto cache = make_cache_for(model, spec, o.m);
   std::vector<float> logits(nv);
   Sampler sampler(o.s);
@@ -71,7 +80,10 @@ int run(RunOptions& o) {
   if (!o.chat) std::fputs(o.prompt.c_str(), stdout);
   std::fflush(stdout);
   Timer tp;
-  model.forward(toks.data(), (int64_t)toks.size(), 0, *cache, logits.data(), false);
+  for (int64_t b = 0; b < (int64_t)toks.size(); b += batch) {  // the last batch's last logits stay
+    const int64_t nb = std::min<int64_t>(batch, (int64_t)toks.size() - b);
+    model.forward(toks.data() + b, nb, (int32_t)b, *cache, logits.data(), false);
+  }
   const double t_prefill = tp.seconds();
   Timer td;
   int generated = 0;
