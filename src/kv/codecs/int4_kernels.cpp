@@ -25,7 +25,7 @@ HWY_BEFORE_NAMESPACE();
 namespace h1bkv::detail::HWY_NAMESPACE {
 namespace {
 
-constexpr int kMaxGroups = 8;  // value groups per head the vector paths take (d / G)
+[[maybe_unused]] constexpr int kMaxGroups = 8;  // value groups per head the vector paths take (d / G)
 
 #if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3_DL
 constexpr int kPiece = 32;
