@@ -3,6 +3,7 @@
 // JSON, and an SVG plot of accuracy against cache bytes per token.
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -106,6 +107,9 @@ int eval(EvalOptions& o) {
     for (const auto& t : task_types()) known = known || t.name == n;
     check(known, "unknown task '" + n + "' (tasks: " + task_names() + ")");
   }
+  const bool passkey = std::find(names.begin(), names.end(), "passkey") != names.end();
+  check(passkey || (o.passkey_lengths.empty() && o.passkey_keys == 1),
+        "--passkey-lengths and --passkey-keys need passkey in --tasks");
   for (const auto& f : o.task_files) load_query_choices_gold(f);  // a bad line fails before the model loads
   check(o.limit >= 0, "--limit must be >= 0");
   check(o.n_ctx >= 0, "-c must be >= 0");

@@ -153,3 +153,20 @@ TEST(EvalCli, MalformedTaskFileLineIsOneLineError) {
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_EQ(r.out, "error: " + path + ":2: gold 5 is out of range [0, 2)\n");
 }
+
+// --passkey-lengths / --passkey-keys shape the grid: 2 lengths x 5 depths x 2 keys = 20 items, a
+// group per cell; the options without the passkey task are an error before the model loads.
+TEST(EvalCli, PasskeyGridOptions) {
+  const Result r = run_h1bkv("eval -m " + stories() + " --tasks passkey --caches f16 -t 1 --json --groups 20"
+                             " --passkey-lengths 256,128 --passkey-keys 2", false);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["rows"].size(), 1u);
+  EXPECT_EQ(j["rows"][0]["items"], 20);
+  EXPECT_EQ(j["tasks"]["passkey"]["lengths"], nlohmann::json({128, 256}));
+  EXPECT_EQ(j["tasks"]["passkey"]["keys_per_cell"], 2);
+  EXPECT_EQ(j["tasks"]["passkey"]["keys"]["ctx 256 depth 50%"].size(), 2u);
+  const Result bad = run_h1bkv("eval -m " + stories() + " --tasks arc_easy --passkey-keys 3");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_EQ(bad.out, "error: --passkey-lengths and --passkey-keys need passkey in --tasks\n");
+}
