@@ -178,12 +178,14 @@ passkey_report() {
   python3 - "$OUT" $PASSKEY_CACHES <<'EOF'
 import json, sys, os, collections
 out, labels = sys.argv[1], sys.argv[2:]
-# keys found / items per cell, for the settings of each file's last line
+# keys found / items per cell over every run in the file: a cell's items are the same whatever
+# lengths a run had (a key depends on the seed, length, depth and key index), so runs of other
+# lengths add cells; an item seen twice counts once (the last line)
 print("| cache | length | depth 100 % | 75 % | 50 % | 25 % | 0 % | all | s/item |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for label in labels:
     path = f"{out}/passkey.{label}.samples.jsonl"
-    rows, last = [], None
+    rows = []
     if os.path.exists(path):
         for line in open(path, encoding="utf-8"):
             try:
@@ -191,8 +193,7 @@ for label in labels:
             except ValueError:
                 continue  # a half-written last line
             rows.append(j)
-            last = j["settings"]
-    rows = [r for r in rows if r["settings"] == last]
+    rows = list({(r["group"], r["sample"]["key"]): r for r in rows}.values())
     if not rows:
         print(f"| {label} | – | | | | | | | |")
         continue
