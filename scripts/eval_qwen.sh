@@ -70,6 +70,8 @@ log() { echo "[eval_qwen $(date -u +%H:%M:%S)] $*" >&2; }
 report() {
   python3 - "$OUT" $TASKS <<'EOF'
 import json, sys, os
+sys.path.insert(0, "scripts/lib")
+from samples import read_samples
 out, tasks = sys.argv[1], sys.argv[2:]
 subset = {"humaneval_chat": 164, "gsm8k": 100, "mmlu": 570, "arc_challenge": 500, "hellaswag": 500}
 print("| task | cache | items done | acc % | acc_norm % | wall s/item | CPU s/item | rest at that wall rate | rest on an idle core |")
@@ -77,16 +79,9 @@ print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
 for t in tasks:
     path = f"{out}/{t}.f16.samples.jsonl"
     groups, last = {}, None
-    if os.path.exists(path):
-        for line in open(path, encoding="utf-8"):
-            if not line.strip():
-                continue
-            try:
-                j = json.loads(line)
-            except ValueError:
-                continue  # a half-written last line: eval cuts it on the next run
-            last = (j["cache"], j["settings"])
-            groups.setdefault(last, []).append(j)
+    for j in read_samples(path):
+        last = (j["cache"], j["settings"])
+        groups.setdefault(last, []).append(j)
     m = subset.get(t, 0)
     if not groups:
         print(f"| {t} | f16 | 0 of {m} | – | – | – | – | – | – |")
@@ -130,6 +125,8 @@ run_task() {
 caches_report() {
   python3 - "$OUT" "$CACHE_ITEMS" "$CACHE_TASKS" f16 $CACHE_LIST <<'EOF'
 import json, sys, os
+sys.path.insert(0, "scripts/lib")
+from samples import read_samples
 out, m, tasks, labels = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4:]
 # paired with f16 on the same items: f16 right and the cache wrong / the cache right and f16 wrong
 print("| cache | bytes/token | " + " | ".join(f"{t} % (first {m})" for t in tasks)
@@ -142,15 +139,10 @@ for label in labels:
     for t in tasks:
         path = f"{out}/{t}.{label}.samples.jsonl"
         rows = {}
-        if os.path.exists(path):
-            for line in open(path, encoding="utf-8"):
-                try:
-                    j = json.loads(line)
-                except ValueError:
-                    continue  # a half-written last line
-                if j["item"] < m:
-                    rows[j["item"]] = j
-                    spec = j["spec"]
+        for j in read_samples(path):
+            if j["item"] < m:
+                rows[j["item"]] = j
+                spec = j["spec"]
         n = len(rows)
         if label == "f16":
             base[t] = {i: r["correct"] for i, r in rows.items()}
@@ -176,7 +168,9 @@ EOF
 
 passkey_report() {
   python3 - "$OUT" $PASSKEY_CACHES <<'EOF'
-import json, sys, os, collections
+import sys, collections
+sys.path.insert(0, "scripts/lib")
+from samples import read_samples
 out, labels = sys.argv[1], sys.argv[2:]
 # keys found / items per cell over every run in the file: a cell's items are the same whatever
 # lengths a run had (a key depends on the seed, length, depth and key index), so runs of other
@@ -185,15 +179,7 @@ print("| cache | length | depth 100 % | 75 % | 50 % | 25 % | 0 % | all | s/item 
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for label in labels:
     path = f"{out}/passkey.{label}.samples.jsonl"
-    rows = []
-    if os.path.exists(path):
-        for line in open(path, encoding="utf-8"):
-            try:
-                j = json.loads(line)
-            except ValueError:
-                continue  # a half-written last line
-            rows.append(j)
-    rows = list({(r["group"], r["sample"]["key"]): r for r in rows}.values())
+    rows = list({(r["group"], r["sample"]["key"]): r for r in read_samples(path)}.values())
     if not rows:
         print(f"| {label} | – | | | | | | | |")
         continue
