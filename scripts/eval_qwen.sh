@@ -62,6 +62,7 @@ SPEC[f16]=f16
 PASSKEY_CACHES=${PASSKEY_CACHES:-"f16 h1b_w128"}
 PASSKEY_LENGTHS=${PASSKEY_LENGTHS:-4096,8192,16384}
 PASSKEY_KEYS=${PASSKEY_KEYS:-3}
+# PASSKEY_LIMIT=N scores the first N items of each cache's grid only (depth 100 % first)
 
 declare -A SUBSET=([humaneval_chat]=164 [gsm8k]=100 [mmlu]=570 [arc_challenge]=500 [hellaswag]=500 [passkey]=0)
 mkdir -p "$OUT"
@@ -238,7 +239,7 @@ case "$MODE" in
     echo $$ > "$OUT/run.pid"
     for label in $PASSKEY_CACHES; do
       [ -n "${SPEC[$label]:-}" ] || { echo "eval_qwen.sh: unknown cache label $label" >&2; exit 1; }
-      run_task passkey "$label" "${SPEC[$label]}"
+      run_task passkey "$label" "${SPEC[$label]}" "${PASSKEY_LIMIT:-}"
     done
     rm -f "$OUT/run.pid"
     passkey_report ;;
