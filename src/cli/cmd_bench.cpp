@@ -101,8 +101,7 @@ int bench(BenchOptions& o) {
   const Isa isa = active_isa();
 
   auto fill = [&](KvCache& kv, int64_t n) {  // untimed fill to depth n in 512-token batches
-    for (int64_t b = 0; b < n; b += 512)
-      model->forward(toks.data() + b, std::min<int64_t>(512, n - b), (int32_t)b, kv, logits.data(), false);
+    prefill_batched(*model, toks.data(), n, kv, logits.data(), 512);
   };
   auto prefill = [&](int64_t n) { fill(*cache, n); };
   std::vector<std::unique_ptr<KvCache>> more;  // the other sequences' caches (--parallel)

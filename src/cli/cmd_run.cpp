@@ -80,10 +80,7 @@ int run(RunOptions& o) {
   if (!o.chat) std::fputs(o.prompt.c_str(), stdout);
   std::fflush(stdout);
   Timer tp;
-  for (int64_t b = 0; b < (int64_t)toks.size(); b += batch) {  // the last batch's last logits stay
-    const int64_t nb = std::min<int64_t>(batch, (int64_t)toks.size() - b);
-    model.forward(toks.data() + b, nb, (int32_t)b, *cache, logits.data(), false);
-  }
+  prefill_batched(model, toks.data(), (int64_t)toks.size(), *cache, logits.data(), batch);
   const double t_prefill = tp.seconds();
   Timer td;
   int generated = 0;

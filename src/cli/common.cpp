@@ -172,6 +172,11 @@ void refuse_lora(const std::string& calib, const std::string& cmd) {
         calib + ": has LoRA tensors, which " + cmd + " does not apply (run, ppl and bench do)");
 }
 
+void prefill_batched(Model& model, const int32_t* toks, int64_t n, KvCache& cache, float* logits, int64_t batch) {
+  for (int64_t b = 0; b < n; b += batch)
+    model.forward(toks + b, std::min(batch, n - b), (int32_t)b, cache, logits, false);
+}
+
 Loaded load_model(const std::string& path) {
   Loaded l;
   l.model = Model::load(path);

@@ -68,6 +68,10 @@ struct Loaded {
 };
 Loaded load_model(const std::string& path);
 
+// Runs toks [n] at positions 0..n-1 into cache in forwards of at most `batch` tokens (bounds the
+// activation memory: Model::workspace_bytes(batch)); logits [n_vocab] end as the last token's.
+void prefill_batched(Model& model, const int32_t* toks, int64_t n, KvCache& cache, float* logits, int64_t batch);
+
 // Progress on stderr: a bar redrawn in place on a terminal; otherwise (a log) a line per 5 % of
 // the items and one for the last.
 void progress(const std::string& label, int64_t done, int64_t total, double seconds);
