@@ -51,10 +51,10 @@ struct RunOptions {
 int run(RunOptions& o) {
   const CacheSpec spec = o.m.resolve();
   check(o.n_predict >= 0, "-n must be >= 0");
+  if (!o.prompt_file.empty()) o.prompt = read_file(o.prompt_file);  // a bad path fails before the model loads
   apply_threads(o.m.threads);
   Loaded l = load_model(o.m.model);
   Model& model = *l.model;
-  if (!o.prompt_file.empty()) o.prompt = read_file(o.prompt_file);
   std::string text = o.prompt;
   if (o.chat) {
     const std::string tmpl = model.gguf().get_string("tokenizer.chat_template", "");
