@@ -29,11 +29,11 @@ std::vector<uint8_t> make_weights(GgmlType type, int64_t rows, int64_t cols, siz
       const uint16_t h = f32_to_fp16(u(rng));
       std::memcpy(&w[2 * i], &h, 2);
     }
-  } else {  // d (and m for Q4_1) = 0.01
+  } else {  // d (and m / dmin for Q4_1 / Q4_K) = 0.01; Q6_K's d is its last 2 bytes
     const uint16_t h = f32_to_fp16(0.01f);
     for (size_t off = 0; off < w.size(); off += ti->block_bytes) {
-      std::memcpy(&w[off], &h, 2);
-      if (type == GgmlType::Q4_1) std::memcpy(&w[off + 2], &h, 2);
+      std::memcpy(&w[type == GgmlType::Q6_K ? off + ti->block_bytes - 2 : off], &h, 2);
+      if (type == GgmlType::Q4_1 || type == GgmlType::Q4_K) std::memcpy(&w[off + 2], &h, 2);
     }
   }
   return w;
@@ -67,6 +67,11 @@ void args(benchmark::internal::Benchmark* b) {
     for (auto [rows, cols] : {std::pair<int64_t, int64_t>{576, 1536}, {49152, 576}})
       for (int64_t n : {1, 64})
         for (int thr : {1, 2}) b->Args({(int64_t)t, rows, cols, n, thr});
+  // Qwen2.5-1.5B's K-quant shapes: a 1536 x 1536 projection (in L3) and the Q6_K output head
+  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K})
+    for (int64_t rows : {1536, 151936})
+      for (int64_t n : {1, 64})
+        for (int thr : {1, 2}) b->Args({(int64_t)t, rows, 1536, n, thr});
   b->UseRealTime();
 }
 
