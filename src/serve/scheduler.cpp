@@ -175,7 +175,6 @@ bool Scheduler::step() {
   // sequences still prefilling stay, in admission order.
   std::vector<std::shared_ptr<Sequence>> rows, prefilling, kept;
   rows_tok_.clear();
-  int64_t sampled = 0;
   for (auto& s : active_) {
     if (s->cancelled()) {
       release(*s);
@@ -194,7 +193,10 @@ bool Scheduler::step() {
       continue;
     }
     ++s->generated_;
-    ++sampled;
+    {  // counted before finish() below, so stats never show a sequence finished without its last token
+      std::lock_guard<std::mutex> lk(mu_);
+      ++stats_.generated_tokens;
+    }
     if (s->text_.add(tok_.token_to_piece(t))) {
       finish(*s, "stop", "");
       continue;
@@ -271,7 +273,6 @@ bool Scheduler::step() {
   }
   std::lock_guard<std::mutex> lk(mu_);
   held += kept_.bytes();
-  stats_.generated_tokens += sampled;
   stats_.prompt_tokens += prompt_run;
   stats_.active = (int64_t)active_.size();
   stats_.prefilling = still_prefilling;
