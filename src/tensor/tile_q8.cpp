@@ -66,8 +66,9 @@ H1BKV_TILE_INLINE void transpose16(const uint8_t* p, size_t rb, __m512i (&b)[4])
 
 // The 16 rows two groups ahead (one region of 16 * rb bytes) are prefetched into L2 while this
 // group runs, a 1/nb share per block: the hardware prefetchers of some CPUs (AMD Zen 4) do not
-// follow 16 row streams at once, and at one token a matrix larger than the caches ran at 0.4x
-// the row kernels' speed there (bench_matmul Q4_K 151936 x 1536: 25.6 ms -> 7.7 ms, rows 11.0).
+// follow 16 row streams at once, and at one token a matrix larger than the caches ran at 0.3-0.8x
+// the row kernels' speed there (bench_matmul Q4_K 151936 x 1536, 1 thread: 17.3 -> 7.08 ms, rows
+// 10.6; docs/speed.md, Zen 4).
 // One group ahead into L1 fixed Q4_1 but not Q4_K. Prefetches past the end do not fault.
 H1BKV_TILE_INLINE void prefetch_next_rows(const uint8_t* w, size_t rb, int64_t i, int64_t nb) {
   const size_t span = kLaneRows * rb, step = (span / (size_t)nb + 63) & ~size_t{63};  // loop-invariant
