@@ -1,6 +1,8 @@
 // matmul throughput: decode (n = 1) and 64-token prefill for the weight types of the test model
 // (SmolLM2-135M: Q4_1 layers, Q8_0 embedding/output) and F16, at 576x1536 (ffn_down: 576 rows
-// of 1536) and 49152x576 (output head). Reports bytes/s of weights read (one pass per call).
+// of 1536) and 49152x576 (output head), and Qwen2.5-1.5B's Q4_K / Q6_K shapes; pk:1 runs on the
+// weights packed at load (tensor/pack.h; where the active path has no packed kernels it is the
+// same as pk:0). Reports bytes/s of weights read (one pass per call).
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
@@ -10,6 +12,7 @@
 
 #include "io/ggml_type.h"
 #include "tensor/matmul.h"
+#include "tensor/pack.h"
 #include "util/fp16.h"
 
 using namespace h1bkv;
@@ -45,7 +48,10 @@ void BM_matmul(benchmark::State& state) {
   const int threads = (int)state.range(4);
   size_t rb;
   const std::vector<uint8_t> data = make_weights(type, rows, cols, &rb);
-  const WeightView w{static_cast<uint32_t>(type), rows, cols, rb, data.data()};
+  WeightView w{static_cast<uint32_t>(type), rows, cols, rb, data.data()};
+  PackedBytes packed;
+  if (state.range(5) && repack_wanted(w.type)) packed = pack_lanes(w);
+  w.packed = packed.data.get();
   std::vector<float> x(n * cols), y(n * rows);
   std::mt19937 rng(2);
   std::normal_distribution<float> nd;
@@ -62,16 +68,19 @@ void BM_matmul(benchmark::State& state) {
 }
 
 void args(benchmark::internal::Benchmark* b) {
-  b->ArgNames({"type", "rows", "cols", "n", "thr"});
+  b->ArgNames({"type", "rows", "cols", "n", "thr", "pk"});
   for (GgmlType t : {GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::F16})
     for (auto [rows, cols] : {std::pair<int64_t, int64_t>{576, 1536}, {49152, 576}})
       for (int64_t n : {1, 64})
-        for (int thr : {1, 2}) b->Args({(int64_t)t, rows, cols, n, thr});
+        for (int thr : {1, 2})
+          for (int pk : {0, 1})
+            if (pk == 0 || t != GgmlType::F16) b->Args({(int64_t)t, rows, cols, n, thr, pk});
   // Qwen2.5-1.5B's K-quant shapes: a 1536 x 1536 projection (in L3) and the Q6_K output head
   for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K})
     for (int64_t rows : {1536, 151936})
       for (int64_t n : {1, 64})
-        for (int thr : {1, 2}) b->Args({(int64_t)t, rows, 1536, n, thr});
+        for (int thr : {1, 2})
+          for (int pk : {0, 1}) b->Args({(int64_t)t, rows, 1536, n, thr, pk});
   b->UseRealTime();
 }
 

@@ -98,6 +98,7 @@ int bench(BenchOptions& o) {
   if (const GgufTensor* out = model->gguf().find_tensor("output.weight"))
     if (const GgufTensor* emb = model->gguf().find_tensor("token_embd.weight"); emb && out != emb)
       weights_read -= (double)emb->n_bytes;
+  weights_read += (double)model->packed_bytes() - (double)model->packed_file_bytes();  // packed copies' padding
   const Isa isa = active_isa();
 
   auto fill = [&](KvCache& kv, int64_t n) {  // untimed fill to depth n in 512-token batches
@@ -184,9 +185,12 @@ int bench(BenchOptions& o) {
     std::printf("| %s %s | %s | %.1f M | %s | %d | %s | %.2f ± %.2f |\n", c.arch.c_str(),
                 ftype.c_str(), human_bytes((double)model->weight_bytes()).c_str(), params / 1e6,
                 cache->spec().c_str(), threads, r.test.c_str(), r.mean, r.sd);
-  std::printf("\npeak RSS %s = mapped weights %s + cache %s (at its largest, %.0f bytes/token%s) "
+  const std::string packed = model->packed_bytes() ? " (" + human_bytes((double)model->packed_bytes()) +
+                                                         " of them copied packed at load, H1BKV_REPACK=0: none)"
+                                                   : "";
+  std::printf("\npeak RSS %s = weights %s%s + cache %s (at its largest, %.0f bytes/token%s) "
               "+ workspace and runtime\n",
-              human_bytes(rss).c_str(), human_bytes((double)model->weight_bytes()).c_str(),
+              human_bytes(rss).c_str(), human_bytes((double)model->weight_bytes()).c_str(), packed.c_str(),
               human_bytes(cache->bytes_per_token() * need * (double)(1 + more.size())).c_str(), cache->bytes_per_token(),
               more.empty() ? "" : (", " + std::to_string(1 + more.size()) + " caches").c_str());
   std::printf("kernel path %s (H1BKV_ISA=scalar|avx2|avx512 forces a lower one)\n", isa_name(isa));

@@ -228,6 +228,13 @@ std::unique_ptr<GgufFile> GgufFile::from_memory(const uint8_t* data, size_t size
   return g;
 }
 
+void GgufFile::release_pages(const uint8_t* p, size_t n) const {
+  if (!mapped_ || p < base_ || p + n > base_ + size_) return;
+  const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  const uintptr_t b = ((uintptr_t)p + page - 1) & ~(page - 1), e = ((uintptr_t)p + n) & ~(page - 1);
+  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);  // advice only: errors are harmless
+}
+
 GgufFile::~GgufFile() {
   if (mapped_) munmap(const_cast<uint8_t*>(base_), size_);
 }

@@ -84,6 +84,10 @@ class GgufFile {
   bool get_bool(const std::string& key, bool dflt) const;
 
   const std::vector<GgufTensor>& tensors() const { return tensors_; }
+  // Tells the kernel that bytes [p, p + n) of the mapped file are not needed for now (the whole
+  // pages inside), so they leave the process's resident memory; a later read faults them back in
+  // from the file. Does nothing for an in-memory image.
+  void release_pages(const uint8_t* p, size_t n) const;
   const GgufTensor* find_tensor(const std::string& name) const;
 
  private:

@@ -6,6 +6,7 @@
 #include "io/ggml_type.h"
 #include "io/gguf.h"
 #include "tensor/ops.h"
+#include "tensor/pack.h"
 #include "tensor/quant.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
@@ -19,6 +20,7 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
   m->gguf_ = GgufFile::open(path);
   m->cfg_ = ModelConfig::from_gguf(*m->gguf_);
   m->bind();
+  m->pack_weights();
   return m;
 }
 
@@ -98,6 +100,29 @@ void Model::bind() {
       L.bv = load_vector(g, p + "attn_v.bias", kvd);
     }
   }
+}
+
+// Each matrix the active kernel path reads faster packed gets its packed copy (tensor/pack.h), and
+// the file's pages of it are released: only the token embedding's lookups (a row per token) and
+// a finetune's backward pass (train/matmul_frozen.cpp) read the file's layout after this, and
+// they fault the pages they need back in.
+void Model::pack_weights() {
+  const auto pack = [&](WeightView& w) {
+    if (!repack_wanted(w.type)) return;
+    PackedBytes p = pack_lanes(w, [&](const uint8_t* b, size_t n) { gguf_->release_pages(b, n); });
+    if (!p.data) return;
+    w.packed = p.data.get();
+    packed_bytes_ += p.size;
+    packed_file_bytes_ += (size_t)(w.rows / 16 * 16) * w.row_bytes;
+    packed_.push_back(std::move(p));
+  };
+  pack(tok_embd_);
+  if (cfg_.tied_embeddings)
+    output_ = tok_embd_;
+  else
+    pack(output_);
+  for (LayerWeights& L : layers_)
+    for (WeightView* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) pack(*w);
 }
 
 CacheGeometry Model::cache_geometry(int64_t n_ctx) const {

@@ -10,6 +10,7 @@
 #include "kv/cache.h"
 #include "model/config.h"
 #include "tensor/matmul.h"
+#include "tensor/pack.h"
 
 namespace h1bkv {
 
@@ -64,6 +65,10 @@ class Model {
   const GgufFile& gguf() const { return *gguf_; }
   CacheGeometry cache_geometry(int64_t n_ctx) const;
   size_t weight_bytes() const;  // bytes of all tensor data in the file
+  // Bytes of the weights' copies packed at load for the active kernel path (tensor/pack.h; 0 when
+  // none are: another path, or H1BKV_REPACK=0).
+  size_t packed_bytes() const { return packed_bytes_; }
+  size_t packed_file_bytes() const { return packed_file_bytes_; }  // the same rows' bytes in the file
   // Bytes of the workspace forward() allocates for n tokens per call.
   size_t workspace_bytes(int64_t n) const;
 
@@ -95,11 +100,14 @@ class Model {
  private:
   Model() = default;
   void bind();
+  void pack_weights();
   void ensure_workspace(int64_t n);
 
   std::unique_ptr<GgufFile> gguf_;
   ModelConfig cfg_;
   WeightView tok_embd_, output_;  // [n_vocab][n_embd]
+  std::vector<PackedBytes> packed_;  // what the views' `packed` point into
+  size_t packed_bytes_ = 0, packed_file_bytes_ = 0;
   std::vector<float> output_norm_;
   std::vector<LayerWeights> layers_;
   ForwardHook* hook_ = nullptr;

@@ -42,9 +42,30 @@ void fill_float_kernels(Isa isa, KernelSet& ks);  // dot_f.cpp
 using TileKernel = void (*)(const uint8_t* w, size_t row_bytes, int nr, const uint8_t* act,
                             size_t act_stride, int nt, int64_t cols, float* y, size_t y_stride);
 struct Tile {
-  TileKernel fn = nullptr;  // null: the path has none (matmul uses the row kernel)
+  TileKernel fn = nullptr;      // null: the path has none (matmul uses the row kernel)
+  TileKernel packed = nullptr;  // the same on a packed group (w: its bytes, nr = rows), or null
   int rows = 0, tokens = 0;
 };
+
+// Where the lanes kernels (tile_q8.cpp) find a block's bytes, and the packed layout built from it
+// (tensor/pack.h): `chunks` 16-byte chunks at byte first + 16k of a block are read as dwords,
+// then an fp16 scale field of field_bytes (2: d; 4: Q4_1's [d, m]; 0: none) at byte `field`.
+// Chunk k is stored at slot[k] of the packed group-block, in the order the kernel reads them
+// (the hardware prefetchers follow a forward stream, not Q6_K's jumps between ql and qh).
+struct LanesLayout {
+  int first, chunks, field, field_bytes, block_bytes;
+  int slot[13];
+};
+constexpr LanesLayout kLanesQ4_1{4, 1, 0, 4, 20, {0}}, kLanesQ8_0{2, 2, 0, 2, 34, {0, 1}},
+    kLanesQ4_K{0, 9, 0, 0, 144, {0, 1, 2, 3, 4, 5, 6, 7, 8}},
+    // scales (chunk 12) first, then per (h, e): ql 4h + e, ql 4h + 2 + e, qh 8 + 2h + e
+    kLanesQ6_K{0, 13, 208, 2, 210, {1, 4, 2, 5, 7, 10, 8, 11, 3, 6, 9, 12, 0}};
+constexpr int kLanesRows = 16;
+// Bytes of one packed group-block: the chunks of 16 rows as 4 x 64 bytes each (dword j of row r
+// at 64j + 4r), the 16 rows' fields, padded to a cache line.
+constexpr size_t lanes_group_block_bytes(const LanesLayout& L) {
+  return ((size_t)kLanesRows * (16 * L.chunks + L.field_bytes) + 63) & ~size_t{63};
+}
 struct TileSet {
   Tile q4_1, q8_0, q4_k, q6_k;
 };

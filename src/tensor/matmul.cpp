@@ -4,7 +4,8 @@
 // 2. Rows are split into chunks for the thread pool (util/thread_pool.h); each weight row is
 //    combined with tiles of up to kTile tokens, so a row is read from memory once per call and
 //    unpacked once per tile (a tile kernel, where the path has one for the type, takes
-//    several rows x tokens per call). 3. The kernels are those of the active path (tensor/isa.h).
+//    several rows x tokens per call; on a weight's packed copy where it has one, tensor/pack.h).
+// 3. The kernels are those of the active path (tensor/isa.h).
 #include "tensor/matmul.h"
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 
 #include "io/ggml_type.h"
 #include "tensor/kernels.h"
+#include "tensor/pack.h"
 #include "tensor/quant.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
@@ -127,13 +129,20 @@ void run(const MatmulOut* outs, int count, const float* x, int64_t n, bool fast)
       const WeightView& w = *parts[pi].w;
       float* y = parts[pi].y;
       const int64_t rows = w.rows;
+      const bool packed = w.packed && tile.packed;
       const int64_t r0 = (blk - parts[pi].first) * parts[pi].rb_rows, r1 = std::min(rows, r0 + parts[pi].rb_rows);
       for (int64_t t0 = 0; t0 < n; t0 += tile_n) {
         const int nt = (int)std::min<int64_t>(tile_n, n - t0);
         if (tile.fn) {
-          for (int64_t r = r0; r < r1; r += tile.rows)
-            tile.fn(w.data + (size_t)r * w.row_bytes, w.row_bytes, (int)std::min<int64_t>(tile.rows, r1 - r),
-                    a + (size_t)t0 * stride, stride, nt, cols, y + t0 * rows + r, (size_t)rows);
+          for (int64_t r = r0; r < r1; r += tile.rows) {
+            const int nr = (int)std::min<int64_t>(tile.rows, r1 - r);
+            if (packed && nr == tile.rows)  // a full group: rows r .. r + 15 = group r / 16
+              tile.packed(w.packed + (size_t)(r / tile.rows) * packed_group_bytes(w.type, cols), 0, nr,
+                          a + (size_t)t0 * stride, stride, nt, cols, y + t0 * rows + r, (size_t)rows);
+            else
+              tile.fn(w.data + (size_t)r * w.row_bytes, w.row_bytes, nr, a + (size_t)t0 * stride, stride, nt, cols,
+                      y + t0 * rows + r, (size_t)rows);
+          }
           continue;
         }
         for (int64_t r = r0; r < r1; ++r) {

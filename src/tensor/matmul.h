@@ -16,6 +16,9 @@ struct WeightView {
   int64_t cols = 0;
   size_t row_bytes = 0;
   const uint8_t* data = nullptr;
+  // The full 16-row groups repacked for the active path's kernels (tensor/pack.h), or null;
+  // owned elsewhere (the model). matmul uses it where its kernel path has packed kernels.
+  const uint8_t* packed = nullptr;
 };
 
 // y[n][rows] = x[n][cols] . W^T. x, y f32 row-major. Parallel over rows (util/thread_pool.h: -t threads),

@@ -4,12 +4,13 @@
 // repacked AVX-512 gemm), so a block's dot needs no horizontal sum and its scaling is one
 // multiply-add per 16 rows and token; 512-bit vpdpbusd (AVX-512 VNNI) with the token's 4
 // activation bytes broadcast. Other targets leave the entries null and matmul runs their row
-// kernels. Weights stay as stored in the file: each call transposes its 16 rows' blocks in
-// registers (16-byte loads + dword unpacks), which costs about what the integer dots of one
-// token cost, so repacking at load (a second copy of the weights) would gain little at 8 tokens
-// per call and nothing at decode, which reads the same bytes either way.
-// A row's lane and operation order are the same whatever the token count, so a dot does not
-// depend on the tiling (matmul calls the kernel at multiples of 16 rows).
+// kernels. Each kernel reads its rows either as stored in the file (each call transposes its 16
+// rows' blocks in registers: 16-byte loads + dword unpacks) or packed at load (tensor/pack.h: the
+// same bytes already transposed, plain loads). The transposes cost about what one token's integer
+// dots cost, so packing matters most at one token: on Zen 4, where 512-bit shuffles are
+// double-pumped, the Q6_K kernel on the file's layout was compute-bound at decode (docs/speed.md).
+// A row's lane and operation order are the same whatever the token count and layout, so a dot
+// does not depend on the tiling (matmul calls the kernel at multiples of 16 rows).
 // GCC 12 reports false (maybe-)uninitialized warnings inside avx512fintrin.h's own intrinsics.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -44,7 +45,7 @@ H1BKV_TILE_INLINE __m512i bcast4(const void* p) {
   return _mm512_set1_epi32(v);
 }
 
-constexpr int kLaneRows = 16;
+constexpr int kLaneRows = kLanesRows;
 constexpr int kLaneTokens = 8;
 
 H1BKV_TILE_INLINE __m128i load16(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
@@ -77,6 +78,55 @@ H1BKV_TILE_INLINE void prefetch_next_rows(const uint8_t* w, size_t rb, int64_t i
     _mm_prefetch(reinterpret_cast<const char*>(w + 2 * span + o), _MM_HINT_T1);
 }
 
+// Where a lanes kernel reads its 16 rows' blocks (layout L): the file's rows, rb bytes apart
+// (transposed in registers, prefetched ahead), or a packed group (tensor/pack.h).
+template <LanesLayout L, bool Packed>
+struct Rows {
+  const uint8_t* w;
+  size_t rb;
+  int64_t nb;
+  __m512i voff;  // file rows: lane r = r * rb
+
+  H1BKV_TILE_INLINE Rows(const uint8_t* w_, size_t rb_, int64_t nb_) : w(w_), rb(rb_), nb(nb_) {
+    alignas(64) int32_t off[kLaneRows];
+    for (int r = 0; r < kLaneRows; ++r) off[r] = (int32_t)(r * rb_);
+    voff = _mm512_load_si512(off);
+  }
+  // block i of the 16 rows; prefetches ahead on the file's rows
+  H1BKV_TILE_INLINE const uint8_t* block(int64_t i) const {
+    if constexpr (Packed) {
+      constexpr size_t gbb = lanes_group_block_bytes(L);
+      return w + (size_t)i * gbb;
+    }
+    prefetch_next_rows(w, rb, i, nb);
+    return w + (size_t)i * L.block_bytes;
+  }
+  // v[j] lane r = dword j of the 16 bytes at byte `off` (= L.first + 16k) of row r's block
+  H1BKV_TILE_INLINE void chunk(const uint8_t* b, int off, __m512i (&v)[4]) const {
+    if constexpr (Packed) {
+      const uint8_t* p = b + 256 * L.slot[(off - L.first) / 16];
+      for (int j = 0; j < 4; ++j) v[j] = _mm512_loadu_si512(p + 64 * j);
+    } else {
+      transpose16(b + off, rb, v);
+    }
+  }
+  // the 16 rows' fp16 field (L.field_bytes == 2) as floats
+  H1BKV_TILE_INLINE __m512 half_field(const uint8_t* b) const {
+    static_assert(L.field_bytes == 2);
+    if constexpr (Packed) return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 256 * L.chunks)));
+    // 4-byte gathers: from the field when a dword fits in the block, else ending at its end
+    constexpr bool fits = L.field + 4 <= L.block_bytes;
+    const __m512i g = _mm512_i32gather_epi32(voff, b + (fits ? L.field : L.field - 2), 1);
+    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(fits ? g : _mm512_srli_epi32(g, 16)));
+  }
+  // the 16 rows' 4-byte field (L.field_bytes == 4) as dwords
+  H1BKV_TILE_INLINE __m512i dword_field(const uint8_t* b) const {
+    static_assert(L.field_bytes == 4);
+    if constexpr (Packed) return _mm512_loadu_si512(b + 256 * L.chunks);
+    return _mm512_i32gather_epi32(voff, b + L.field, 1);
+  }
+};
+
 // Runs a full-16-row kernel on nr rows: fewer than 16 are copied into zero-padded rows first
 // (a zero block adds 0 to the lanes that are not stored).
 template <class F>
@@ -93,28 +143,25 @@ void lanes_call(F f, const uint8_t* w, size_t rb, int nr, const uint8_t* act, si
 
 // ---- Q4_1 x Q8_1: per block the 16 rows' qs are transposed into 4 zmm of dwords (zmm j lane r =
 // qs[4j..4j+3] of row r: low nibbles = elements 4j.., high nibbles = elements 16+4j..).
-template <int NT>
+template <int NT, bool P>
 void q4_1_lanes(const uint8_t* w, size_t rb, const uint8_t* act, size_t st, int64_t cols, float* y,
                 size_t ys) {
   const int64_t nb = cols / QK;
-  alignas(64) int32_t off[kLaneRows];
-  for (int r = 0; r < kLaneRows; ++r) off[r] = (int32_t)(r * rb);
-  const __m512i voff = _mm512_load_si512(off);
+  const Rows<kLanesQ4_1, P> src(w, rb, nb);
   const __m512i lo4 = _mm512_set1_epi8(0x0F);
   __m512 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
   for (int64_t i = 0; i < nb; ++i) {
-    prefetch_next_rows(w, rb, i, nb);
-    const size_t bo = (size_t)i * sizeof(BlockQ4_1);
+    const uint8_t* blk = src.block(i);
     __m512i b[4];  // b[j] lane r = qs[4j..4j+3] of row r
-    transpose16(w + bo + 4, rb, b);
+    src.chunk(blk, offsetof(BlockQ4_1, qs), b);
     __m512i lo[4], hi[4];
     for (int j = 0; j < 4; ++j) {
       lo[j] = _mm512_and_si512(b[j], lo4);
       hi[j] = _mm512_and_si512(_mm512_srli_epi16(b[j], 4), lo4);
     }
     // [d, m] fp16 pair of each row's block i
-    const __m512i dm = _mm512_i32gather_epi32(voff, w + bo, 1);
+    const __m512i dm = src.dword_field(blk);
     const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
     const __m512 mw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)));
     for (int t = 0; t < NT; ++t) {
@@ -132,27 +179,23 @@ void q4_1_lanes(const uint8_t* w, size_t rb, const uint8_t* act, size_t st, int6
 // ---- Q8_0 x Q8_0 with rows in lanes. vpdpbusd's unsigned operand is the broadcast activation
 // offset to q_x + 128 (xor 0x80); 128 sum(q_w) per row and block, computed once per block for
 // all tokens, starts each token's integer sum negated. Exact in int32.
-template <int NT>
+template <int NT, bool P>
 void q8_0_lanes(const uint8_t* w, size_t rb, const uint8_t* act, size_t st, int64_t cols, float* y,
                 size_t ys) {
   const int64_t nb = cols / QK;
-  alignas(64) int32_t off[kLaneRows];
-  for (int r = 0; r < kLaneRows; ++r) off[r] = (int32_t)(r * rb);
-  const __m512i voff = _mm512_load_si512(off);
+  const Rows<kLanesQ8_0, P> src(w, rb, nb);
   const __m512i k80 = _mm512_set1_epi8((char)0x80);
   __m512 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
   for (int64_t i = 0; i < nb; ++i) {
-    prefetch_next_rows(w, rb, i, nb);
-    const size_t bo = (size_t)i * sizeof(BlockQ8_0);
+    const uint8_t* blk = src.block(i);
     __m512i q[2][4];  // q[h][j] lane r = qs[16h + 4j ..+3] of row r
-    transpose16(w + bo + 2, rb, q[0]);
-    transpose16(w + bo + 18, rb, q[1]);
+    src.chunk(blk, 2, q[0]);
+    src.chunk(blk, 18, q[1]);
     __m512i corr = _mm512_setzero_si512();
     for (int j = 0; j < 8; ++j) corr = _mm512_dpbusd_epi32(corr, k80, q[j / 4][j % 4]);
     corr = _mm512_sub_epi32(_mm512_setzero_si512(), corr);
-    const __m512i dg = _mm512_i32gather_epi32(voff, w + bo, 1);  // low 16 bits: d
-    const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dg));
+    const __m512 dw = src.half_field(blk);
     for (int t = 0; t < NT; ++t) {
       const ActQ8_0* x = reinterpret_cast<const ActQ8_0*>(act + t * st) + i;
       alignas(32) int32_t yu[8];  // q_x + 128 as bytes
@@ -171,18 +214,18 @@ void q8_0_lanes(const uint8_t* w, size_t rb, const uint8_t* act, size_t st, int6
 // chunk c of qs (values 64c.. in the low nibbles = sub-block 2c, 64c+32.. in the high = 2c+1) is
 // two more transposes. Integer sub-block dots are scaled by the 6-bit scales in int32 (as the
 // row kernel does), the mins by vpdpwssd against the token's bsums pairs.
-template <int NT>
+template <int NT, bool P>
 void q4_k_lanes(const uint8_t* w, size_t rb, const uint8_t* act, size_t st, int64_t cols, float* y, size_t ys) {
   const int64_t nb = cols / QK_K;
+  const Rows<kLanesQ4_K, P> src(w, rb, nb);
   const __m512i lo4 = _mm512_set1_epi8(0x0F);
   const __m512i k63 = _mm512_set1_epi32(63), k15 = _mm512_set1_epi32(15), k3 = _mm512_set1_epi32(3);
   __m512 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
   for (int64_t i = 0; i < nb; ++i) {
-    prefetch_next_rows(w, rb, i, nb);
-    const uint8_t* blk = w + (size_t)i * sizeof(BlockQ4_K);
+    const uint8_t* blk = src.block(i);
     __m512i hdr[4];  // [d, dmin], scales[0..3], scales[4..7], scales[8..11] of each row
-    transpose16(blk, rb, hdr);
+    src.chunk(blk, 0, hdr);
     const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(hdr[0]));
     const __m512 dminw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(hdr[0], 16)));
     __m512i sc[8], mn2[8];  // scale j; min j in both 16-bit halves (vpdpwssd with a bsums pair)
@@ -202,8 +245,8 @@ void q4_k_lanes(const uint8_t* w, size_t rb, const uint8_t* act, size_t st, int6
     for (int t = 0; t < NT; ++t) isum[t] = _mm512_setzero_si512();
     for (int c = 0; c < 4; ++c) {
       __m512i q[2][4];  // q[h][j] lane r = qs[32c + 16h + 4j ..+3] of row r
-      transpose16(blk + 16 + 32 * c, rb, q[0]);
-      transpose16(blk + 32 + 32 * c, rb, q[1]);
+      src.chunk(blk, 16 + 32 * c, q[0]);
+      src.chunk(blk, 32 + 32 * c, q[1]);
       __m512i lo[2][4], hi[2][4];
       for (int h = 0; h < 2; ++h)
         for (int j = 0; j < 4; ++j) {
@@ -238,52 +281,50 @@ void q4_k_lanes(const uint8_t* w, size_t rb, const uint8_t* act, size_t st, int6
 // int8 scales; per half h (128 values) and 16-value half e of each 32-byte run, the ql / qh bytes
 // of 16 rows are transposed and combined into 6-bit values (ggml's order: q[k], k = 0..3, values
 // 128h + 32k + l). The -32 is 32 * sum(scale_j * bsum_j), by vpdpwssd against bsums pairs.
-template <int NT>
+template <int NT, bool P>
 void q6_k_lanes(const uint8_t* w, size_t rb, const uint8_t* act, size_t st, int64_t cols, float* y, size_t ys) {
   const int64_t nb = cols / QK_K;
-  alignas(64) int32_t off[kLaneRows];
-  for (int r = 0; r < kLaneRows; ++r) off[r] = (int32_t)(r * rb);
-  const __m512i voff = _mm512_load_si512(off);
+  const Rows<kLanesQ6_K, P> src(w, rb, nb);
   const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30), k16 = _mm512_set1_epi32(0xFFFF);
   __m512 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
   for (int64_t i = 0; i < nb; ++i) {
-    prefetch_next_rows(w, rb, i, nb);
-    const uint8_t* blk = w + (size_t)i * sizeof(BlockQ6_K);
+    const uint8_t* blk = src.block(i);
     __m512i sd[4];  // scales[4a..4a+3] of each row
-    transpose16(blk + offsetof(BlockQ6_K, scales), rb, sd);
-    __m512i sc[16], sc2[8];  // scale j (sign-extended); scales 2m, 2m+1 as 16-bit pair
-    for (int a = 0; a < 4; ++a)
-      for (int b = 0; b < 4; ++b) sc[4 * a + b] = _mm512_srai_epi32(_mm512_slli_epi32(sd[a], 24 - 8 * b), 24);
-    for (int m = 0; m < 8; ++m)
-      sc2[m] = _mm512_or_si512(_mm512_and_si512(sc[2 * m], k16), _mm512_slli_epi32(sc[2 * m + 1], 16));
-    const __m512i dg = _mm512_i32gather_epi32(voff, blk + offsetof(BlockQ6_K, d) - 2, 1);  // high 16 bits: d
-    const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dg, 16)));
+    src.chunk(blk, offsetof(BlockQ6_K, scales), sd);
+    // scale j of each row, sign-extended (made where used: 16 of them live would spill)
+    const auto sc = [&](int j) { return _mm512_srai_epi32(_mm512_slli_epi32(sd[j / 4], 24 - 8 * (j % 4)), 24); };
     __m512i isum[NT];
     for (int t = 0; t < NT; ++t) isum[t] = _mm512_setzero_si512();
     for (int h = 0; h < 2; ++h)
       for (int e = 0; e < 2; ++e) {
         __m512i l0[4], l1[4], qh[4];  // dword j: bytes 16e + 4j.. of ql[64h..], ql[64h + 32..], qh[32h..]
-        transpose16(blk + 64 * h + 16 * e, rb, l0);
-        transpose16(blk + 64 * h + 32 + 16 * e, rb, l1);
-        transpose16(blk + offsetof(BlockQ6_K, qh) + 32 * h + 16 * e, rb, qh);
-        __m512i q[4][4];  // q[k][j]: values 128h + 32k + 16e + 4j ..+3, 0..63
-        for (int j = 0; j < 4; ++j) {
-          q[0][j] = _mm512_or_si512(_mm512_and_si512(l0[j], m4), _mm512_and_si512(_mm512_slli_epi16(qh[j], 4), m30));
-          q[1][j] = _mm512_or_si512(_mm512_and_si512(l1[j], m4), _mm512_and_si512(_mm512_slli_epi16(qh[j], 2), m30));
-          q[2][j] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l0[j], 4), m4), _mm512_and_si512(qh[j], m30));
-          q[3][j] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l1[j], 4), m4),
-                                    _mm512_and_si512(_mm512_srli_epi16(qh[j], 2), m30));
-        }
-        for (int t = 0; t < NT; ++t) {
-          const int8_t* x = reinterpret_cast<const ActQ8_K*>(act + t * st)[i].qs + 128 * h + 16 * e;
-          for (int k = 0; k < 4; ++k) {
+        src.chunk(blk, 64 * h + 16 * e, l0);
+        src.chunk(blk, 64 * h + 32 + 16 * e, l1);
+        src.chunk(blk, offsetof(BlockQ6_K, qh) + 32 * h + 16 * e, qh);
+        for (int k = 0; k < 4; ++k) {
+          __m512i q[4];  // q[j]: values 128h + 32k + 16e + 4j ..+3, 0..63
+          for (int j = 0; j < 4; ++j) {
+            const __m512i lo = k % 2 ? l1[j] : l0[j];
+            const __m512i l4 = k < 2 ? _mm512_and_si512(lo, m4) : _mm512_and_si512(_mm512_srli_epi16(lo, 4), m4);
+            const __m512i h2 = k == 0   ? _mm512_slli_epi16(qh[j], 4)
+                               : k == 1 ? _mm512_slli_epi16(qh[j], 2)
+                               : k == 2 ? qh[j]
+                                        : _mm512_srli_epi16(qh[j], 2);
+            q[j] = _mm512_or_si512(l4, _mm512_and_si512(h2, m30));
+          }
+          const __m512i s = sc(8 * h + 2 * k + e);
+          for (int t = 0; t < NT; ++t) {
+            const int8_t* x = reinterpret_cast<const ActQ8_K*>(act + t * st)[i].qs + 128 * h + 16 * e + 32 * k;
             __m512i p = _mm512_setzero_si512();
-            for (int j = 0; j < 4; ++j) p = _mm512_dpbusd_epi32(p, q[k][j], bcast4(x + 32 * k + 4 * j));
-            isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(p, sc[8 * h + 2 * k + e]));
+            for (int j = 0; j < 4; ++j) p = _mm512_dpbusd_epi32(p, q[j], bcast4(x + 4 * j));
+            isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(p, s));
           }
         }
       }
+    const __m512 dw = src.half_field(blk);
+    __m512i sc2[8];  // scales 2m, 2m+1 of each row as a 16-bit pair
+    for (int m = 0; m < 8; ++m) sc2[m] = _mm512_or_si512(_mm512_and_si512(sc(2 * m), k16), _mm512_slli_epi32(sc(2 * m + 1), 16));
     for (int t = 0; t < NT; ++t) {
       const ActQ8_K* x = reinterpret_cast<const ActQ8_K*>(act + t * st) + i;
       __m512i bias = _mm512_setzero_si512();
@@ -304,7 +345,19 @@ void lanes_dispatch(const uint8_t* w, size_t rb, int nr, const uint8_t* act, siz
   static constexpr LaneKernel f[] = {K...};
   lanes_call(f[nt - 1], w, rb, nr, act, st, nt, cols, y, ys);
 }
-#define H1BKV_LANES(K) {lanes_dispatch<K<1>, K<2>, K<3>, K<4>, K<5>, K<6>, K<7>, K<8>>, kLaneRows, kLaneTokens}
+// the same on a packed group (always 16 rows)
+template <LaneKernel... K>
+void lanes_packed_dispatch(const uint8_t* w, size_t, int, const uint8_t* act, size_t st, int nt, int64_t cols,
+                           float* y, size_t ys) {
+  static constexpr LaneKernel f[] = {K...};
+  f[nt - 1](w, 0, act, st, cols, y, ys);
+}
+#define H1BKV_LANES(K)                                                                                         \
+  {lanes_dispatch<K<1, false>, K<2, false>, K<3, false>, K<4, false>, K<5, false>, K<6, false>, K<7, false>,   \
+                  K<8, false>>,                                                                                \
+   lanes_packed_dispatch<K<1, true>, K<2, true>, K<3, true>, K<4, true>, K<5, true>, K<6, true>, K<7, true>,   \
+                         K<8, true>>,                                                                          \
+   kLaneRows, kLaneTokens}
 
 void FillImpl(TileSet& ts) {
   ts.q4_1 = H1BKV_LANES(q4_1_lanes);

@@ -14,6 +14,7 @@
 #include "tensor/blocks.h"
 #include "tensor/kernels.h"
 #include "tensor/matmul.h"
+#include "tensor/pack.h"
 #include "tensor/quant.h"
 #include "util/error.h"
 
@@ -198,6 +199,49 @@ TEST_P(Matmul, ManyEqualsSeparateCalls) {
     EXPECT_EQ(0, std::memcmp(ya.data(), ma.data(), ya.size() * 4)) << "mixed types, n " << n;
     EXPECT_EQ(0, std::memcmp(yo.data(), mo.data(), yo.size() * 4)) << "mixed types, n " << n;
   }
+}
+
+// Weights packed at load (tensor/pack.h) give the bits of the file's layout on every path (the
+// packed kernels on avx512, ignored elsewhere), at 37 rows (two packed groups + 5 rows read from
+// the file), padded rows and 1, 5 and 11 tokens; repack_wanted says yes exactly where packed
+// kernels exist.
+TEST_P(Matmul, PackedWeightsGiveTheFileLayoutsBits) {
+  const IsaScope path(isa());
+  const uint32_t type = T(this->type());
+  const bool lanes = type == T(GgmlType::Q4_1) || type == T(GgmlType::Q8_0) || type == T(GgmlType::Q4_K) ||
+                     type == T(GgmlType::Q6_K);
+  EXPECT_EQ(repack_wanted(type), lanes && isa() == Isa::avx512);
+  const int64_t rows = 37, cols = 3 * ggml_type_info(type)->block_elems;
+  Case c = make_case(type, rows, cols, 1100 + type);
+  // the same rows with 64 bytes of padding after each
+  const size_t rb = c.w.row_bytes + 64;
+  std::vector<uint8_t> padded(rows * rb, 0xA5);
+  for (int64_t r = 0; r < rows; ++r) std::memcpy(&padded[r * rb], &c.data[r * c.w.row_bytes], c.w.row_bytes);
+  for (const WeightView& file : {c.w, WeightView{type, rows, cols, rb, padded.data()}}) {
+    PackedBytes pk = pack_lanes(file);
+    EXPECT_EQ(pk.size, lanes ? 2 * packed_group_bytes(type, cols) : 0);
+    WeightView w = file;
+    w.packed = pk.data.get();
+    for (const int64_t n : {1, 5, 11}) {
+      const std::vector<float> x = random_normal(n * cols, 1200 + type + n);
+      std::vector<float> yf(n * rows), yp(n * rows);
+      matmul(file, x.data(), yf.data(), n);
+      matmul(w, x.data(), yp.data(), n);
+      EXPECT_EQ(0, std::memcmp(yf.data(), yp.data(), yf.size() * 4)) << "n " << n << " row_bytes " << file.row_bytes;
+    }
+    if (repack_wanted(type)) {  // the packed copy is what is read: a changed quant byte of row 0 shows
+      pk.data.get()[3] ^= 0x11;  // row 0, first chunk read, byte 3
+      const std::vector<float> x = random_normal(cols, 1300);
+      std::vector<float> yf(rows), yp(rows);
+      matmul(file, x.data(), yf.data(), 1);
+      matmul(w, x.data(), yp.data(), 1);
+      EXPECT_NE(yf[0], yp[0]);
+      EXPECT_EQ(0, std::memcmp(yf.data() + 1, yp.data() + 1, (rows - 1) * 4));
+    }
+  }
+  setenv("H1BKV_REPACK", "0", 1);
+  EXPECT_FALSE(repack_wanted(type));
+  unsetenv("H1BKV_REPACK");
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, Matmul,
