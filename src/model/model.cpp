@@ -111,6 +111,7 @@ void Model::pack_weights() {
     if (!repack_wanted(w.type)) return;
     PackedBytes p = pack_lanes(w, [&](const uint8_t* b, size_t n) { gguf_->release_pages(b, n); });
     if (!p.data) return;
+    gguf_->release_pages(w.data, (size_t)w.rows * w.row_bytes);  // the pages the ranges shared
     w.packed = p.data.get();
     packed_bytes_ += p.size;
     packed_file_bytes_ += (size_t)(w.rows / 16 * 16) * w.row_bytes;
