@@ -193,7 +193,7 @@ int bench(BenchOptions& o) {
               human_bytes(rss).c_str(), human_bytes((double)model->weight_bytes()).c_str(), packed.c_str(),
               human_bytes(cache->bytes_per_token() * need * (double)(1 + more.size())).c_str(), cache->bytes_per_token(),
               more.empty() ? "" : (", " + std::to_string(1 + more.size()) + " caches").c_str());
-  std::printf("kernel path %s (H1BKV_ISA=scalar|avx2|avx512 forces a lower one)\n", isa_name(isa));
+  std::printf("kernel path %s (H1BKV_ISA=scalar|avx2|avx512|neon forces a lower one)\n", isa_name(isa));
   for (const auto& r : rows)
     if (r.read_bytes > 0)
       std::printf("%s: %.1f GB/s read (%s per token: weights + cache), %.0f %% of the streaming read "

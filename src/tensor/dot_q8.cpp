@@ -3,8 +3,8 @@
 // scaled by d_w * d_x; the _1 types add m_w * s_x (s_x = d_x * sum(q_x)).
 // Compiled once per Highway target (foreach_target): AVX2 = maddubs + madd on one block per
 // 256-bit step; AVX3_DL = the same code with vpdpbusd (AVX-512 VNNI, 256-bit form; Highway 1.0.3
-// has no op for it) in place of maddubs + madd (tensor/simd-inl.h dot_u8s8); other targets = the
-// scalar references. A 512-bit version taking two blocks per step was slower at decode on the
+// has no op for it) in place of maddubs + madd (tensor/simd-inl.h dot_u8s8); NEON (64-bit ARM)
+// = Q4_0 / Q4_1 / Q8_0 with 16-byte integer dots; other targets and types = the scalar references. A 512-bit version taking two blocks per step was slower at decode on the
 // Xeon we measured (docs/speed.md) and was dropped. The weight block is unpacked once and used
 // for every token of the tile.
 #undef HWY_TARGET_INCLUDE
@@ -137,6 +137,56 @@ void FillImpl(KernelSet& ks) {
   ks.q8_0 = TILE(signed_tile, BlockQ8_0, q8_0_values);
   ks.q4_1 = TILE(min_tile, BlockQ4_1, q4_1_values);
   ks.q5_1 = TILE(min_tile, BlockQ5_1, q5_1_values);
+}
+#elif HWY_TARGET == HWY_NEON
+// ---- 64-bit ARM: per block one integer dot of 32 int8 products in 16-byte halves (sdot where the
+// build has Armv8.2-A dotprod, else widening multiplies + pairwise adds), then the references'
+// float step (sum += sumi * (d_w * d_x), + m_w * s_x): bit-identical to them.
+ALWAYS_INLINE int32x4_t dot16(int32x4_t acc, int8x16_t a, int8x16_t b) {
+#if defined(__ARM_FEATURE_DOTPROD)
+  return vdotq_s32(acc, a, b);
+#else
+  const int16x8_t p0 = vmull_s8(vget_low_s8(a), vget_low_s8(b)), p1 = vmull_high_s8(a, b);
+  return vaddq_s32(acc, vaddq_s32(vpaddlq_s16(p0), vpaddlq_s16(p1)));
+#endif
+}
+
+struct Values32 {
+  int8x16_t lo, hi;  // elements 0..15, 16..31
+};
+ALWAYS_INLINE Values32 nibbles(const uint8_t* qs, int8_t offset) {
+  const uint8x16_t q = vld1q_u8(qs);
+  const int8x16_t o = vdupq_n_s8(offset);
+  return {vaddq_s8(vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(0x0F))), o), vaddq_s8(vreinterpretq_s8_u8(vshrq_n_u8(q, 4)), o)};
+}
+ALWAYS_INLINE Values32 q4_0_v(const BlockQ4_0& b) { return nibbles(b.qs, -8); }
+ALWAYS_INLINE Values32 q4_1_v(const BlockQ4_1& b) { return nibbles(b.qs, 0); }
+ALWAYS_INLINE Values32 q8_0_v(const BlockQ8_0& b) { return {vld1q_s8(b.qs), vld1q_s8(b.qs + 16)}; }
+
+template <class B, class A, Values32 (*V)(const B&), int NT>
+void neon_tile(const uint8_t* w, const uint8_t* act, size_t st, int64_t cols, float* out) {
+  const B* b = reinterpret_cast<const B*>(w);
+  const int64_t nb = cols / QK;
+  float sum[NT] = {};
+  for (int64_t i = 0; i < nb; ++i) {
+    const Values32 q = V(b[i]);
+    const float d = fp16_to_f32(b[i].d);
+    for (int t = 0; t < NT; ++t) {
+      const A* a = act_block<A>(act, st, t, i);
+      const int32x4_t p = dot16(dot16(vdupq_n_s32(0), q.lo, vld1q_s8(a->qs)), q.hi, vld1q_s8(a->qs + 16));
+      sum[t] += (float)vaddvq_s32(p) * (d * a->d);
+      if constexpr (requires(const A& x, const B& y) { x.s; y.m; }) sum[t] += fp16_to_f32(b[i].m) * a->s;
+    }
+  }
+  for (int t = 0; t < NT; ++t) out[t] = sum[t];
+}
+
+#define TILE(B, A, V) tile_dispatch<neon_tile<B, A, V, 1>, neon_tile<B, A, V, 2>, neon_tile<B, A, V, 3>, neon_tile<B, A, V, 4>>
+void FillImpl(KernelSet& ks) {
+  ks.q4_0 = TILE(BlockQ4_0, ActQ8_0, q4_0_v);
+  ks.q8_0 = TILE(BlockQ8_0, ActQ8_0, q8_0_v);
+  ks.q4_1 = TILE(BlockQ4_1, ActQ8_1, q4_1_v);
+  ks.q5_0 = dot_q5_0_ref, ks.q5_1 = dot_q5_1_ref;  // no NEON version yet
 }
 #else  // no vector path for this target: the references
 void FillImpl(KernelSet& ks) {

@@ -11,14 +11,18 @@
 namespace h1bkv {
 namespace {
 
-// Highway target bits of each path (x86; elsewhere only scalar is offered).
+constexpr Isa kAllPaths[] = {Isa::scalar, Isa::neon, Isa::avx2, Isa::avx512};  // lowest first per arch
+
+// Highway target bits of each path (x86: avx2, avx512; 64-bit ARM: neon).
 int64_t target_bits(Isa isa) {
 #if HWY_ARCH_X86
   switch (isa) {
     case Isa::avx512: return HWY_AVX3_DL;
     case Isa::avx2: return HWY_AVX2;
-    case Isa::scalar: break;
+    default: break;
   }
+#elif HWY_ARCH_ARM_A64
+  if (isa == Isa::neon) return HWY_NEON;
 #endif
   (void)isa;
   return 0;
@@ -35,6 +39,10 @@ void apply(Isa isa) {
 #if HWY_ARCH_X86
   if (isa != Isa::avx512) mask &= ~(int64_t)(HWY_AVX3_DL | HWY_AVX3);
   if (isa == Isa::scalar) mask &= ~(int64_t)HWY_AVX2;  // scalar uses the _ref kernels anyway
+#elif HWY_ARCH_ARM_A64
+  // NEON is Highway's baseline there (it cannot be masked off; scalar uses the _ref kernels); the
+  // SVE targets have no kernels of ours, so they are left out and NEON's are chosen
+  mask &= ~(int64_t)(HWY_SVE | HWY_SVE2 | HWY_SVE_256 | HWY_SVE2_128);
 #endif
   hwy::GetChosenTarget().Update(mask);
   g_isa.store((int)isa);
@@ -52,6 +60,7 @@ const char* isa_name(Isa isa) {
     case Isa::scalar: return "scalar";
     case Isa::avx2: return "avx2";
     case Isa::avx512: return "avx512";
+    case Isa::neon: return "neon";
   }
   return "?";
 }
@@ -64,13 +73,13 @@ bool isa_supported(Isa isa) {
 
 std::vector<Isa> supported_isas() {
   std::vector<Isa> s;
-  for (Isa i : {Isa::scalar, Isa::avx2, Isa::avx512})
+  for (Isa i : kAllPaths)
     if (isa_supported(i)) s.push_back(i);
   return s;
 }
 
 Isa isa_from_name(const std::string& name) {
-  for (Isa i : {Isa::scalar, Isa::avx2, Isa::avx512}) {
+  for (Isa i : kAllPaths) {
     if (name != isa_name(i)) continue;
     if (!isa_supported(i)) {
       std::string have;
@@ -79,7 +88,7 @@ Isa isa_from_name(const std::string& name) {
     }
     return i;
   }
-  throw Error("H1BKV_ISA=" + name + ": unknown kernel path (valid: scalar, avx2, avx512)");
+  throw Error("H1BKV_ISA=" + name + ": unknown kernel path (valid: scalar, avx2, avx512, neon)");
 }
 
 Isa active_isa() {

@@ -10,6 +10,8 @@
 
 #if HWY_ARCH_X86
 #include <immintrin.h>
+#elif HWY_ARCH_ARM_A64
+#include <arm_neon.h>
 #endif
 
 #include <cstdint>
@@ -44,6 +46,8 @@ inline float half_to_float(uint16_t h) { return _cvtsh_ss(h); }
 
 #include "tensor/simd-body.h"
 
+#endif
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_NEON
 // kernels.h KernelSet entry over row kernels for 1..N tokens: K[nt - 1], the last for nt >= N
 using TileKernel = void (*)(const uint8_t*, const uint8_t*, size_t, int64_t, float*);
 template <TileKernel... K>
@@ -52,7 +56,6 @@ void tile_dispatch(const uint8_t* w, const uint8_t* act, size_t st, int nt, int6
   static constexpr TileKernel f[] = {K...};
   f[nt >= 1 && nt < n ? nt - 1 : n - 1](w, act, st, cols, out);
 }
-
 #endif
 }  // namespace h1bkv::detail::HWY_NAMESPACE
 H1BKV_VNNI_END

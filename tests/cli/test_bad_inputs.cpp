@@ -197,7 +197,7 @@ const std::vector<Row> kRows = {
     {"BenchPrompt1e8", "bench -m {M} -p 100000000 -n 4 -r 1", 2, "100000000 is out of range"},
     {"BenchPastTrainingCtx", "bench -m {M} -p 16 -n 4 -d 100000 -r 1", 1, "more than the model's training context"},
     {"BenchZeroReps", "bench -m {M} -p 16 -n 4 -r 0", 2, "--repetitions: 0 is out of range"},
-    {"KernelPathUnknown", "bench -m {M} -p 16 -n 4 -r 1", 1, "H1BKV_ISA=avx9: unknown kernel path (valid: scalar, avx2, avx512)"},
+    {"KernelPathUnknown", "bench -m {M} -p 16 -n 4 -r 1", 1, "H1BKV_ISA=avx9: unknown kernel path (valid: scalar, avx2, avx512, neon)"},
     {"CtxZero", S + " -c 0", 2, "--ctx-size: 0 is out of range"},
     {"CtxFloat", S + " -c 1e9", 2, "'1e9' is not an integer"},
     {"BatchZero", S + " -b 0", 2, "--batch-size: 0 is out of range"},

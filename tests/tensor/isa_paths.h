@@ -9,7 +9,7 @@
 
 namespace h1bkv::testing {
 
-inline const Isa kAllIsas[] = {Isa::scalar, Isa::avx2, Isa::avx512};
+inline const Isa kAllIsas[] = {Isa::scalar, Isa::avx2, Isa::avx512, Isa::neon};
 
 // Sets path `isa` for the scope, restoring the previous one after.
 class IsaScope {

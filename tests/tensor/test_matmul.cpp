@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "io/ggml_type.h"
@@ -256,7 +257,7 @@ class MatmulShapes : public ::testing::TestWithParam<Isa> {
  protected:
   void SetUp() override { H1BKV_SKIP_UNSUPPORTED_ISA(GetParam()); }
 };
-INSTANTIATE_TEST_SUITE_P(Paths, MatmulShapes, ::testing::Values(Isa::avx2, Isa::avx512),
+INSTANTIATE_TEST_SUITE_P(Paths, MatmulShapes, ::testing::Values(Isa::avx2, Isa::avx512, Isa::neon),
                          [](const auto& info) { return std::string(isa_name(info.param)); });
 
 // The model's shapes (SmolLM2-135M: 576 wide, 1536 FFN) for its types, odd token counts.
@@ -355,4 +356,26 @@ TEST(KernelPath, NamesParseAndUnknownIsRefused) {
   EXPECT_EQ(supported_isas().front(), Isa::scalar);
   const IsaScope path(Isa::scalar);
   EXPECT_EQ(active_isa(), Isa::scalar);
+}
+
+// Every vector path has its own Q4_0 / Q4_1 / Q8_0 kernels (not the references under another
+// name), and the paths a CPU cannot run are named as skipped.
+TEST(KernelPath, VectorPathsHaveTheirOwnQ8Kernels) {
+  detail::KernelSet ref{};
+  detail::fill_q8_kernels(Isa::scalar, ref);
+  std::string skipped;
+  for (Isa i : kAllIsas) {
+    if (i == Isa::scalar) continue;
+    if (!isa_supported(i)) {
+      skipped += std::string(" ") + isa_name(i);
+      continue;
+    }
+    const IsaScope path(i);
+    detail::KernelSet ks{};
+    detail::fill_q8_kernels(i, ks);
+    EXPECT_NE(ks.q4_0, ref.q4_0) << isa_name(i);
+    EXPECT_NE(ks.q4_1, ref.q4_1) << isa_name(i);
+    EXPECT_NE(ks.q8_0, ref.q8_0) << isa_name(i);
+  }
+  if (!skipped.empty()) std::printf("paths not on this CPU or build:%s\n", skipped.c_str());
 }
