@@ -1,11 +1,10 @@
-// Streaming read bandwidth of this machine: AVX2 loads summed over a buffer much larger than the
+// Streaming read bandwidth of this machine: vector loads summed over a buffer much larger than the
 // caches (1 GiB), with 1 and 2 threads (OpenMP, each thread its contiguous slice), plus buffers
 // that fit in L2 / L3 for reference. Counter GB = 1e9 bytes read per second (shown as GB=x/s; wall time).
 // This is the bandwidth the decode-attention kernels are judged against (docs/speed.md).
 #include <benchmark/benchmark.h>
 
 #include "stream_sum.h"
-#include <immintrin.h>
 #include <omp.h>
 
 #include <cstdint>

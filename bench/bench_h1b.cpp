@@ -13,7 +13,6 @@
 #include <benchmark/benchmark.h>
 
 #include "stream_sum.h"
-#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>

@@ -4,8 +4,8 @@
 //         (j = 8 sub-blocks of 32; q4 in 0..15)
 //   Q6_K: d*dx * sum_j sc[j]*(dot(q6u_j, q8_j) - 32*bsums[j])   (j = 16 sub-blocks of 16;
 //         q6u = unsigned 6-bit value 0..63, i.e. the stored value before the -32)
-// Compiled once per Highway target: AVX2 and AVX3_DL run the AVX2 code (no AVX-512 version
-// yet), other targets the scalar references.
+// Compiled once per Highway target: AVX2 and AVX3_DL run the AVX2 code (AVX-512's are the lanes
+// kernels of tile_q8.cpp), NEON its own, other targets the scalar references.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "tensor/dot_k.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
@@ -117,6 +117,79 @@ void q6_k_tile(const uint8_t* w, const uint8_t* act, size_t st, int64_t cols, fl
     }
   }
   for (int t = 0; t < NT; ++t) out[t] = hsum_ps(acc[t]);
+}
+
+void FillImpl(KernelSet& ks) {
+  ks.q4_k = tile_dispatch<q4_k_tile<1>, q4_k_tile<2>, q4_k_tile<3>, q4_k_tile<4>>;
+  ks.q6_k = tile_dispatch<q6_k_tile<1>, q6_k_tile<2>, q6_k_tile<3>, q6_k_tile<4>>;
+}
+#elif HWY_TARGET == HWY_NEON
+// ---- 64-bit ARM: the references' integer sub-block dots with 16-byte dot16 steps, their float
+// step per block.
+ALWAYS_INLINE int dot32(int8x16_t q0, int8x16_t q1, const int8_t* x) {
+  return vaddvq_s32(dot16(dot16(vdupq_n_s32(0), q0, vld1q_s8(x)), q1, vld1q_s8(x + 16)));
+}
+
+template <int NT>
+void q4_k_tile(const uint8_t* w, const uint8_t* act, size_t st, int64_t cols, float* out) {
+  const BlockQ4_K* b = reinterpret_cast<const BlockQ4_K*>(w);
+  const int64_t nb = cols / QK_K;
+  const uint8x16_t m4 = vdupq_n_u8(0x0F);
+  float sum[NT] = {};
+  for (int64_t i = 0; i < nb; ++i) {
+    uint8_t sc[8], mn[8];
+    unpack_q4k_scales(b[i].scales, sc, mn);
+    int8x16_t lo[4][2], hi[4][2];  // chunk c: sub-block 2c (low nibbles), 2c + 1 (high)
+    for (int c = 0; c < 4; ++c)
+      for (int h = 0; h < 2; ++h) {
+        const uint8x16_t q = vld1q_u8(b[i].qs + 32 * c + 16 * h);
+        lo[c][h] = vreinterpretq_s8_u8(vandq_u8(q, m4));
+        hi[c][h] = vreinterpretq_s8_u8(vshrq_n_u8(q, 4));
+      }
+    const float d = fp16_to_f32(b[i].d), dmin = fp16_to_f32(b[i].dmin);
+    for (int t = 0; t < NT; ++t) {
+      const ActQ8_K* a = act_k(act, st, t, i);
+      int sumi = 0, summ = 0;
+      for (int c = 0; c < 4; ++c) {
+        sumi += sc[2 * c] * dot32(lo[c][0], lo[c][1], a->qs + 64 * c);
+        sumi += sc[2 * c + 1] * dot32(hi[c][0], hi[c][1], a->qs + 64 * c + 32);
+      }
+      for (int j = 0; j < 8; ++j) summ += mn[j] * (a->bsums[2 * j] + a->bsums[2 * j + 1]);
+      sum[t] += d * a->d * (float)sumi - dmin * a->d * (float)summ;
+    }
+  }
+  for (int t = 0; t < NT; ++t) out[t] = sum[t];
+}
+
+template <int NT>
+void q6_k_tile(const uint8_t* w, const uint8_t* act, size_t st, int64_t cols, float* out) {
+  const BlockQ6_K* b = reinterpret_cast<const BlockQ6_K*>(w);
+  const int64_t nb = cols / QK_K;
+  const uint8x16_t m4 = vdupq_n_u8(0x0F), m3 = vdupq_n_u8(3);
+  const int8x16_t k32 = vdupq_n_s8(32);
+  float sum[NT] = {};
+  for (int64_t i = 0; i < nb; ++i) {
+    int8x16_t q[16];  // q[2 * (4h + k) + g]: values 128h + 32k + 16g .. + 15, -32..31
+    for (int h = 0; h < 2; ++h)
+      for (int g = 0; g < 2; ++g) {
+        const uint8x16_t l0 = vld1q_u8(b[i].ql + 64 * h + 16 * g), l1 = vld1q_u8(b[i].ql + 64 * h + 32 + 16 * g);
+        const uint8x16_t qh = vld1q_u8(b[i].qh + 32 * h + 16 * g);
+        const uint8x16_t lo[4] = {vandq_u8(l0, m4), vandq_u8(l1, m4), vshrq_n_u8(l0, 4), vshrq_n_u8(l1, 4)};
+        for (int k = 0; k < 4; ++k) {
+          const uint8x16_t hi2 = vandq_u8(vshlq_u8(qh, vdupq_n_s8((int8_t)(-2 * k))), m3);
+          q[2 * (4 * h + k) + g] = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(lo[k], vshlq_n_u8(hi2, 4))), k32);
+        }
+      }
+    const float d = fp16_to_f32(b[i].d);
+    for (int t = 0; t < NT; ++t) {
+      const ActQ8_K* a = act_k(act, st, t, i);
+      int sumi = 0;
+      for (int s = 0; s < 16; ++s)  // sub-block s = values 16s .. 16s + 15
+        sumi += b[i].scales[s] * vaddvq_s32(dot16(vdupq_n_s32(0), q[s], vld1q_s8(a->qs + 16 * s)));
+      sum[t] += d * a->d * (float)sumi;
+    }
+  }
+  for (int t = 0; t < NT; ++t) out[t] = sum[t];
 }
 
 void FillImpl(KernelSet& ks) {

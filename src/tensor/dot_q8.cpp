@@ -139,18 +139,9 @@ void FillImpl(KernelSet& ks) {
   ks.q5_1 = TILE(min_tile, BlockQ5_1, q5_1_values);
 }
 #elif HWY_TARGET == HWY_NEON
-// ---- 64-bit ARM: per block one integer dot of 32 int8 products in 16-byte halves (sdot where the
-// build has Armv8.2-A dotprod, else widening multiplies + pairwise adds), then the references'
-// float step (sum += sumi * (d_w * d_x), + m_w * s_x): bit-identical to them.
-ALWAYS_INLINE int32x4_t dot16(int32x4_t acc, int8x16_t a, int8x16_t b) {
-#if defined(__ARM_FEATURE_DOTPROD)
-  return vdotq_s32(acc, a, b);
-#else
-  const int16x8_t p0 = vmull_s8(vget_low_s8(a), vget_low_s8(b)), p1 = vmull_high_s8(a, b);
-  return vaddq_s32(acc, vaddq_s32(vpaddlq_s16(p0), vpaddlq_s16(p1)));
-#endif
-}
-
+// ---- 64-bit ARM: per block one integer dot of 32 int8 products in 16-byte halves
+// (tensor/simd-inl.h dot16), then the references' float step (sum += sumi * (d_w * d_x),
+// + m_w * s_x).
 struct Values32 {
   int8x16_t lo, hi;  // elements 0..15, 16..31
 };

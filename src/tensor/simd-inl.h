@@ -47,6 +47,18 @@ inline float half_to_float(uint16_t h) { return _cvtsh_ss(h); }
 #include "tensor/simd-body.h"
 
 #endif
+#if HWY_TARGET == HWY_NEON
+// acc + the dot of 16 int8 pairs, in 4 int32 lanes: sdot where the build has Armv8.2-A dotprod,
+// else widening multiplies + pairwise widening adds (exact either way)
+inline int32x4_t dot16(int32x4_t acc, int8x16_t a, int8x16_t b) {
+#if defined(__ARM_FEATURE_DOTPROD)
+  return vdotq_s32(acc, a, b);
+#else
+  const int16x8_t p0 = vmull_s8(vget_low_s8(a), vget_low_s8(b)), p1 = vmull_high_s8(a, b);
+  return vaddq_s32(acc, vaddq_s32(vpaddlq_s16(p0), vpaddlq_s16(p1)));
+#endif
+}
+#endif
 #if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_NEON
 // kernels.h KernelSet entry over row kernels for 1..N tokens: K[nt - 1], the last for nt >= N
 using TileKernel = void (*)(const uint8_t*, const uint8_t*, size_t, int64_t, float*);

@@ -358,11 +358,12 @@ TEST(KernelPath, NamesParseAndUnknownIsRefused) {
   EXPECT_EQ(active_isa(), Isa::scalar);
 }
 
-// Every vector path has its own Q4_0 / Q4_1 / Q8_0 kernels (not the references under another
-// name), and the paths a CPU cannot run are named as skipped.
-TEST(KernelPath, VectorPathsHaveTheirOwnQ8Kernels) {
+// Every vector path has its own Q4_0 / Q4_1 / Q8_0 / Q4_K / Q6_K kernels (not the references
+// under another name), and the paths a CPU cannot run are named as skipped.
+TEST(KernelPath, VectorPathsHaveTheirOwnKernels) {
   detail::KernelSet ref{};
   detail::fill_q8_kernels(Isa::scalar, ref);
+  detail::fill_k_kernels(Isa::scalar, ref);
   std::string skipped;
   for (Isa i : kAllIsas) {
     if (i == Isa::scalar) continue;
@@ -373,6 +374,9 @@ TEST(KernelPath, VectorPathsHaveTheirOwnQ8Kernels) {
     const IsaScope path(i);
     detail::KernelSet ks{};
     detail::fill_q8_kernels(i, ks);
+    detail::fill_k_kernels(i, ks);
+    EXPECT_NE(ks.q4_k, ref.q4_k) << isa_name(i);
+    EXPECT_NE(ks.q6_k, ref.q6_k) << isa_name(i);
     EXPECT_NE(ks.q4_0, ref.q4_0) << isa_name(i);
     EXPECT_NE(ks.q4_1, ref.q4_1) << isa_name(i);
     EXPECT_NE(ks.q8_0, ref.q8_0) << isa_name(i);
