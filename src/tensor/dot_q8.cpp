@@ -4,7 +4,7 @@
 // Compiled once per Highway target (foreach_target): AVX2 = maddubs + madd on one block per
 // 256-bit step; AVX3_DL = the same code with vpdpbusd (AVX-512 VNNI, 256-bit form; Highway 1.0.3
 // has no op for it) in place of maddubs + madd (tensor/simd-inl.h dot_u8s8); NEON (64-bit ARM)
-// = Q4_0 / Q4_1 / Q8_0 with 16-byte integer dots; other targets and types = the scalar references. A 512-bit version taking two blocks per step was slower at decode on the
+// = every type here with 16-byte integer dots; other targets = the scalar references. A 512-bit version taking two blocks per step was slower at decode on the
 // Xeon we measured (docs/speed.md) and was dropped. The weight block is unpacked once and used
 // for every token of the tile.
 #undef HWY_TARGET_INCLUDE
@@ -153,6 +153,22 @@ ALWAYS_INLINE Values32 nibbles(const uint8_t* qs, int8_t offset) {
 ALWAYS_INLINE Values32 q4_0_v(const BlockQ4_0& b) { return nibbles(b.qs, -8); }
 ALWAYS_INLINE Values32 q4_1_v(const BlockQ4_1& b) { return nibbles(b.qs, 0); }
 ALWAYS_INLINE Values32 q8_0_v(const BlockQ8_0& b) { return {vld1q_s8(b.qs), vld1q_s8(b.qs + 16)}; }
+// 0x10 in byte j where bit j of the 16 bits at p is set (the 5th bit of Q5 elements)
+ALWAYS_INLINE uint8x16_t bit4_of(const uint8_t* p) {
+  static constexpr uint8_t kBit[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+  const uint8x16_t v = vcombine_u8(vdup_n_u8(p[0]), vdup_n_u8(p[1]));
+  return vandq_u8(vtstq_u8(v, vld1q_u8(kBit)), vdupq_n_u8(0x10));
+}
+template <class B>
+ALWAYS_INLINE Values32 q5_values(const B& b, int8_t offset) {
+  const uint8x16_t q = vld1q_u8(b.qs);
+  const uint8x16_t lo = vorrq_u8(vandq_u8(q, vdupq_n_u8(0x0F)), bit4_of(b.qh));
+  const uint8x16_t hi = vorrq_u8(vshrq_n_u8(q, 4), bit4_of(b.qh + 2));
+  const int8x16_t o = vdupq_n_s8(offset);
+  return {vaddq_s8(vreinterpretq_s8_u8(lo), o), vaddq_s8(vreinterpretq_s8_u8(hi), o)};
+}
+ALWAYS_INLINE Values32 q5_0_v(const BlockQ5_0& b) { return q5_values(b, -16); }
+ALWAYS_INLINE Values32 q5_1_v(const BlockQ5_1& b) { return q5_values(b, 0); }
 
 template <class B, class A, Values32 (*V)(const B&), int NT>
 void neon_tile(const uint8_t* w, const uint8_t* act, size_t st, int64_t cols, float* out) {
@@ -177,7 +193,8 @@ void FillImpl(KernelSet& ks) {
   ks.q4_0 = TILE(BlockQ4_0, ActQ8_0, q4_0_v);
   ks.q8_0 = TILE(BlockQ8_0, ActQ8_0, q8_0_v);
   ks.q4_1 = TILE(BlockQ4_1, ActQ8_1, q4_1_v);
-  ks.q5_0 = dot_q5_0_ref, ks.q5_1 = dot_q5_1_ref;  // no NEON version yet
+  ks.q5_0 = TILE(BlockQ5_0, ActQ8_0, q5_0_v);
+  ks.q5_1 = TILE(BlockQ5_1, ActQ8_1, q5_1_v);
 }
 #else  // no vector path for this target: the references
 void FillImpl(KernelSet& ks) {

@@ -358,7 +358,7 @@ TEST(KernelPath, NamesParseAndUnknownIsRefused) {
   EXPECT_EQ(active_isa(), Isa::scalar);
 }
 
-// Every vector path has its own Q4_0 / Q4_1 / Q8_0 / Q4_K / Q6_K kernels (not the references
+// Every vector path has its own Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / Q4_K / Q6_K kernels (not the references
 // under another name), and the paths a CPU cannot run are named as skipped.
 TEST(KernelPath, VectorPathsHaveTheirOwnKernels) {
   detail::KernelSet ref{};
@@ -378,6 +378,8 @@ TEST(KernelPath, VectorPathsHaveTheirOwnKernels) {
     EXPECT_NE(ks.q4_k, ref.q4_k) << isa_name(i);
     EXPECT_NE(ks.q6_k, ref.q6_k) << isa_name(i);
     EXPECT_NE(ks.q4_0, ref.q4_0) << isa_name(i);
+    EXPECT_NE(ks.q5_0, ref.q5_0) << isa_name(i);
+    EXPECT_NE(ks.q5_1, ref.q5_1) << isa_name(i);
     EXPECT_NE(ks.q4_1, ref.q4_1) << isa_name(i);
     EXPECT_NE(ks.q8_0, ref.q8_0) << isa_name(i);
   }
