@@ -4,9 +4,10 @@
 // Compiled once per Highway target (foreach_target): AVX2 = maddubs + madd on one block per
 // 256-bit step; AVX3_DL = the same code with vpdpbusd (AVX-512 VNNI, 256-bit form; Highway 1.0.3
 // has no op for it) in place of maddubs + madd (tensor/simd-inl.h dot_u8s8); NEON (64-bit ARM)
-// = every type here with 16-byte integer dots; other targets = the scalar references. A 512-bit version taking two blocks per step was slower at decode on the
-// Xeon we measured (docs/speed.md) and was dropped. The weight block is unpacked once and used
-// for every token of the tile.
+// = every type here with 16-byte integer dots; other targets = the scalar references. A 512-bit
+// version taking two blocks per step was slower at decode on the Xeon we measured
+// (docs/speed.md) and was dropped. The weight block is unpacked once and used for every token of
+// the tile.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "tensor/dot_q8.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep

@@ -5,7 +5,7 @@
 //   avx512  AVX-512 F/BW/VL/DQ + VNNI + BITALG/VPOPCNTDQ (Highway target AVX3_DL, Ice Lake and
 //           later; a CPU with AVX-512 but without VNNI gets avx2)
 //   neon    64-bit ARM Advanced SIMD (Highway target NEON): the quantized weight types' dots;
-//           sdot (vdotq_s32) where the build targets Armv8.2-A with dotprod, else vmull + vpadal
+//           sdot (vdotq_s32) where the build targets Armv8.2-A with dotprod, else vmull + vpaddl
 #pragma once
 #include <string>
 #include <vector>

@@ -69,6 +69,7 @@ constexpr size_t lanes_group_block_bytes(const LanesLayout& L) {
 struct TileSet {
   Tile q4_1, q8_0, q4_k, q6_k;
 };
-void fill_tile_kernels(Isa isa, TileSet& ts);  // tile_q8.cpp
+// The register-blocked kernel of weight `type` on path `isa` (empty where it has none; tile_q8.cpp).
+Tile tile_for(uint32_t type, Isa isa);
 
 }  // namespace h1bkv::detail

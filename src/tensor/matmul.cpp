@@ -30,12 +30,6 @@ struct TypeKernels {
   Tile tile;  // used in place of kern where the path has one (tile.fn not null)
 };
 
-TileSet tiles(Isa isa) {
-  TileSet ts;
-  fill_tile_kernels(isa, ts);
-  return ts;
-}
-
 // The kernel of `type` on path `isa` (scalar = the references).
 TypeKernels kernels_for(uint32_t type, Isa isa) {
   KernelSet ks{};
@@ -44,12 +38,12 @@ TypeKernels kernels_for(uint32_t type, Isa isa) {
     case GgmlType::F16: fill_float_kernels(isa, ks); return {ActKind::F32, ks.f16};
     case GgmlType::BF16: fill_float_kernels(isa, ks); return {ActKind::F32, ks.bf16};
     case GgmlType::Q4_0: fill_q8_kernels(isa, ks); return {ActKind::Q8_0, ks.q4_0};
-    case GgmlType::Q4_1: fill_q8_kernels(isa, ks); return {ActKind::Q8_1, ks.q4_1, tiles(isa).q4_1};
+    case GgmlType::Q4_1: fill_q8_kernels(isa, ks); return {ActKind::Q8_1, ks.q4_1, tile_for(type, isa)};
     case GgmlType::Q5_0: fill_q8_kernels(isa, ks); return {ActKind::Q8_0, ks.q5_0};
     case GgmlType::Q5_1: fill_q8_kernels(isa, ks); return {ActKind::Q8_1, ks.q5_1};
-    case GgmlType::Q8_0: fill_q8_kernels(isa, ks); return {ActKind::Q8_0, ks.q8_0, tiles(isa).q8_0};
-    case GgmlType::Q4_K: fill_k_kernels(isa, ks); return {ActKind::Q8_K, ks.q4_k, tiles(isa).q4_k};
-    case GgmlType::Q6_K: fill_k_kernels(isa, ks); return {ActKind::Q8_K, ks.q6_k, tiles(isa).q6_k};
+    case GgmlType::Q8_0: fill_q8_kernels(isa, ks); return {ActKind::Q8_0, ks.q8_0, tile_for(type, isa)};
+    case GgmlType::Q4_K: fill_k_kernels(isa, ks); return {ActKind::Q8_K, ks.q4_k, tile_for(type, isa)};
+    case GgmlType::Q6_K: fill_k_kernels(isa, ks); return {ActKind::Q8_K, ks.q6_k, tile_for(type, isa)};
     default: break;
   }
   throw Error("matmul: unsupported weight type " + ggml_type_name(type));
@@ -98,6 +92,7 @@ void run(const MatmulOut* outs, int count, const float* x, int64_t n, bool fast)
   // stay in L1 (instead of every row streaming all n activation rows from L2). A tile kernel
   // takes tile.rows rows per call, so blocks are multiples of that.
   const Tile tile = k.tile;
+  const size_t group_bytes = packed_group_bytes(w0.type, cols);  // between packed 16-row groups
   const int64_t rb_min = tile.fn ? tile.rows : 1;
   const int tile_n = tile.fn ? tile.tokens : kTile;
   Part parts[kMaxMatmulMany];
@@ -137,7 +132,7 @@ void run(const MatmulOut* outs, int count, const float* x, int64_t n, bool fast)
           for (int64_t r = r0; r < r1; r += tile.rows) {
             const int nr = (int)std::min<int64_t>(tile.rows, r1 - r);
             if (packed && nr == tile.rows)  // a full group: rows r .. r + 15 = group r / 16
-              tile.packed(w.packed + (size_t)(r / tile.rows) * packed_group_bytes(w.type, cols), 0, nr,
+              tile.packed(w.packed + (size_t)(r / tile.rows) * group_bytes, 0, nr,
                           a + (size_t)t0 * stride, stride, nt, cols, y + t0 * rows + r, (size_t)rows);
             else
               tile.fn(w.data + (size_t)r * w.row_bytes, w.row_bytes, nr, a + (size_t)t0 * stride, stride, nt, cols,

@@ -26,18 +26,6 @@ const LanesLayout* layout_of(uint32_t type) {
   }
 }
 
-Tile tile_of(uint32_t type, Isa isa) {
-  TileSet ts;
-  fill_tile_kernels(isa, ts);
-  switch (static_cast<GgmlType>(type)) {
-    case GgmlType::Q4_1: return ts.q4_1;
-    case GgmlType::Q8_0: return ts.q8_0;
-    case GgmlType::Q4_K: return ts.q4_k;
-    case GgmlType::Q6_K: return ts.q6_k;
-    default: return {};
-  }
-}
-
 }  // namespace
 
 void PackedBytes::Free::operator()(uint8_t* p) const { std::free(p); }
@@ -45,7 +33,7 @@ void PackedBytes::Free::operator()(uint8_t* p) const { std::free(p); }
 bool repack_wanted(uint32_t type) {
   const char* env = std::getenv("H1BKV_REPACK");
   if (env && std::strcmp(env, "0") == 0) return false;
-  return layout_of(type) && tile_of(type, active_isa()).packed != nullptr;
+  return layout_of(type) && tile_for(type, active_isa()).packed != nullptr;
 }
 
 size_t packed_group_bytes(uint32_t type, int64_t cols) {

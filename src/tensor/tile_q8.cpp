@@ -24,6 +24,7 @@
 #include <cstring>
 #include <vector>
 
+#include "io/ggml_type.h"
 #include "tensor/blocks.h"
 #include "tensor/kernels.h"
 #include "tensor/simd-inl.h"
@@ -88,6 +89,7 @@ struct Rows {
   __m512i voff;  // file rows: lane r = r * rb
 
   H1BKV_TILE_INLINE Rows(const uint8_t* w_, size_t rb_, int64_t nb_) : w(w_), rb(rb_), nb(nb_) {
+    if constexpr (Packed) return;
     alignas(64) int32_t off[kLaneRows];
     for (int r = 0; r < kLaneRows; ++r) off[r] = (int32_t)(r * rb_);
     voff = _mm512_load_si512(off);
@@ -381,9 +383,16 @@ HWY_AFTER_NAMESPACE();
 namespace h1bkv::detail {
 HWY_EXPORT(FillTiles);
 
-void fill_tile_kernels(Isa isa, TileSet& ts) {
-  ts = TileSet{};
+Tile tile_for(uint32_t type, Isa isa) {
+  TileSet ts;
   if (isa != Isa::scalar) HWY_DYNAMIC_DISPATCH(FillTiles)(&ts);
+  switch (static_cast<GgmlType>(type)) {
+    case GgmlType::Q4_1: return ts.q4_1;
+    case GgmlType::Q8_0: return ts.q8_0;
+    case GgmlType::Q4_K: return ts.q4_k;
+    case GgmlType::Q6_K: return ts.q6_k;
+    default: return {};
+  }
 }
 }  // namespace h1bkv::detail
 #endif  // HWY_ONCE
