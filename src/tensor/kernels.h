@@ -43,7 +43,9 @@ using TileKernel = void (*)(const uint8_t* w, size_t row_bytes, int nr, const ui
                             size_t act_stride, int nt, int64_t cols, float* y, size_t y_stride);
 struct Tile {
   TileKernel fn = nullptr;      // null: the path has none (matmul uses the row kernel)
-  TileKernel packed = nullptr;  // the same on a packed group (w: its bytes, nr = rows), or null
+  // the same on a packed group (w: its bytes, nr = rows; row_bytes != 0: prefetch the packed
+  // stream ahead, for the first token tile of a group), or null
+  TileKernel packed = nullptr;
   int rows = 0, tokens = 0;
 };
 

@@ -132,7 +132,7 @@ void run(const MatmulOut* outs, int count, const float* x, int64_t n, bool fast)
           for (int64_t r = r0; r < r1; r += tile.rows) {
             const int nr = (int)std::min<int64_t>(tile.rows, r1 - r);
             if (packed && nr == tile.rows)  // a full group: rows r .. r + 15 = group r / 16
-              tile.packed(w.packed + (size_t)(r / tile.rows) * group_bytes, 0, nr,
+              tile.packed(w.packed + (size_t)(r / tile.rows) * group_bytes, t0 == 0, nr,
                           a + (size_t)t0 * stride, stride, nt, cols, y + t0 * rows + r, (size_t)rows);
             else
               tile.fn(w.data + (size_t)r * w.row_bytes, w.row_bytes, nr, a + (size_t)t0 * stride, stride, nt, cols,

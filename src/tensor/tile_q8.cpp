@@ -79,6 +79,13 @@ H1BKV_TILE_INLINE void prefetch_next_rows(const uint8_t* w, size_t rb, int64_t i
     _mm_prefetch(reinterpret_cast<const char*>(w + 2 * span + o), _MM_HINT_T1);
 }
 
+// A packed matrix is one forward stream, yet Zen 4's hardware prefetchers alone kept too few of
+// its lines in flight (bench_matmul Q6_K 151936 x 1536, 2 threads: 10-11 ms -> 7.2-7.5 ms; Qwen
+// decode 1.1x; docs/speed.md): each block prefetches the bytes this far ahead into L2 when the
+// caller asks (row_bytes != 0: the first token tile of a group; the later ones find it in cache,
+// and prefetching for them cost Qwen's pp512 13 %).
+constexpr size_t kPackedAhead = 8192;
+
 // Where a lanes kernel reads its 16 rows' blocks (layout L): the file's rows, rb bytes apart
 // (transposed in registers, prefetched ahead), or a packed group (tensor/pack.h).
 template <LanesLayout L, bool Packed>
@@ -89,16 +96,19 @@ struct Rows {
   __m512i voff;  // file rows: lane r = r * rb
 
   H1BKV_TILE_INLINE Rows(const uint8_t* w_, size_t rb_, int64_t nb_) : w(w_), rb(rb_), nb(nb_) {
-    if constexpr (Packed) return;
+    if constexpr (Packed) return;  // rb: prefetch ahead or not
     alignas(64) int32_t off[kLaneRows];
     for (int r = 0; r < kLaneRows; ++r) off[r] = (int32_t)(r * rb_);
     voff = _mm512_load_si512(off);
   }
-  // block i of the 16 rows; prefetches ahead on the file's rows
+  // block i of the 16 rows; prefetches ahead
   H1BKV_TILE_INLINE const uint8_t* block(int64_t i) const {
     if constexpr (Packed) {
       constexpr size_t gbb = lanes_group_block_bytes(L);
-      return w + (size_t)i * gbb;
+      const uint8_t* p = w + (size_t)i * gbb;
+      if (rb != 0)
+        for (size_t o = 0; o < gbb; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPackedAhead + o), _MM_HINT_T1);
+      return p;
     }
     prefetch_next_rows(w, rb, i, nb);
     return w + (size_t)i * L.block_bytes;
@@ -347,12 +357,12 @@ void lanes_dispatch(const uint8_t* w, size_t rb, int nr, const uint8_t* act, siz
   static constexpr LaneKernel f[] = {K...};
   lanes_call(f[nt - 1], w, rb, nr, act, st, nt, cols, y, ys);
 }
-// the same on a packed group (always 16 rows)
+// the same on a packed group (always 16 rows; rb != 0: prefetch ahead)
 template <LaneKernel... K>
-void lanes_packed_dispatch(const uint8_t* w, size_t, int, const uint8_t* act, size_t st, int nt, int64_t cols,
+void lanes_packed_dispatch(const uint8_t* w, size_t rb, int, const uint8_t* act, size_t st, int nt, int64_t cols,
                            float* y, size_t ys) {
   static constexpr LaneKernel f[] = {K...};
-  f[nt - 1](w, 0, act, st, cols, y, ys);
+  f[nt - 1](w, rb, act, st, cols, y, ys);
 }
 #define H1BKV_LANES(K)                                                                                         \
   {lanes_dispatch<K<1, false>, K<2, false>, K<3, false>, K<4, false>, K<5, false>, K<6, false>, K<7, false>,   \
