@@ -80,8 +80,8 @@ H1BKV_TILE_INLINE void prefetch_next_rows(const uint8_t* w, size_t rb, int64_t i
 }
 
 // A packed matrix is one forward stream, yet Zen 4's hardware prefetchers alone kept too few of
-// its lines in flight (bench_matmul Q6_K 151936 x 1536, 2 threads: 10-11 ms -> 7.2-7.5 ms; Qwen
-// decode 1.1x; docs/speed.md): each block prefetches the bytes this far ahead into L2 when the
+// its lines in flight (bench_matmul Q6_K 151936 x 1536, 2 threads: 10-13 ms -> mostly 7-8 ms;
+// Qwen decode 1.25x; docs/speed.md): each block prefetches the bytes this far ahead into L2 when the
 // caller asks (row_bytes != 0: the first token tile of a group; the later ones find it in cache,
 // and prefetching for them cost Qwen's pp512 13 %).
 constexpr size_t kPackedAhead = 8192;
