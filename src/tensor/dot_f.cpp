@@ -1,7 +1,9 @@
 // Dot kernels of the float weight types (F32, F16, BF16) with f32 activations. Weights are
 // widened to f32 (F16C for F16, a 16-bit shift for BF16) and multiplied with x in f32.
-// The AVX2 paths run 16 values per step in two accumulators per token; tails are scalar.
-// Compiled once per Highway target: AVX2 and AVX3_DL run the AVX2 code, others the references.
+// The AVX2 paths run 16 values per step in two accumulators per token, NEON 8 (fcvtl for F16, a
+// 16-bit shift for BF16); tails are scalar.
+// Compiled once per Highway target: AVX2 and AVX3_DL run the AVX2 code, NEON its own, others the
+// references.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "tensor/dot_f.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
@@ -92,6 +94,60 @@ void float_avx2(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t c
 
 void FillImpl(KernelSet& ks) {
   ks.f32 = float_avx2<F32W>, ks.f16 = float_avx2<F16W>, ks.bf16 = float_avx2<BF16W>;
+}
+#elif HWY_TARGET == HWY_NEON
+struct F32W : F32One {
+  static ALWAYS_INLINE float32x4_t load4(const uint8_t* w, int64_t i) {
+    return vld1q_f32(reinterpret_cast<const float*>(w) + i);
+  }
+};
+struct F16W : F16One {
+  static ALWAYS_INLINE float32x4_t load4(const uint8_t* w, int64_t i) {
+    return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(reinterpret_cast<const uint16_t*>(w) + i)));
+  }
+};
+struct BF16W : BF16One {
+  static ALWAYS_INLINE float32x4_t load4(const uint8_t* w, int64_t i) {
+    const uint16x4_t h = vld1_u16(reinterpret_cast<const uint16_t*>(w) + i);
+    return vreinterpretq_f32_u32(vshll_n_u16(h, 16));
+  }
+};
+
+template <class W, int NT>
+void float_tile(const uint8_t* w, const uint8_t* act, size_t st, int64_t cols, float* out) {
+  const float* x[NT];
+  float32x4_t acc0[NT], acc1[NT];
+  for (int t = 0; t < NT; ++t) {
+    x[t] = reinterpret_cast<const float*>(act + (size_t)t * st);
+    acc0[t] = acc1[t] = vdupq_n_f32(0.0f);
+  }
+  int64_t i = 0;
+  for (; i + 8 <= cols; i += 8) {
+    const float32x4_t w0 = W::load4(w, i), w1 = W::load4(w, i + 4);
+    for (int t = 0; t < NT; ++t) {
+      acc0[t] = vfmaq_f32(acc0[t], w0, vld1q_f32(x[t] + i));
+      acc1[t] = vfmaq_f32(acc1[t], w1, vld1q_f32(x[t] + i + 4));
+    }
+  }
+  for (int t = 0; t < NT; ++t) {
+    float s = vaddvq_f32(vaddq_f32(acc0[t], acc1[t]));
+    for (int64_t j = i; j < cols; ++j) s += W::one(w, j) * x[t][j];
+    out[t] = s;
+  }
+}
+
+template <class W>
+void float_neon(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t c, float* o) {
+  switch (nt) {
+    case 1: float_tile<W, 1>(w, a, st, c, o); break;
+    case 2: float_tile<W, 2>(w, a, st, c, o); break;
+    case 3: float_tile<W, 3>(w, a, st, c, o); break;
+    default: float_tile<W, 4>(w, a, st, c, o); break;
+  }
+}
+
+void FillImpl(KernelSet& ks) {
+  ks.f32 = float_neon<F32W>, ks.f16 = float_neon<F16W>, ks.bf16 = float_neon<BF16W>;
 }
 #else
 void FillImpl(KernelSet& ks) { ks.f32 = dot_f32_ref, ks.f16 = dot_f16_ref, ks.bf16 = dot_bf16_ref; }

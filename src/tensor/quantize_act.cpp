@@ -3,8 +3,9 @@
 //              rounded through fp16 as block_q8_0 does; Q8_1 adds s = fp16(d * sum(q)).
 //   Q8_K:      per 256 values iscale = -127/max (max = the value of largest magnitude),
 //              q = min(127, round(iscale * x)), d = 1/iscale (f32), bsums[16] = sums of 16 q.
-// The AVX2 and scalar versions make the same float operations, so their blocks are identical.
-// Compiled once per Highway target: AVX2 and AVX3_DL use the AVX2 block, others the scalar one.
+// The AVX2, NEON and scalar versions make the same float operations, so their blocks are identical.
+// Compiled once per Highway target: AVX2 and AVX3_DL use the AVX2 block, NEON its own, others the
+// scalar one.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "tensor/quantize_act.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
@@ -95,11 +96,38 @@ float q8_block_avx2(const float* x, int8_t* qs, int* sum) {
 }
 
 #endif
+#if HWY_TARGET == HWY_NEON
+float q8_block_neon(const float* x, int8_t* qs, int* sum) {
+  float32x4_t v[8];
+  float32x4_t mx = vdupq_n_f32(0.0f);
+  for (int k = 0; k < 8; ++k) {
+    v[k] = vld1q_f32(x + 4 * k);
+    mx = vmaxnmq_f32(mx, vabsq_f32(v[k]));  // maxNum: a NaN is ignored, as std::fmax
+  }
+  const float amax = vmaxnmvq_f32(mx);
+  const float d = amax / 127.0f;
+  const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+  int32x4_t q[8], s = vdupq_n_s32(0);
+  for (int k = 0; k < 8; ++k) {
+    q[k] = vcvtnq_s32_f32(vmulq_n_f32(v[k], id));  // to nearest, ties to even: as nearbyint
+    s = vaddq_s32(s, q[k]);
+  }
+  *sum = vaddvq_s32(s);
+  for (int k = 0; k < 8; k += 4) {  // |q| <= 127: the saturating narrows only pack
+    const int16x8_t a = vcombine_s16(vqmovn_s32(q[k]), vqmovn_s32(q[k + 1]));
+    const int16x8_t b = vcombine_s16(vqmovn_s32(q[k + 2]), vqmovn_s32(q[k + 3]));
+    vst1q_s8(qs + 4 * k, vcombine_s8(vqmovn_s16(a), vqmovn_s16(b)));
+  }
+  return d;
+}
+#endif
 }  // namespace
 
 void QuantizeQ8Row(const float* x, uint8_t* dst, int64_t nb, bool with_sum) {
 #if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3_DL
   quantize_q8_row<q8_block_avx2>(x, dst, nb, with_sum);
+#elif HWY_TARGET == HWY_NEON
+  quantize_q8_row<q8_block_neon>(x, dst, nb, with_sum);
 #else
   quantize_q8_row<q8_block_scalar>(x, dst, nb, with_sum);
 #endif

@@ -1,5 +1,6 @@
 // vexp.h's kernels, one copy per Highway target: AVX3_DL 16 lanes (exp512_ps: exp256_ps's
-// operations in 512-bit registers), AVX2 8 lanes (vexp-body.h), others the scalar reference.
+// operations in 512-bit registers), AVX2 8 lanes (vexp-body.h), NEON 4 lanes (exp128_neon: the
+// same operations), others the scalar reference.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "tensor/vexp.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
@@ -60,6 +61,33 @@ inline __m512 exp512_ps(__m512 x) {
 }
 #endif
 
+#if HWY_TARGET == HWY_NEON
+// vexp_ref's operations, 4 lanes (vfmaq / vfmsq are the same fused operations as std::fma)
+inline float32x4_t exp128_neon(float32x4_t x) {
+  const float32x4_t magic = vdupq_n_f32(12582912.0f);
+  const uint32x4_t under = vcltq_f32(x, vdupq_n_f32(-87.3365479f)), nan = vmvnq_u32(vceqq_f32(x, x));
+  const float32x4_t xc = vminq_f32(x, vdupq_n_f32(88.8f));
+  const float32x4_t t = vfmaq_f32(magic, xc, vdupq_n_f32(1.44269504088896341f));
+  const float32x4_t n = vsubq_f32(t, magic);  // round(x log2 e), ties to even
+  float32x4_t r = vfmsq_f32(xc, n, vdupq_n_f32(0.693359375f));
+  r = vfmsq_f32(r, n, vdupq_n_f32(-2.12194440e-4f));
+  float32x4_t p = vdupq_n_f32(1.9875691500e-4f);
+  p = vfmaq_f32(vdupq_n_f32(1.3981999507e-3f), p, r);
+  p = vfmaq_f32(vdupq_n_f32(8.3334519073e-3f), p, r);
+  p = vfmaq_f32(vdupq_n_f32(4.1665795894e-2f), p, r);
+  p = vfmaq_f32(vdupq_n_f32(1.6666665459e-1f), p, r);
+  p = vfmaq_f32(vdupq_n_f32(5.0000001201e-1f), p, r);
+  p = vfmaq_f32(vaddq_f32(r, vdupq_n_f32(1.0f)), p, vmulq_f32(r, r));
+  // 2^n = 2^(n >> 1) * 2^(n - (n >> 1)), both factors normal (n in [-126, 128] once clamped)
+  const int32x4_t ni = vcvtq_s32_f32(n), n1 = vshrq_n_s32(ni, 1), n2 = vsubq_s32(ni, n1);
+  const int32x4_t bias = vdupq_n_s32(127);
+  const float32x4_t s1 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n1, bias), 23));
+  const float32x4_t s2 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n2, bias), 23));
+  const float32x4_t y = vmulq_f32(vmulq_f32(p, s1), s2);
+  return vbslq_f32(nan, x, vbslq_f32(under, vdupq_n_f32(0.0f), y));
+}
+#endif
+
 }  // namespace
 
 void Vexp(const float* x, float* y, int64_t n) {
@@ -80,6 +108,8 @@ void Vexp(const float* x, float* y, int64_t n) {
     for (int64_t j = i; j < n; ++j) y[j] = t[j - i];
   }
   return;
+#elif HWY_TARGET == HWY_NEON
+  for (; i + 4 <= n; i += 4) vst1q_f32(y + i, exp128_neon(vld1q_f32(x + i)));
 #endif
   for (; i < n; ++i) y[i] = vexp_ref(x[i]);
 }
@@ -105,6 +135,16 @@ float MaxPadded(const float* x, int64_t n) {
   alignas(32) float l[8];
   _mm256_store_ps(l, _mm256_max_ps(m0, m1));
   return *std::max_element(l, l + 8);
+#elif HWY_TARGET == HWY_NEON
+  float32x4_t m0 = vdupq_n_f32(-INFINITY), m1 = m0;
+  int64_t t = 0;
+  for (; t + 8 <= n; t += 8) {
+    m0 = vmaxq_f32(m0, vld1q_f32(x + t));
+    m1 = vmaxq_f32(m1, vld1q_f32(x + t + 4));
+  }
+  float r = vmaxvq_f32(vmaxq_f32(m0, m1));
+  for (; t < n; ++t) r = std::max(r, x[t]);
+  return r;
 #else
   float r = -INFINITY;
   for (int64_t t = 0; t < n; ++t) r = std::max(r, x[t]);
@@ -147,6 +187,22 @@ float ExpSubSum(float* x, int64_t n, float m) {
     s = _mm256_add_ps(s, p);
   }
   return tree8(_mm256_add_ps(s, s2));
+#elif HWY_TARGET == HWY_NEON
+  // as exp_sub_sum_ref: lanes of the even 8-float blocks in e, of the odd ones in o (n % 8 == 0)
+  const float32x4_t mv = vdupq_n_f32(m);
+  float32x4_t e[2] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)}, o[2] = {e[0], e[1]};
+  for (int64_t t = 0; t < n; t += 8) {
+    float32x4_t* acc = (t / 8) % 2 ? o : e;
+    for (int h = 0; h < 2; ++h) {
+      const float32x4_t p = exp128_neon(vsubq_f32(vld1q_f32(x + t + 4 * h), mv));
+      vst1q_f32(x + t + 4 * h, p);
+      acc[h] = vaddq_f32(acc[h], p);
+    }
+  }
+  float l[8];
+  vst1q_f32(l, vaddq_f32(e[0], o[0]));
+  vst1q_f32(l + 4, vaddq_f32(e[1], o[1]));
+  return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
 #else
   return exp_sub_sum_ref(x, n, m);
 #endif

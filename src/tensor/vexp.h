@@ -5,7 +5,7 @@
 // Accuracy: relative error < 2e-7 (<= 2 ulp) for x in [-87.3, 88.7]; x < -87.34 (and -inf)
 // gives +0, x > 88.73 gives +inf (overflow), NaN stays NaN. Tested against double exp in tests/kv.
 // vexp, max_padded and exp_sub_sum run on the kernel path (tensor/isa.h): 16 lanes with AVX-512,
-// 8 with AVX2, vexp_ref otherwise; all give the same floats.
+// 8 with AVX2, 4 with NEON, vexp_ref otherwise; all give the same floats.
 #pragma once
 #include <cstdint>
 

@@ -1,5 +1,5 @@
 // matmul / matmul_ref against a float reference (dequantized W, double dots), every kernel path
-// (tensor/isa.h: scalar, avx2, avx512; unsupported ones skipped) vs the scalar references,
+// (tensor/isa.h: scalar, avx2, avx512, neon; unsupported ones skipped) vs the scalar references,
 // token tiling (n = 1 vs n > 1), odd row counts and thread counts, activation quantizers.
 #include <gtest/gtest.h>
 #include <omp.h>
@@ -358,12 +358,13 @@ TEST(KernelPath, NamesParseAndUnknownIsRefused) {
   EXPECT_EQ(active_isa(), Isa::scalar);
 }
 
-// Every vector path has its own Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / Q4_K / Q6_K kernels (not the references
+// Every vector path has its own F32 / F16 / BF16 / Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / Q4_K / Q6_K kernels (not the references
 // under another name), and the paths a CPU cannot run are named as skipped.
 TEST(KernelPath, VectorPathsHaveTheirOwnKernels) {
   detail::KernelSet ref{};
   detail::fill_q8_kernels(Isa::scalar, ref);
   detail::fill_k_kernels(Isa::scalar, ref);
+  detail::fill_float_kernels(Isa::scalar, ref);
   std::string skipped;
   for (Isa i : kAllIsas) {
     if (i == Isa::scalar) continue;
@@ -375,6 +376,10 @@ TEST(KernelPath, VectorPathsHaveTheirOwnKernels) {
     detail::KernelSet ks{};
     detail::fill_q8_kernels(i, ks);
     detail::fill_k_kernels(i, ks);
+    detail::fill_float_kernels(i, ks);
+    EXPECT_NE(ks.f32, ref.f32) << isa_name(i);
+    EXPECT_NE(ks.f16, ref.f16) << isa_name(i);
+    EXPECT_NE(ks.bf16, ref.bf16) << isa_name(i);
     EXPECT_NE(ks.q4_k, ref.q4_k) << isa_name(i);
     EXPECT_NE(ks.q6_k, ref.q6_k) << isa_name(i);
     EXPECT_NE(ks.q4_0, ref.q4_0) << isa_name(i);

@@ -1,6 +1,6 @@
 // Dot products and weighted accumulation over f32 / f16 head vectors (float_kernels.h), one copy
-// per Highway target: AVX2 and AVX3_DL run the 8-lane code below (F16C widening, FMA), others
-// and the scalar path the references.
+// per Highway target: AVX2 and AVX3_DL run the 8-lane code below (F16C widening, FMA), NEON the
+// 4-lane code (fcvtl widening, fmla), others and the scalar path the references.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kv/codecs/float_kernels.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
@@ -167,6 +167,80 @@ void AxpyF16Group(const float* const* w, int G, const uint16_t* v, size_t stride
       default: axpy_group_avx<3>(w + g0, v, stride, n, d, acc + g0); break;
     }
   }
+}
+#elif HWY_TARGET == HWY_NEON
+namespace {
+inline float32x4_t f16x4(const uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
+
+// acc[g][4c .. 4c + 3] += sum_t w[g][t] v_t[4c ..] for c in [c0, c0 + NC), accumulators in registers
+template <int NC>
+void axpy_f16_tile(const float* w, const uint16_t* v, size_t stride, int64_t n, int c0, float* acc) {
+  float32x4_t a[NC];
+  for (int c = 0; c < NC; ++c) a[c] = vld1q_f32(acc + 4 * (c0 + c));
+  for (int64_t t = 0; t < n; ++t) {
+    const uint16_t* vt = v + (size_t)t * stride + 4 * c0;
+    for (int c = 0; c < NC; ++c) a[c] = vfmaq_n_f32(a[c], f16x4(vt + 4 * c), w[t]);
+  }
+  for (int c = 0; c < NC; ++c) vst1q_f32(acc + 4 * (c0 + c), a[c]);
+}
+}  // namespace
+
+float Dot(const float* a, const float* b, int n) {
+  float32x4_t acc = vdupq_n_f32(0.0f);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) acc = vfmaq_f32(acc, vld1q_f32(a + i), vld1q_f32(b + i));
+  float s = vaddvq_f32(acc);
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+float DotF16(const float* a, const uint16_t* b, int n) {
+  float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = acc0;  // two chains
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    acc0 = vfmaq_f32(acc0, vld1q_f32(a + i), f16x4(b + i));
+    acc1 = vfmaq_f32(acc1, vld1q_f32(a + i + 4), f16x4(b + i + 4));
+  }
+  for (; i + 4 <= n; i += 4) acc0 = vfmaq_f32(acc0, vld1q_f32(a + i), f16x4(b + i));
+  float s = vaddvq_f32(vaddq_f32(acc0, acc1));
+  for (; i < n; ++i) s += a[i] * fp16_to_f32_scalar(b[i]);
+  return s;
+}
+
+void Axpy(float w, const float* x, float* out, int n) {
+  int i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(out + i, vfmaq_n_f32(vld1q_f32(out + i), vld1q_f32(x + i), w));
+  for (; i < n; ++i) out[i] += w * x[i];
+}
+
+void AxpyF16(float w, const uint16_t* x, float* out, int n) {
+  int i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(out + i, vfmaq_n_f32(vld1q_f32(out + i), f16x4(x + i), w));
+  for (; i < n; ++i) out[i] += w * fp16_to_f32_scalar(x[i]);
+}
+
+void DotF16Group(const float* const* q, int G, const uint16_t* k, size_t stride, int64_t n, int d,
+                 float* const* out) {
+  for (int g = 0; g < G; ++g)
+    for (int64_t t = 0; t < n; ++t) out[g][t] = DotF16(q[g], k + (size_t)t * stride, d);
+}
+
+void AxpyF16Group(const float* const* w, int G, const uint16_t* v, size_t stride, int64_t n, int d,
+                  float* const* acc) {
+  if (d % 4 != 0) {
+    for (int g = 0; g < G; ++g)
+      for (int64_t t = 0; t < n; ++t) AxpyF16(w[g][t], v + (size_t)t * stride, acc[g], d);
+    return;
+  }
+  const int nc = d / 4;
+  for (int g = 0; g < G; ++g)
+    for (int c0 = 0; c0 < nc;) {  // 8 vectors per tile, then 4, 2, 1
+      const int r = nc - c0;
+      if (r >= 8) axpy_f16_tile<8>(w[g], v, stride, n, c0, acc[g]), c0 += 8;
+      else if (r >= 4) axpy_f16_tile<4>(w[g], v, stride, n, c0, acc[g]), c0 += 4;
+      else if (r >= 2) axpy_f16_tile<2>(w[g], v, stride, n, c0, acc[g]), c0 += 2;
+      else axpy_f16_tile<1>(w[g], v, stride, n, c0, acc[g]), c0 += 1;
+    }
 }
 #else
 float Dot(const float* a, const float* b, int n) { return dot_f32_ref(a, b, n); }

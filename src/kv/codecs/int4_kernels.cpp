@@ -2,8 +2,9 @@
 //   AVX2     8 codes per step (vpmovzxbd), 8-lane FMAs, up to 12 accumulators per tile
 //   AVX3_DL  16 codes per step, 16-lane FMAs (half the FMAs of AVX2), factors of 16 tokens per
 //            step; value groups whose half is not a multiple of 16 run the AVX2 code
+//   NEON     8 codes per step (widened to 2 x 4 lanes), 4-lane FMAs, up to 24 accumulators per tile
 //   others   int4_accumulate_ref per head
-// Both vector paths use sum_t w_t (m_t + s_t q_t) = sum_t (w_t s_t) q_t + sum_t w_t m_t: FMAs on
+// The vector paths use sum_t w_t (m_t + s_t q_t) = sum_t (w_t s_t) q_t + sum_t w_t m_t: FMAs on
 // the codes, then the weighted minimum of each group added once. Tokens in pieces of kPiece;
 // accumulators start at zero per piece and are added to acc at its end.
 #undef HWY_TARGET_INCLUDE
@@ -215,11 +216,119 @@ void int4_group512(const float* const* w, const uint8_t* vals, int64_t n, int d,
 }
 #endif
 
+#if HWY_TARGET == HWY_NEON
+constexpr int kPieceNeon = 32;
+
+// As int4_tile: NC chunks of 8 code bytes from byte j0, lanes k of lo[g][c][h] = element
+// e + 8c + 4h + k, of hi the same + G/2.
+template <int NG, int NC>
+void int4_tile_neon(const float* const* a, const uint8_t* vals, int64_t n, size_t vb, int G, int j0,
+                    float* const* out) {
+  const int half = G / 2, gr = j0 / half, e = gr * G + (j0 - gr * half);
+  float32x4_t lo[NG][NC][2], hi[NG][NC][2];
+  for (int g = 0; g < NG; ++g)
+    for (int c = 0; c < NC; ++c) lo[g][c][0] = lo[g][c][1] = hi[g][c][0] = hi[g][c][1] = vdupq_n_f32(0.0f);
+  const uint16x8_t m15 = vdupq_n_u16(15);
+  for (int64_t t = 0; t < n; ++t) {
+    const uint8_t* v = vals + t * vb + j0;
+    for (int c = 0; c < NC; ++c) {
+      const uint16x8_t x = vmovl_u8(vld1_u8(v + 8 * c));
+      const uint16x8_t xl = vandq_u16(x, m15), xh = vshrq_n_u16(x, 4);
+      const float32x4_t cl[2] = {vcvtq_f32_u32(vmovl_u16(vget_low_u16(xl))), vcvtq_f32_u32(vmovl_high_u16(xl))};
+      const float32x4_t ch[2] = {vcvtq_f32_u32(vmovl_u16(vget_low_u16(xh))), vcvtq_f32_u32(vmovl_high_u16(xh))};
+      for (int g = 0; g < NG; ++g) {
+        const float av = a[g][t];
+        for (int h = 0; h < 2; ++h) {
+          lo[g][c][h] = vfmaq_n_f32(lo[g][c][h], cl[h], av);
+          hi[g][c][h] = vfmaq_n_f32(hi[g][c][h], ch[h], av);
+        }
+      }
+    }
+  }
+  for (int g = 0; g < NG; ++g)
+    for (int c = 0; c < NC; ++c)
+      for (int h = 0; h < 2; ++h) {
+        float* o = out[g] + e + 8 * c + 4 * h;
+        vst1q_f32(o, vaddq_f32(vld1q_f32(o), lo[g][c][h]));
+        vst1q_f32(o + half, vaddq_f32(vld1q_f32(o + half), hi[g][c][h]));
+      }
+}
+
+// As int4_group256 with 4-lane vectors (G % 16 == 0, d / G <= kMaxGroups).
+template <int NG>
+void int4_group_neon(const float* const* w, const uint8_t* vals, int64_t n, int d, int G, float* const* out) {
+  constexpr int NC = NG == 1 ? 4 : NG == 2 ? 3 : 2;  // 4 NG NC <= 24 accumulators
+  const int ng = d / G, nb = d / 2, half = G / 2;
+  const size_t vb = int4_bytes(d, G);
+  float a[NG][kMaxGroups][kPieceNeon];
+  float sv[kMaxGroups][kPieceNeon], mv[kMaxGroups][kPieceNeon];
+  float32x4_t cm[NG][kMaxGroups];
+  for (int g = 0; g < NG; ++g)
+    for (int gr = 0; gr < ng; ++gr) cm[g][gr] = vdupq_n_f32(0.0f);
+  for (int64_t p0 = 0; p0 < n; p0 += kPieceNeon) {
+    const int m = (int)std::min<int64_t>(kPieceNeon, n - p0), m4 = (m + 3) / 4 * 4;
+    const uint8_t* vp = vals + p0 * vb;
+    for (int gr = 0; gr < ng; ++gr) {
+      for (int t = 0; t < m; ++t) {  // {scale, min} fp16 pair
+        uint32_t sm;
+        std::memcpy(&sm, vp + t * vb + nb + 4 * gr, 4);
+        const float32x4_t f = vcvt_f32_f16(vreinterpret_f16_u32(vdup_n_u32(sm)));
+        sv[gr][t] = vgetq_lane_f32(f, 0);
+        mv[gr][t] = vgetq_lane_f32(f, 1);
+      }
+      for (int t = m; t < m4; ++t) sv[gr][t] = mv[gr][t] = 0;
+    }
+    for (int g = 0; g < NG; ++g) {
+      float wl[kPieceNeon];
+      for (int t = 0; t < m; ++t) wl[t] = w[g][p0 + t];
+      for (int t = m; t < m4; ++t) wl[t] = 0;
+      for (int gr = 0; gr < ng; ++gr)
+        for (int t = 0; t < m4; t += 4) {
+          const float32x4_t wv = vld1q_f32(wl + t);
+          vst1q_f32(&a[g][gr][t], vmulq_f32(wv, vld1q_f32(&sv[gr][t])));
+          cm[g][gr] = vfmaq_f32(cm[g][gr], wv, vld1q_f32(&mv[gr][t]));
+        }
+    }
+    for (int j0 = 0; j0 < nb; j0 += 8 * NC) {
+      const int gr = j0 / half;
+      const float* ap[NG];
+      for (int g = 0; g < NG; ++g) ap[g] = a[g][gr];
+      // a tile stays within one value group: half % 8 == 0 and NC * 8 divides half or NC = 1
+      const int nc = std::min(NC, (std::min(nb, (gr + 1) * half) - j0) / 8);
+      switch (nc) {
+        case 1: int4_tile_neon<NG, 1>(ap, vp, m, vb, G, j0, out); break;
+        case 2: int4_tile_neon<NG, 2>(ap, vp, m, vb, G, j0, out); break;
+        case 3: int4_tile_neon<NG, 3>(ap, vp, m, vb, G, j0, out); break;
+        default: int4_tile_neon<NG, NC>(ap, vp, m, vb, G, j0, out); break;
+      }
+      j0 += 8 * (nc - NC);  // advance by what was done
+    }
+  }
+  for (int g = 0; g < NG; ++g)
+    for (int gr = 0; gr < ng; ++gr) {
+      const float c = vaddvq_f32(cm[g][gr]);
+      for (int i = 0; i < G; ++i) out[g][gr * G + i] += c;
+    }
+}
+#endif
+
 }  // namespace
 
 void GroupSums(const float* const* w, int ngt, const uint8_t* vals, int64_t n, int d, int group,
                float* const* out) {
   const int G = group ? group : d, ng = d / G;
+#if HWY_TARGET == HWY_NEON
+  if (G % 16 == 0 && ng <= kMaxGroups) {
+    for (int g0 = 0; g0 < ngt; g0 += 3) {
+      switch (std::min(3, ngt - g0)) {
+        case 1: int4_group_neon<1>(w + g0, vals, n, d, G, out + g0); break;
+        case 2: int4_group_neon<2>(w + g0, vals, n, d, G, out + g0); break;
+        default: int4_group_neon<3>(w + g0, vals, n, d, G, out + g0); break;
+      }
+    }
+    return;
+  }
+#endif
 #if HWY_TARGET == HWY_AVX3_DL
   if (G % 32 == 0 && ng <= kMaxGroups) {
     for (int g0 = 0; g0 < ngt; g0 += 3) {

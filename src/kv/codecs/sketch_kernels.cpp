@@ -2,6 +2,7 @@
 //   AVX2     pshufb nibble lookups, 32 tokens x 1 byte position per step (T-MAC style)
 //   AVX3_DL  64 bytes = 2 byte positions x 32 tokens per step: with query bytes, XOR + vpopcntb
 //            (AVX-512 BITALG); without, 512-bit pshufb with each position's tables in its lanes
+//   NEON     tbl nibble lookups, 32 tokens (two q registers) x 1 byte position per step, as AVX2
 //   others   the scalar reference
 // Raw intrinsics: Highway 1.0.3 has per-lane table lookups but no u8 accumulate-and-widen of
 // this shape, and the AVX2 code is the existing kernel.
@@ -118,6 +119,44 @@ void lut_sums512(const uint8_t* const* tabs, const uint8_t* codes, int nbytes, i
 }
 #endif
 
+#if HWY_TARGET == HWY_NEON
+// As lut_sums256: h[g][t] for NG heads, tokens 0-15 in x[0] and 16-31 in x[1].
+template <int NG>
+void lut_sums_neon(const uint8_t* const* tabs, const uint8_t* codes, int nbytes, int chunk, int32_t (*h)[32]) {
+  const uint8x16_t m4 = vdupq_n_u8(15);
+  uint16x8_t acc[NG][4];  // tokens 8j .. 8j + 7
+  for (int g = 0; g < NG; ++g)
+    for (int j = 0; j < 4; ++j) acc[g][j] = vdupq_n_u16(0);
+  for (int p0 = 0; p0 < nbytes; p0 += chunk) {
+    const int p1 = std::min(nbytes, p0 + chunk);
+    uint8x16_t s8[NG][2];
+    for (int g = 0; g < NG; ++g) s8[g][0] = s8[g][1] = vdupq_n_u8(0);
+    for (int p = p0; p < p1; ++p) {
+      uint8x16_t xl[2], xh[2];
+      for (int k = 0; k < 2; ++k) {
+        const uint8x16_t x = vld1q_u8(codes + p * 32 + 16 * k);
+        xl[k] = vandq_u8(x, m4), xh[k] = vshrq_n_u8(x, 4);
+      }
+      for (int g = 0; g < NG; ++g) {
+        const uint8x16_t tl = vld1q_u8(tabs[g] + p * 32), th = vld1q_u8(tabs[g] + p * 32 + 16);
+        for (int k = 0; k < 2; ++k)
+          s8[g][k] = vaddq_u8(s8[g][k], vaddq_u8(vqtbl1q_u8(tl, xl[k]), vqtbl1q_u8(th, xh[k])));
+      }
+    }
+    for (int g = 0; g < NG; ++g)
+      for (int k = 0; k < 2; ++k) {
+        acc[g][2 * k] = vaddw_u8(acc[g][2 * k], vget_low_u8(s8[g][k]));
+        acc[g][2 * k + 1] = vaddw_high_u8(acc[g][2 * k + 1], s8[g][k]);
+      }
+  }
+  for (int g = 0; g < NG; ++g)
+    for (int j = 0; j < 4; ++j) {
+      vst1q_s32(h[g] + 8 * j, vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(acc[g][j]))));
+      vst1q_s32(h[g] + 8 * j + 4, vreinterpretq_s32_u32(vmovl_high_u16(acc[g][j])));
+    }
+}
+#endif
+
 }  // namespace
 
 void GroupSums(const uint8_t* const* tabs, const uint8_t* const* qbytes, int ng, const uint8_t* codes,
@@ -147,6 +186,14 @@ void GroupSums(const uint8_t* const* tabs, const uint8_t* const* qbytes, int ng,
     case 2: return lut_sums256<2>(tabs, codes, nbytes, chunk, h);
     case 3: return lut_sums256<3>(tabs, codes, nbytes, chunk, h);
     default: return lut_sums256<4>(tabs, codes, nbytes, chunk, h);
+  }
+#elif HWY_TARGET == HWY_NEON
+  (void)qbytes;
+  switch (ng) {
+    case 1: return lut_sums_neon<1>(tabs, codes, nbytes, chunk, h);
+    case 2: return lut_sums_neon<2>(tabs, codes, nbytes, chunk, h);
+    case 3: return lut_sums_neon<3>(tabs, codes, nbytes, chunk, h);
+    default: return lut_sums_neon<4>(tabs, codes, nbytes, chunk, h);
   }
 #else
   (void)qbytes, (void)chunk;
