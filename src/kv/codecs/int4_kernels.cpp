@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "kv/codecs/int4.h"
 #include "kv/codecs/int4_kernels.h"
@@ -27,6 +28,35 @@ namespace h1bkv::detail::HWY_NAMESPACE {
 namespace {
 
 [[maybe_unused]] constexpr int kMaxGroups = 8;  // value groups per head the vector paths take (d / G)
+
+// Calls tile(std::integral_constant<int, nc>{}, j0, gr) over the nb code bytes of a vector in
+// tiles of nc <= NC chunks of cb bytes from byte j0, each within value group gr (half bytes per
+// group; half % cb == 0, and NC * cb divides half or a group's tail takes a smaller tile).
+template <int NC, class F>
+[[maybe_unused]] inline void for_code_tiles(int nb, int half, int cb, F&& tile) {
+  for (int j0 = 0; j0 < nb;) {
+    const int gr = j0 / half, nc = std::min(NC, (std::min(nb, (gr + 1) * half) - j0) / cb);
+    switch (nc) {
+      case 1: tile(std::integral_constant<int, 1>{}, j0, gr); break;
+      case 2: tile(std::integral_constant<int, 2>{}, j0, gr); break;
+      case 3: tile(std::integral_constant<int, 3>{}, j0, gr); break;
+      default: tile(std::integral_constant<int, NC>{}, j0, gr); break;
+    }
+    j0 += nc * cb;
+  }
+}
+
+// Calls f(std::integral_constant<int, NG>{}, g0) for the heads g0 .. g0 + NG - 1, NG <= 3.
+template <class F>
+[[maybe_unused]] inline void by_three_heads(int ngt, F&& f) {
+  for (int g0 = 0; g0 < ngt; g0 += 3) {
+    switch (std::min(3, ngt - g0)) {
+      case 1: f(std::integral_constant<int, 1>{}, g0); break;
+      case 2: f(std::integral_constant<int, 2>{}, g0); break;
+      default: f(std::integral_constant<int, 3>{}, g0); break;
+    }
+  }
+}
 
 #if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3_DL
 constexpr int kPiece = 32;
@@ -101,20 +131,12 @@ void int4_group256(const float* const* w, const uint8_t* vals, int64_t n, int d,
           cm[g][gr] = _mm256_fmadd_ps(wv, _mm256_load_ps(&mv[gr][t]), cm[g][gr]);
         }
     }
-    for (int j0 = 0; j0 < nb; j0 += 8 * NC) {
-      const int gr = j0 / half;
+    // a tile stays within one value group: half % 8 == 0 and NC * 8 divides half or NC = 1
+    for_code_tiles<NC>(nb, half, 8, [&](auto nc, int j0, int gr) {
       const float* ap[NG];
       for (int g = 0; g < NG; ++g) ap[g] = a[g][gr];
-      // a tile stays within one value group: half % 8 == 0 and NC * 8 divides half or NC = 1
-      const int nc = std::min(NC, (std::min(nb, (gr + 1) * half) - j0) / 8);
-      switch (nc) {
-        case 1: int4_tile<NG, 1>(ap, vp, m, vb, G, j0, out); break;
-        case 2: int4_tile<NG, 2>(ap, vp, m, vb, G, j0, out); break;
-        case 3: int4_tile<NG, 3>(ap, vp, m, vb, G, j0, out); break;
-        default: int4_tile<NG, NC>(ap, vp, m, vb, G, j0, out); break;
-      }
-      j0 += 8 * (nc - NC);  // advance by what was done
-    }
+      int4_tile<NG, decltype(nc)::value>(ap, vp, m, vb, G, j0, out);
+    });
   }
   for (int g = 0; g < NG; ++g)
     for (int gr = 0; gr < ng; ++gr) {
@@ -193,20 +215,12 @@ void int4_group512(const float* const* w, const uint8_t* vals, int64_t n, int d,
         }
       }
     }
-    for (int j0 = 0; j0 < nb; j0 += 16 * NC) {
-      const int gr = j0 / half;
+    // a tile stays within one value group: half % 16 == 0 and NC * 16 divides half or NC < 4
+    for_code_tiles<NC>(nb, half, 16, [&](auto nc, int j0, int gr) {
       const float* ap[NG];
       for (int g = 0; g < NG; ++g) ap[g] = a[g][gr];
-      // a tile stays within one value group: half % 16 == 0 and NC * 16 divides half or NC < 4
-      const int nc = std::min(NC, (std::min(nb, (gr + 1) * half) - j0) / 16);
-      switch (nc) {
-        case 1: int4_tile512<NG, 1>(ap, vp, m, vb, G, j0, out); break;
-        case 2: int4_tile512<NG, 2>(ap, vp, m, vb, G, j0, out); break;
-        case 3: int4_tile512<NG, 3>(ap, vp, m, vb, G, j0, out); break;
-        default: int4_tile512<NG, NC>(ap, vp, m, vb, G, j0, out); break;
-      }
-      j0 += 16 * (nc - NC);  // advance by what was done
-    }
+      int4_tile512<NG, decltype(nc)::value>(ap, vp, m, vb, G, j0, out);
+    });
   }
   for (int g = 0; g < NG; ++g)
     for (int gr = 0; gr < ng; ++gr) {
@@ -289,20 +303,12 @@ void int4_group_neon(const float* const* w, const uint8_t* vals, int64_t n, int 
           cm[g][gr] = vfmaq_f32(cm[g][gr], wv, vld1q_f32(&mv[gr][t]));
         }
     }
-    for (int j0 = 0; j0 < nb; j0 += 8 * NC) {
-      const int gr = j0 / half;
+    // a tile stays within one value group: half % 8 == 0 and NC * 8 divides half or NC = 1
+    for_code_tiles<NC>(nb, half, 8, [&](auto nc, int j0, int gr) {
       const float* ap[NG];
       for (int g = 0; g < NG; ++g) ap[g] = a[g][gr];
-      // a tile stays within one value group: half % 8 == 0 and NC * 8 divides half or NC = 1
-      const int nc = std::min(NC, (std::min(nb, (gr + 1) * half) - j0) / 8);
-      switch (nc) {
-        case 1: int4_tile_neon<NG, 1>(ap, vp, m, vb, G, j0, out); break;
-        case 2: int4_tile_neon<NG, 2>(ap, vp, m, vb, G, j0, out); break;
-        case 3: int4_tile_neon<NG, 3>(ap, vp, m, vb, G, j0, out); break;
-        default: int4_tile_neon<NG, NC>(ap, vp, m, vb, G, j0, out); break;
-      }
-      j0 += 8 * (nc - NC);  // advance by what was done
-    }
+      int4_tile_neon<NG, decltype(nc)::value>(ap, vp, m, vb, G, j0, out);
+    });
   }
   for (int g = 0; g < NG; ++g)
     for (int gr = 0; gr < ng; ++gr) {
@@ -319,37 +325,19 @@ void GroupSums(const float* const* w, int ngt, const uint8_t* vals, int64_t n, i
   const int G = group ? group : d, ng = d / G;
 #if HWY_TARGET == HWY_NEON
   if (G % 16 == 0 && ng <= kMaxGroups) {
-    for (int g0 = 0; g0 < ngt; g0 += 3) {
-      switch (std::min(3, ngt - g0)) {
-        case 1: int4_group_neon<1>(w + g0, vals, n, d, G, out + g0); break;
-        case 2: int4_group_neon<2>(w + g0, vals, n, d, G, out + g0); break;
-        default: int4_group_neon<3>(w + g0, vals, n, d, G, out + g0); break;
-      }
-    }
+    by_three_heads(ngt, [&](auto ng, int g0) { int4_group_neon<decltype(ng)::value>(w + g0, vals, n, d, G, out + g0); });
     return;
   }
 #endif
 #if HWY_TARGET == HWY_AVX3_DL
   if (G % 32 == 0 && ng <= kMaxGroups) {
-    for (int g0 = 0; g0 < ngt; g0 += 3) {
-      switch (std::min(3, ngt - g0)) {
-        case 1: int4_group512<1>(w + g0, vals, n, d, G, out + g0); break;
-        case 2: int4_group512<2>(w + g0, vals, n, d, G, out + g0); break;
-        default: int4_group512<3>(w + g0, vals, n, d, G, out + g0); break;
-      }
-    }
+    by_three_heads(ngt, [&](auto ng, int g0) { int4_group512<decltype(ng)::value>(w + g0, vals, n, d, G, out + g0); });
     return;
   }
 #endif
 #if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3_DL
   if (G % 16 == 0 && ng <= kMaxGroups) {
-    for (int g0 = 0; g0 < ngt; g0 += 3) {
-      switch (std::min(3, ngt - g0)) {
-        case 1: int4_group256<1>(w + g0, vals, n, d, G, out + g0); break;
-        case 2: int4_group256<2>(w + g0, vals, n, d, G, out + g0); break;
-        default: int4_group256<3>(w + g0, vals, n, d, G, out + g0); break;
-      }
-    }
+    by_three_heads(ngt, [&](auto ng, int g0) { int4_group256<decltype(ng)::value>(w + g0, vals, n, d, G, out + g0); });
     return;
   }
 #endif
