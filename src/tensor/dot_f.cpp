@@ -82,19 +82,6 @@ void float_tile(const uint8_t* w, const uint8_t* act, size_t st, int64_t cols, f
   }
 }
 
-template <class W>
-void float_avx2(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t c, float* o) {
-  switch (nt) {
-    case 1: float_tile<W, 1>(w, a, st, c, o); break;
-    case 2: float_tile<W, 2>(w, a, st, c, o); break;
-    case 3: float_tile<W, 3>(w, a, st, c, o); break;
-    default: float_tile<W, 4>(w, a, st, c, o); break;
-  }
-}
-
-void FillImpl(KernelSet& ks) {
-  ks.f32 = float_avx2<F32W>, ks.f16 = float_avx2<F16W>, ks.bf16 = float_avx2<BF16W>;
-}
 #elif HWY_TARGET == HWY_NEON
 struct F32W : F32One {
   static ALWAYS_INLINE float32x4_t load4(const uint8_t* w, int64_t i) {
@@ -136,8 +123,11 @@ void float_tile(const uint8_t* w, const uint8_t* act, size_t st, int64_t cols, f
   }
 }
 
+#endif
+
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_NEON
 template <class W>
-void float_neon(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t c, float* o) {
+void float_rows(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t c, float* o) {
   switch (nt) {
     case 1: float_tile<W, 1>(w, a, st, c, o); break;
     case 2: float_tile<W, 2>(w, a, st, c, o); break;
@@ -147,7 +137,7 @@ void float_neon(const uint8_t* w, const uint8_t* a, size_t st, int nt, int64_t c
 }
 
 void FillImpl(KernelSet& ks) {
-  ks.f32 = float_neon<F32W>, ks.f16 = float_neon<F16W>, ks.bf16 = float_neon<BF16W>;
+  ks.f32 = float_rows<F32W>, ks.f16 = float_rows<F16W>, ks.bf16 = float_rows<BF16W>;
 }
 #else
 void FillImpl(KernelSet& ks) { ks.f32 = dot_f32_ref, ks.f16 = dot_f16_ref, ks.bf16 = dot_bf16_ref; }
