@@ -21,13 +21,12 @@
 HWY_BEFORE_NAMESPACE();
 namespace h1bkv::detail::HWY_NAMESPACE {
 
+namespace {
+[[maybe_unused]] constexpr int kMaxGroupHeads = 8;  // query heads per KV head the group kernels hold in registers
+}  // namespace
+
 #if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3_DL
 namespace {
-
-constexpr int kMaxGroupHeads = 8;  // query heads per KV head the group kernels hold in registers
-
-
-size_t block_bytes(BlockQuant t, int B) { return 2 + (t == BlockQuant::q8_0 ? (size_t)B : (size_t)B / 2); }
 
 float block_scale(const uint8_t* blk) {
   uint16_t h;
@@ -56,7 +55,7 @@ void block_codes(BlockQuant t, const uint8_t* blk, __m256 c[4]) {
 
 void Score(BlockQuant t, const float* q, const uint8_t* keys, int64_t n, int d, float* out) {
   if (d < 32) return block_quant_score_ref(t, q, keys, n, d, out);
-  const size_t bb = block_bytes(t, 32), vb = (size_t)(d / 32) * bb;
+  const size_t bb = block_quant_bytes(t, 32), vb = block_quant_bytes(t, d);  // d % 32 == 0 here
   for (int64_t i = 0; i < n; ++i) {
     __m256 acc = _mm256_setzero_ps();
     for (int b = 0; b < d / 32; ++b) {
@@ -74,7 +73,7 @@ void Score(BlockQuant t, const float* q, const uint8_t* keys, int64_t n, int d, 
 // Block by block: the block's 32 outputs stay in 4 registers over all n vectors.
 void Accumulate(BlockQuant t, const float* w, const uint8_t* vals, int64_t n, int d, float* out) {
   if (d < 32) return block_quant_accumulate_ref(t, w, vals, n, d, out);
-  const size_t bb = block_bytes(t, 32), vb = (size_t)(d / 32) * bb;
+  const size_t bb = block_quant_bytes(t, 32), vb = block_quant_bytes(t, d);  // d % 32 == 0 here
   for (int b = 0; b < d / 32; ++b) {
     __m256 acc[4];
     for (int k = 0; k < 4; ++k) acc[k] = _mm256_loadu_ps(out + 32 * b + 8 * k);
@@ -95,7 +94,7 @@ void ScoreGroup(BlockQuant t, const float* const* q, int G, const uint8_t* keys,
     for (int g = 0; g < G; ++g) Score(t, q[g], keys, n, d, out[g]);
     return;
   }
-  const size_t bb = block_bytes(t, 32), vb = (size_t)(d / 32) * bb;
+  const size_t bb = block_quant_bytes(t, 32), vb = block_quant_bytes(t, d);  // d % 32 == 0 here
   for (int64_t i = 0; i < n; ++i) {
     __m256 acc[kMaxGroupHeads];
     for (int g = 0; g < G; ++g) acc[g] = _mm256_setzero_ps();
@@ -121,7 +120,7 @@ void AccumulateGroup(BlockQuant t, const float* const* w, int G, const uint8_t* 
     for (int g = 0; g < G; ++g) Accumulate(t, w[g], vals, n, d, out[g]);
     return;
   }
-  const size_t bb = block_bytes(t, 32), vb = (size_t)(d / 32) * bb;
+  const size_t bb = block_quant_bytes(t, 32), vb = block_quant_bytes(t, d);  // d % 32 == 0 here
   for (int b = 0; b < d / 32; ++b) {
     for (int g0 = 0; g0 < G; g0 += 2) {  // two heads' 32 outputs (8 registers) at a time
       const int gn = std::min(2, G - g0);
@@ -146,10 +145,6 @@ void AccumulateGroup(BlockQuant t, const float* const* w, int G, const uint8_t* 
 
 #elif HWY_TARGET == HWY_NEON
 namespace {
-
-constexpr int kMaxGroupHeads = 8;
-
-size_t block_bytes(BlockQuant t, int B) { return 2 + (t == BlockQuant::q8_0 ? (size_t)B : (size_t)B / 2); }
 
 float block_scale(const uint8_t* blk) {
   uint16_t h;
@@ -194,7 +189,7 @@ inline float32x4_t block_dot(const float* qb, const float32x4_t c[8]) {
 
 void Score(BlockQuant t, const float* q, const uint8_t* keys, int64_t n, int d, float* out) {
   if (d < 32) return block_quant_score_ref(t, q, keys, n, d, out);
-  const size_t bb = block_bytes(t, 32), vb = (size_t)(d / 32) * bb;
+  const size_t bb = block_quant_bytes(t, 32), vb = block_quant_bytes(t, d);  // d % 32 == 0 here
   for (int64_t i = 0; i < n; ++i) {
     float32x4_t acc = vdupq_n_f32(0.0f);
     for (int b = 0; b < d / 32; ++b) {
@@ -210,7 +205,7 @@ void Score(BlockQuant t, const float* q, const uint8_t* keys, int64_t n, int d, 
 // Block by block: the block's 32 outputs stay in 8 registers over all n vectors.
 void Accumulate(BlockQuant t, const float* w, const uint8_t* vals, int64_t n, int d, float* out) {
   if (d < 32) return block_quant_accumulate_ref(t, w, vals, n, d, out);
-  const size_t bb = block_bytes(t, 32), vb = (size_t)(d / 32) * bb;
+  const size_t bb = block_quant_bytes(t, 32), vb = block_quant_bytes(t, d);  // d % 32 == 0 here
   for (int b = 0; b < d / 32; ++b) {
     float32x4_t acc[8];
     for (int k = 0; k < 8; ++k) acc[k] = vld1q_f32(out + 32 * b + 4 * k);
@@ -231,7 +226,7 @@ void ScoreGroup(BlockQuant t, const float* const* q, int G, const uint8_t* keys,
     for (int g = 0; g < G; ++g) Score(t, q[g], keys, n, d, out[g]);
     return;
   }
-  const size_t bb = block_bytes(t, 32), vb = (size_t)(d / 32) * bb;
+  const size_t bb = block_quant_bytes(t, 32), vb = block_quant_bytes(t, d);  // d % 32 == 0 here
   for (int64_t i = 0; i < n; ++i) {
     float32x4_t acc[kMaxGroupHeads];
     for (int g = 0; g < G; ++g) acc[g] = vdupq_n_f32(0.0f);
@@ -252,7 +247,7 @@ void AccumulateGroup(BlockQuant t, const float* const* w, int G, const uint8_t* 
     for (int g = 0; g < G; ++g) Accumulate(t, w[g], vals, n, d, out[g]);
     return;
   }
-  const size_t bb = block_bytes(t, 32), vb = (size_t)(d / 32) * bb;
+  const size_t bb = block_quant_bytes(t, 32), vb = block_quant_bytes(t, d);  // d % 32 == 0 here
   for (int b = 0; b < d / 32; ++b) {
     for (int g0 = 0; g0 < G; g0 += 2) {  // two heads' 32 outputs (16 registers) at a time
       const int gn = std::min(2, G - g0);
