@@ -10,12 +10,17 @@
 // the b = 256 key sketches of 30 layers x 3 KV heads x 32768 tokens (94 MB, far larger than the
 // caches), against BM_StreamRead (the same machine's streaming read of 1 GiB, as in
 // bench_bandwidth); frac_of_stream = scoring GB/s / streaming GB/s, same thread count.
+//
+// BM_Int4Values: the int4 value pass alone (int4_accumulate_group, 3 query heads per KV head,
+// d = 64, one fp16 {scale, min} per vector) over 4096 tokens whose codes stay in L2: compute,
+// not memory. Counter ns/tok = nanoseconds per token for all 3 heads; H1BKV_ISA picks the path.
 #include <benchmark/benchmark.h>
 
 #include "stream_sum.h"
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -185,6 +190,25 @@ void BM_ScoreOnly(benchmark::State& state) {
                                                         benchmark::Counter::kIsRate);
 }
 
+void BM_Int4Values(benchmark::State& state) {
+  constexpr int kD = 64, kG = 3;
+  constexpr int64_t kN = 4096;
+  const size_t vb = int4_bytes(kD, 0);
+  std::vector<uint8_t> vals(kN * vb);
+  auto v = randn(kN * kD, 7), w = randn(kG * kN, 8);
+  for (int64_t t = 0; t < kN; ++t) int4_encode(&v[t * kD], kD, 0, &vals[t * vb]);
+  for (float& x : w) x = std::fabs(x) / kN;  // softmax-like: positive, small
+  std::vector<float> acc(kG * kD);
+  const float* wp[kG] = {&w[0], &w[kN], &w[2 * kN]};
+  float* ap[kG] = {&acc[0], &acc[kD], &acc[2 * kD]};
+  for (auto _ : state) {
+    int4_accumulate_group(wp, kG, vals.data(), kN, kD, 0, ap);
+    benchmark::DoNotOptimize(acc.data());
+  }
+  state.counters["ns/tok"] = benchmark::Counter((double)kN * (double)state.iterations() * 1e-9,
+                                                benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
 }  // namespace
 
 BENCHMARK(BM_DecodeAttention)
@@ -198,5 +222,7 @@ BENCHMARK(BM_ScoreOnly)
     ->ArgNames({"est", "threads"})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+
+BENCHMARK(BM_Int4Values)->Unit(benchmark::kMicrosecond);
 
 BENCHMARK_MAIN();

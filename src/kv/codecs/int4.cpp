@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "kv/codecs/int4_kernels.h"
 #include "tensor/isa.h"
@@ -82,6 +83,43 @@ void int4_accumulate_ref(const float* w, const uint8_t* vals, int64_t n, int d, 
     for (int e = 0; e < d; ++e) out[e] += w[t] * tmp[e];
   }
 }
+
+void int4_accumulate_q16_ref(const float* w, const uint8_t* vals, int64_t n, int d, int group,
+                             float* out) {
+  constexpr int kPiece = 64;  // int4_kernels.cpp's kPiece512
+  const int G = group ? group : d, ng = d / G;
+  const size_t vb = int4_bytes(d, group);
+  std::vector<double> mins(ng, 0.0);
+  for (int64_t p0 = 0; p0 < n; p0 += kPiece) {
+    const int m = (int)std::min<int64_t>(kPiece, n - p0);
+    for (int gr = 0; gr < ng; ++gr) {
+      float a[kPiece], amax = 0;
+      for (int t = 0; t < m; ++t) {
+        const uint8_t* v = vals + (p0 + t) * vb + d / 2 + 4 * gr;
+        a[t] = w[p0 + t] * h2f(load_u16(v));
+        amax = std::max(amax, std::fabs(a[t]));
+        mins[gr] += (double)w[p0 + t] * h2f(load_u16(v + 2));
+      }
+      const float unit = amax / 32767.0f, inv = amax > 0 ? 32767.0f / amax : 0.0f;
+      int32_t q[kPiece];
+      for (int t = 0; t < m; ++t) q[t] = (int32_t)std::clamp(std::nearbyint(a[t] * inv), -32768.0f, 32767.0f);
+      for (int i = 0; i < G / 2; ++i) {
+        int32_t lo = 0, hi = 0;
+        for (int t = 0; t < m; ++t) {
+          const uint8_t b = vals[(p0 + t) * vb + gr * G / 2 + i];
+          lo += q[t] * (b & 15), hi += q[t] * (b >> 4);
+        }
+        float* o = out + gr * G + i;
+        o[0] = std::fma((float)lo, unit, o[0]);
+        o[G / 2] = std::fma((float)hi, unit, o[G / 2]);
+      }
+    }
+  }
+  for (int gr = 0; gr < ng; ++gr)
+    for (int i = 0; i < G; ++i) out[gr * G + i] += (float)mins[gr];
+}
+
+bool int4_integer_path(Isa isa, int d, int group) { return detail::int4_integer_sums(isa, d, group); }
 
 // sum_t w_t (m_t + s_t q_t): the kernels of the active path (int4_kernels.cpp).
 void int4_accumulate_group(const float* const* w, int NGt, const uint8_t* vals, int64_t n, int d,

@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "kv/codecs/codec.h"
+#include "tensor/isa.h"
 
 namespace h1bkv {
 
@@ -20,6 +21,14 @@ void int4_decode(const uint8_t* src, int d, int group, float* out);
 // out[e] += sum_t w[t] * decode(vals_t)[e] over n consecutive vectors (fused, on the codes).
 void int4_accumulate(const float* w, const uint8_t* vals, int64_t n, int d, int group, float* out);
 void int4_accumulate_ref(const float* w, const uint8_t* vals, int64_t n, int d, int group, float* out);
+// The integer path's arithmetic (AVX-512 VNNI, int4_kernels.cpp), the reference its results equal
+// up to the order of the minima's sum: per piece of 64 tokens from the first and value group,
+// factors a_t = w_t s_t rounded to integers in units of max |a_t| / 32767, their exact integer
+// sums with the codes times the unit; sum_t w_t m_t added at the end. Each factor is off by at
+// most half a unit, so the result is within 15 / 2 units per token of int4_accumulate_ref's.
+void int4_accumulate_q16_ref(const float* w, const uint8_t* vals, int64_t n, int d, int group, float* out);
+// Whether the kernels of `isa` use that integer arithmetic for this head dim and group.
+bool int4_integer_path(Isa isa, int d, int group);
 // acc[g][e] += sum_t w[g][t] * decode(vals_t)[e] for G weight rows over the same n vectors (codes
 // decoded once for the group); each row bit-identical to int4_accumulate, which is G = 1.
 void int4_accumulate_group(const float* const* w, int G, const uint8_t* vals, int64_t n, int d,

@@ -1,16 +1,20 @@
 // The int4 value accumulation (int4_kernels.h), one copy per Highway target:
 //   AVX2     8 codes per step (vpmovzxbd), 8-lane FMAs, up to 12 accumulators per tile
-//   AVX3_DL  16 codes per step, 16-lane FMAs (half the FMAs of AVX2), factors of 16 tokens per
-//            step; value groups whose half is not a multiple of 16 run the AVX2 code
+//   AVX3_DL  integer: two tokens' 16 codes per step (vpermb) into vpdpwssd against 16-bit
+//            factors (w_t s_t rounded to 15 bits per piece of 64 tokens and value group); value
+//            groups whose half is not a multiple of 16 run the AVX2 code (clang builds, which
+//            cannot emit EVEX VNNI here, tensor/simd-inl.h: 16-lane FMAs on the codes)
 //   NEON     8 codes per step (widened to 2 x 4 lanes), 4-lane FMAs, up to 24 accumulators per tile
 //   others   int4_accumulate_ref per head
 // The vector paths use sum_t w_t (m_t + s_t q_t) = sum_t (w_t s_t) q_t + sum_t w_t m_t: FMAs on
-// the codes, then the weighted minimum of each group added once. Tokens in pieces of kPiece;
+// the codes (AVX3_DL: integer dots), then the weighted minimum of each group added once. Tokens in pieces of kPiece;
 // accumulators start at zero per piece and are added to acc at its end.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kv/codecs/int4_kernels.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
+
+#include "tensor/simd-inl.h"  // H1BKV_HAVE_VNNI, H1BKV_VNNI_BEGIN
 
 #if HWY_ARCH_X86
 #include <immintrin.h>
@@ -24,6 +28,7 @@
 #include "kv/codecs/int4_kernels.h"
 
 HWY_BEFORE_NAMESPACE();
+H1BKV_VNNI_BEGIN
 namespace h1bkv::detail::HWY_NAMESPACE {
 namespace {
 
@@ -182,6 +187,56 @@ void int4_tile512(const float* const* a, const uint8_t* vals, int64_t n, size_t 
     }
 }
 
+#if H1BKV_HAVE_VNNI
+// As int4_tile with integer products: NC chunks of 16 code bytes from byte j0 over token pairs
+// (t, t+1), for NG heads with 16-bit factors q[g][t] (a token past n has factor 0 and reads token
+// t's codes again). vpermb spreads each pair's bytes into dword lanes [code_t, code_t+1] of 16-bit
+// words, vpdpwssd adds q_t code_t + q_t+1 code_t+1 into lane k = element e + 16c + k (hi: + G/2).
+// Sums are exact in int32 (|q| <= 32767, codes <= 15, kPiece512 tokens); out += sum * unit[g].
+template <int NG, int NC>
+void int4_tile_vnni(const int16_t* const* q, const float* unit, const uint8_t* vals, int64_t n,
+                    size_t vb, int G, int j0, float* const* out) {
+  const int half = G / 2, gr = j0 / half, e = gr * G + (j0 - gr * half);
+  __m512i lo[NG][NC], hi[NG][NC];
+  for (int g = 0; g < NG; ++g)
+    for (int c = 0; c < NC; ++c) lo[g][c] = hi[g][c] = _mm512_setzero_si512();
+  // dword k <- bytes {k, 0, 16 + k, 0}: the odd bytes are masked to zero
+  alignas(64) static constexpr uint8_t kSpread[64] = {
+      0, 0, 16, 0, 1, 0, 17, 0, 2, 0, 18, 0, 3, 0, 19, 0, 4, 0, 20, 0, 5, 0, 21, 0,
+      6, 0, 22, 0, 7, 0, 23, 0, 8, 0, 24, 0, 9, 0, 25, 0, 10, 0, 26, 0, 11, 0, 27, 0,
+      12, 0, 28, 0, 13, 0, 29, 0, 14, 0, 30, 0, 15, 0, 31, 0};
+  const __m512i spread = _mm512_load_si512(kSpread);
+  const __m512i m15 = _mm512_set1_epi16(15);
+  constexpr __mmask64 kEven = 0x5555555555555555ull;
+  for (int64_t t = 0; t < n; t += 2) {
+    const uint8_t* v0 = vals + t * vb + j0;
+    const uint8_t* v1 = t + 1 < n ? v0 + vb : v0;
+    for (int c = 0; c < NC; ++c) {
+      const __m256i x = _mm256_inserti128_si256(
+          _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v0 + 16 * c))),
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(v1 + 16 * c)), 1);
+      const __m512i wd = _mm512_maskz_permutexvar_epi8(kEven, spread, _mm512_castsi256_si512(x));
+      const __m512i cl = _mm512_and_si512(wd, m15), ch = _mm512_srli_epi16(wd, 4);
+      for (int g = 0; g < NG; ++g) {
+        int32_t pair;
+        std::memcpy(&pair, q[g] + t, 4);
+        const __m512i qv = _mm512_set1_epi32(pair);
+        lo[g][c] = _mm512_dpwssd_epi32(lo[g][c], cl, qv);
+        hi[g][c] = _mm512_dpwssd_epi32(hi[g][c], ch, qv);
+      }
+    }
+  }
+  for (int g = 0; g < NG; ++g) {
+    const __m512 u = _mm512_set1_ps(unit[g]);
+    for (int c = 0; c < NC; ++c) {
+      float* o = out[g] + e + 16 * c;
+      _mm512_storeu_ps(o, _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo[g][c]), u, _mm512_loadu_ps(o)));
+      _mm512_storeu_ps(o + half, _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi[g][c]), u, _mm512_loadu_ps(o + half)));
+    }
+  }
+}
+#endif
+
 // NG heads, value groups of G elements (G % 32 == 0, d / G <= kMaxGroups). Per piece of up to 64
 // tokens: a[g][gr][t] = w[g][t] * scale_t, the weighted
 // minima in 16-lane sums (added up once at the end), then the tiles.
@@ -192,6 +247,10 @@ void int4_group512(const float* const* w, const uint8_t* vals, int64_t n, int d,
   const int ng = d / G, nb = d / 2, half = G / 2;
   const size_t vb = int4_bytes(d, G);
   alignas(64) float a[NG][kMaxGroups][kPiece512];
+#if H1BKV_HAVE_VNNI
+  alignas(64) int16_t q[NG][kMaxGroups][kPiece512];  // a in units of unit[g][gr] (0 past m)
+  float unit[NG][kMaxGroups];
+#endif
   __m512 cm[NG][kMaxGroups];
   for (int g = 0; g < NG; ++g)
     for (int gr = 0; gr < ng; ++gr) cm[g][gr] = _mm512_setzero_ps();
@@ -215,12 +274,34 @@ void int4_group512(const float* const* w, const uint8_t* vals, int64_t n, int d,
         }
       }
     }
+#if H1BKV_HAVE_VNNI
+    // 16-bit factors: a / unit rounded, unit = max |a| / 32767 over the piece (as llama.cpp
+    // quantizes activations for its integer dots, with 15 bits instead of 7)
+    for (int g = 0; g < NG; ++g)
+      for (int gr = 0; gr < ng; ++gr) {
+        __m512 mx = _mm512_setzero_ps();
+        for (int t0 = 0; t0 < m; t0 += 16) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_load_ps(&a[g][gr][t0])));
+        const float amax = _mm512_reduce_max_ps(mx);
+        unit[g][gr] = amax / 32767.0f;
+        const __m512 inv = _mm512_set1_ps(amax > 0 ? 32767.0f / amax : 0.0f);
+        for (int t0 = 0; t0 < m; t0 += 16)  // lanes past m are 0 (the weights' masked loads)
+          _mm256_store_si256(reinterpret_cast<__m256i*>(&q[g][gr][t0]),
+                             _mm512_cvtsepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_load_ps(&a[g][gr][t0]), inv))));
+      }
     // a tile stays within one value group: half % 16 == 0 and NC * 16 divides half or NC < 4
+    for_code_tiles<NC>(nb, half, 16, [&](auto nc, int j0, int gr) {
+      const int16_t* qp[NG];
+      float up[NG];
+      for (int g = 0; g < NG; ++g) qp[g] = q[g][gr], up[g] = unit[g][gr];
+      int4_tile_vnni<NG, decltype(nc)::value>(qp, up, vp, m, vb, G, j0, out);
+    });
+#else
     for_code_tiles<NC>(nb, half, 16, [&](auto nc, int j0, int gr) {
       const float* ap[NG];
       for (int g = 0; g < NG; ++g) ap[g] = a[g][gr];
       int4_tile512<NG, decltype(nc)::value>(ap, vp, m, vb, G, j0, out);
     });
+#endif
   }
   for (int g = 0; g < NG; ++g)
     for (int gr = 0; gr < ng; ++gr) {
@@ -320,6 +401,16 @@ void int4_group_neon(const float* const* w, const uint8_t* vals, int64_t n, int 
 
 }  // namespace
 
+bool IntegerSums(int d, int group) {
+  const int G = group ? group : d;
+  (void)G;
+#if HWY_TARGET == HWY_AVX3_DL && H1BKV_HAVE_VNNI
+  return G % 32 == 0 && d / G <= kMaxGroups;
+#else
+  return false;
+#endif
+}
+
 void GroupSums(const float* const* w, int ngt, const uint8_t* vals, int64_t n, int d, int group,
                float* const* out) {
   const int G = group ? group : d, ng = d / G;
@@ -346,12 +437,18 @@ void GroupSums(const float* const* w, int ngt, const uint8_t* vals, int64_t n, i
 }
 
 }  // namespace h1bkv::detail::HWY_NAMESPACE
+H1BKV_VNNI_END
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
 namespace h1bkv::detail {
 
 HWY_EXPORT(GroupSums);
+HWY_EXPORT(IntegerSums);
+
+bool int4_integer_sums(Isa isa, int d, int group) {
+  return isa != Isa::scalar && HWY_DYNAMIC_DISPATCH(IntegerSums)(d, group);
+}
 
 void int4_group_sums(Isa isa, const float* const* w, int ng, const uint8_t* vals, int64_t n, int d,
                      int group, float* const* acc) {

@@ -13,4 +13,7 @@ namespace h1bkv::detail {
 void int4_group_sums(Isa isa, const float* const* w, int ng, const uint8_t* vals, int64_t n, int d,
                      int group, float* const* acc);
 
+// Whether int4_group_sums on `isa` takes int4.h's integer arithmetic (int4_accumulate_q16_ref).
+bool int4_integer_sums(Isa isa, int d, int group);
+
 }  // namespace h1bkv::detail

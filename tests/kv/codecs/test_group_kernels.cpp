@@ -118,7 +118,10 @@ TEST(GroupKernels, Int4GroupEqualsPerHeadAndReference) {
       int4_accumulate_group(wp, G, vals.data(), n, d, group, ap);
       for (int g = 0; g < G; ++g) {
         int4_accumulate(wp[g], vals.data(), n, d, group, &b[(size_t)g * d]);
-        int4_accumulate_ref(wp[g], vals.data(), n, d, group, &r[(size_t)g * d]);
+        if (int4_integer_path(active_isa(), d, group))
+          int4_accumulate_q16_ref(wp[g], vals.data(), n, d, group, &r[(size_t)g * d]);
+        else
+          int4_accumulate_ref(wp[g], vals.data(), n, d, group, &r[(size_t)g * d]);
       }
       EXPECT_EQ(a, b) << d << " " << group;
       for (size_t e = 0; e < a.size(); ++e) ASSERT_NEAR(a[e], r[e], 1e-4) << d << " " << group << " " << e;

@@ -251,7 +251,47 @@ TEST(Int4, FusedAccumulateMatchesScalar) {
       for (int t = 0; t < n; ++t) int4_encode(&v[t * d], d, group, &vals[t * vb]);
       std::vector<float> a(d, 0.25f), b(d, 0.25f);
       int4_accumulate(w.data(), vals.data(), n, d, group, a.data());
-      int4_accumulate_ref(w.data(), vals.data(), n, d, group, b.data());
+      if (int4_integer_path(active_isa(), d, group))
+        int4_accumulate_q16_ref(w.data(), vals.data(), n, d, group, b.data());
+      else
+        int4_accumulate_ref(w.data(), vals.data(), n, d, group, b.data());
       for (int e = 0; e < d; ++e) ASSERT_NEAR(a[e], b[e], 1e-4) << d << " " << group << " " << e;
     }
+}
+
+// The integer path's reference is within its bound of the float one: per piece of 64 tokens,
+// each factor w_t s_t is off by at most half a unit (max |w s| of the piece / 32767), times a code
+// <= 15; plus float rounding.
+TEST(Int4, Q16ReferenceWithinHalfAUnitPerToken) {
+  for (int d : {64, 128})
+    for (int group : {0, 32})
+      for (int n : {1, 64, 150}) {
+        const int G = group ? group : d;
+        const size_t vb = int4_bytes(d, group);
+        std::vector<uint8_t> vals(n * vb);
+        auto v = randn((size_t)n * d, 11 + n), w = randn(n, 12 + n);
+        for (int t = 0; t < n; ++t) int4_encode(&v[t * d], d, group, &vals[t * vb]);
+        std::vector<float> a(d, 0.0f), b(d, 0.0f);
+        int4_accumulate_q16_ref(w.data(), vals.data(), n, d, group, a.data());
+        int4_accumulate_ref(w.data(), vals.data(), n, d, group, b.data());
+        for (int gr = 0; gr < d / G; ++gr) {
+          double bound = 0, mag = 0;
+          for (int p0 = 0; p0 < n; p0 += 64) {
+            const int m = std::min(64, n - p0);
+            double amax = 0;
+            for (int t = p0; t < p0 + m; ++t) {
+              uint16_t sh, mh;
+              std::memcpy(&sh, &vals[t * vb + d / 2 + 4 * gr], 2);
+              std::memcpy(&mh, &vals[t * vb + d / 2 + 4 * gr + 2], 2);
+              const double s = fp16_to_f32_scalar(sh), mn = fp16_to_f32_scalar(mh);
+              amax = std::max(amax, std::fabs(w[t] * s));
+              mag += std::fabs(w[t]) * (std::fabs(mn) + 15 * s);
+            }
+            bound += m * 15 * 0.5 * amax / 32767;
+          }
+          for (int e = gr * G; e < (gr + 1) * G; ++e)
+            ASSERT_NEAR(a[e], b[e], bound * 1.01 + (n + 8) * 1.2e-7 * mag)
+                << "d " << d << " group " << group << " n " << n << " e " << e;
+        }
+      }
 }
