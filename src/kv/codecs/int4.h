@@ -21,7 +21,7 @@ void int4_decode(const uint8_t* src, int d, int group, float* out);
 // out[e] += sum_t w[t] * decode(vals_t)[e] over n consecutive vectors (fused, on the codes).
 void int4_accumulate(const float* w, const uint8_t* vals, int64_t n, int d, int group, float* out);
 void int4_accumulate_ref(const float* w, const uint8_t* vals, int64_t n, int d, int group, float* out);
-// The integer path's arithmetic (AVX-512 VNNI, int4_kernels.cpp), the reference its results equal
+// The x86 paths' arithmetic (AVX2 and AVX-512, int4_kernels.cpp), the reference they equal
 // up to the order of the minima's sum: per piece of 64 tokens from the first and value group,
 // factors a_t = w_t s_t rounded to integers in units of max |a_t| / 32767, their exact integer
 // sums with the codes times the unit; sum_t w_t m_t added at the end. Each factor is off by at

@@ -1,14 +1,16 @@
 // The int4 value accumulation (int4_kernels.h), one copy per Highway target:
-//   AVX2     8 codes per step (vpmovzxbd), 8-lane FMAs, up to 12 accumulators per tile
-//   AVX3_DL  integer: two tokens' 16 codes per step (vpermb) into vpdpwssd against 16-bit
-//            factors (w_t s_t rounded to 15 bits per piece of 64 tokens and value group); value
-//            groups whose half is not a multiple of 16 run the AVX2 code (clang builds, which
-//            cannot emit EVEX VNNI here, tensor/simd-inl.h: 16-lane FMAs on the codes)
+//   AVX2     integer: two tokens' 8 codes per step interleaved into 16-bit pairs, vpmaddwd
+//            against 16-bit factors (w_t s_t rounded to 15 bits per piece of 64 tokens and value
+//            group), up to 12 accumulators per tile
+//   AVX3_DL  the same with 16 codes per step (vpermb) into vpdpwssd where the value group's half
+//            is a multiple of 16 and the build has VNNI (GCC; not clang, tensor/simd-inl.h),
+//            else the AVX2 code
 //   NEON     8 codes per step (widened to 2 x 4 lanes), 4-lane FMAs, up to 24 accumulators per tile
 //   others   int4_accumulate_ref per head
-// The vector paths use sum_t w_t (m_t + s_t q_t) = sum_t (w_t s_t) q_t + sum_t w_t m_t: FMAs on
-// the codes (AVX3_DL: integer dots), then the weighted minimum of each group added once. Tokens in pieces of kPiece;
-// accumulators start at zero per piece and are added to acc at its end.
+// The vector paths use sum_t w_t (m_t + s_t q_t) = sum_t (w_t s_t) q_t + sum_t w_t m_t: products
+// on the codes (x86: exact integer sums, int4.h's int4_accumulate_q16_ref), then the weighted
+// minimum of each group added once. Tokens in pieces; accumulators start at zero per piece and
+// are added to acc at its end.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kv/codecs/int4_kernels.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
@@ -64,51 +66,80 @@ template <class F>
 }
 
 #if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3_DL
-constexpr int kPiece = 32;
+constexpr int kPiece = 64;  // tokens per piece; int4.cpp's int4_accumulate_q16_ref mirrors it
 
-// One tile of NC chunks (8 code bytes each, all in value group gr) starting at byte j0, over n
-// tokens, for NG heads with per-token factors a[g][t] = w[g][t] * scale_t. Accumulators stay in
-// registers (the file is compiled with a larger SRA limit, CMakeLists.txt); each chunk is decoded
-// once for all heads.
+// q[t] = a[t] / unit rounded to nearest even, unit = max |a| / 32767 over t < m (0: all zero);
+// a and q hold 0 from m to m rounded up to 8. Returns unit.
+inline float quantize_piece(const float* a, int m, int16_t* q) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 mx = _mm256_setzero_ps();
+  for (int t = 0; t < m; t += 8) mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, _mm256_load_ps(a + t)));
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  const float amax = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+  const __m256 inv = _mm256_set1_ps(amax > 0 ? 32767.0f / amax : 0.0f);
+  for (int t = 0; t < m; t += 8) {
+    const __m256i x = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_load_ps(a + t), inv));
+    const __m128i p = _mm_packs_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
+    _mm_store_si128(reinterpret_cast<__m128i*>(q + t), p);
+  }
+  return amax / 32767.0f;
+}
+
+// One tile of NC chunks (8 code bytes each, all in value group gr) starting at byte j0, over
+// token pairs (t, t+1) of n, for NG heads with 16-bit factors q[g][t] (a token past n has factor
+// 0 and reads token t's codes again): the pair's bytes interleaved and widened to dwords of two
+// 16-bit codes, vpmaddwd gives q_t code_t + q_t+1 code_t+1 in lane k = element e + 8c + k (hi:
+// + G/2), exact in int32 (|q| <= 32767, codes <= 15, kPiece tokens); out += sum * unit[g].
+// Accumulators stay in registers (the file is compiled with a larger SRA limit, CMakeLists.txt).
 template <int NG, int NC>
-void int4_tile(const float* const* a, const uint8_t* vals, int64_t n, size_t vb, int G, int j0,
-               float* const* out) {
+void int4_tile(const int16_t* const* q, const float* unit, const uint8_t* vals, int64_t n, size_t vb,
+               int G, int j0, float* const* out) {
   const int half = G / 2, gr = j0 / half, e = gr * G + (j0 - gr * half);
-  __m256 lo[NG][NC], hi[NG][NC];
+  __m256i lo[NG][NC], hi[NG][NC];
   for (int g = 0; g < NG; ++g)
-    for (int c = 0; c < NC; ++c) lo[g][c] = hi[g][c] = _mm256_setzero_ps();
-  const __m256i m15 = _mm256_set1_epi32(15);
-  for (int64_t t = 0; t < n; ++t) {
-    const uint8_t* v = vals + t * vb + j0;
+    for (int c = 0; c < NC; ++c) lo[g][c] = hi[g][c] = _mm256_setzero_si256();
+  const __m256i m15 = _mm256_set1_epi16(15);
+  for (int64_t t = 0; t < n; t += 2) {
+    const uint8_t* v0 = vals + t * vb + j0;
+    const uint8_t* v1 = t + 1 < n ? v0 + vb : v0;
     for (int c = 0; c < NC; ++c) {
-      const __m256i x = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(v + 8 * c)));
-      const __m256 cl = _mm256_cvtepi32_ps(_mm256_and_si256(x, m15));
-      const __m256 ch = _mm256_cvtepi32_ps(_mm256_srli_epi32(x, 4));
-      for (int g = 0; g < NG; ++g) {  // broadcast per chunk (a load): keeps registers for chains
-        const __m256 av = _mm256_set1_ps(a[g][t]);
-        lo[g][c] = _mm256_fmadd_ps(av, cl, lo[g][c]);
-        hi[g][c] = _mm256_fmadd_ps(av, ch, hi[g][c]);
+      const __m128i x = _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(v0 + 8 * c)),
+                                          _mm_loadl_epi64(reinterpret_cast<const __m128i*>(v1 + 8 * c)));
+      const __m256i wd = _mm256_cvtepu8_epi16(x);
+      const __m256i cl = _mm256_and_si256(wd, m15), ch = _mm256_srli_epi16(wd, 4);
+      for (int g = 0; g < NG; ++g) {  // broadcast per chunk (a load): keeps registers for sums
+        int32_t pair;
+        std::memcpy(&pair, q[g] + t, 4);
+        const __m256i qv = _mm256_set1_epi32(pair);
+        lo[g][c] = _mm256_add_epi32(lo[g][c], _mm256_madd_epi16(cl, qv));
+        hi[g][c] = _mm256_add_epi32(hi[g][c], _mm256_madd_epi16(ch, qv));
       }
     }
   }
-  for (int g = 0; g < NG; ++g)
+  for (int g = 0; g < NG; ++g) {
+    const __m256 u = _mm256_set1_ps(unit[g]);
     for (int c = 0; c < NC; ++c) {
       float* o = out[g] + e + 8 * c;
-      _mm256_storeu_ps(o, _mm256_add_ps(_mm256_loadu_ps(o), lo[g][c]));
-      _mm256_storeu_ps(o + half, _mm256_add_ps(_mm256_loadu_ps(o + half), hi[g][c]));
+      _mm256_storeu_ps(o, _mm256_fmadd_ps(_mm256_cvtepi32_ps(lo[g][c]), u, _mm256_loadu_ps(o)));
+      _mm256_storeu_ps(o + half, _mm256_fmadd_ps(_mm256_cvtepi32_ps(hi[g][c]), u, _mm256_loadu_ps(o + half)));
     }
+  }
 }
 
 // NG heads, value groups of G elements (G % 16 == 0, d / G <= kMaxGroups): per piece
-// a[g][gr][t] = w[g][t] * scale_t and the weighted minima (8-lane sums), then the tiles.
+// a[g][gr][t] = w[g][t] * scale_t rounded to 16-bit factors and the weighted minima (8-lane
+// sums), then the tiles.
 template <int NG>
-void int4_group256(const float* const* w, const uint8_t* vals, int64_t n, int d, int G,
-                   float* const* out) {
-  constexpr int NC = NG == 1 ? 4 : NG == 2 ? 3 : 2;  // 2 NG NC <= 12 accumulators (FMA chains)
+void int4_group(const float* const* w, const uint8_t* vals, int64_t n, int d, int G,
+                float* const* out) {
+  constexpr int NC = NG == 1 ? 4 : NG == 2 ? 3 : 2;  // 2 NG NC <= 12 accumulators
   const int ng = d / G, nb = d / 2, half = G / 2;
   const size_t vb = int4_bytes(d, G);
-  alignas(32) float a[NG][kMaxGroups][kPiece];
+  alignas(32) float a[kPiece];
   alignas(32) float sv[kMaxGroups][kPiece], mv[kMaxGroups][kPiece];
+  alignas(32) int16_t q[NG][kMaxGroups][kPiece];
+  float unit[NG][kMaxGroups];
   __m256 cm[NG][kMaxGroups];
   for (int g = 0; g < NG; ++g)
     for (int gr = 0; gr < ng; ++gr) cm[g][gr] = _mm256_setzero_ps();
@@ -129,18 +160,21 @@ void int4_group256(const float* const* w, const uint8_t* vals, int64_t n, int d,
       alignas(32) float wl[kPiece];
       for (int t = 0; t < m; ++t) wl[t] = w[g][p0 + t];
       for (int t = m; t < m8; ++t) wl[t] = 0;
-      for (int gr = 0; gr < ng; ++gr)
+      for (int gr = 0; gr < ng; ++gr) {
         for (int t = 0; t < m8; t += 8) {
           const __m256 wv = _mm256_load_ps(wl + t);
-          _mm256_store_ps(&a[g][gr][t], _mm256_mul_ps(wv, _mm256_load_ps(&sv[gr][t])));
+          _mm256_store_ps(a + t, _mm256_mul_ps(wv, _mm256_load_ps(&sv[gr][t])));
           cm[g][gr] = _mm256_fmadd_ps(wv, _mm256_load_ps(&mv[gr][t]), cm[g][gr]);
         }
+        unit[g][gr] = quantize_piece(a, m8, q[g][gr]);
+      }
     }
     // a tile stays within one value group: half % 8 == 0 and NC * 8 divides half or NC = 1
     for_code_tiles<NC>(nb, half, 8, [&](auto nc, int j0, int gr) {
-      const float* ap[NG];
-      for (int g = 0; g < NG; ++g) ap[g] = a[g][gr];
-      int4_tile<NG, decltype(nc)::value>(ap, vp, m, vb, G, j0, out);
+      const int16_t* qp[NG];
+      float up[NG];
+      for (int g = 0; g < NG; ++g) qp[g] = q[g][gr], up[g] = unit[g][gr];
+      int4_tile<NG, decltype(nc)::value>(qp, up, vp, m, vb, G, j0, out);
     });
   }
   for (int g = 0; g < NG; ++g)
@@ -151,48 +185,10 @@ void int4_group256(const float* const* w, const uint8_t* vals, int64_t n, int d,
       for (int i = 0; i < G; ++i) out[g][gr * G + i] += c;
     }
 }
-#endif
 
-#if HWY_TARGET == HWY_AVX3_DL
-constexpr int kPiece512 = 64;
-
-// As int4_tile with 16 code bytes per chunk: lanes of lo = elements e + 16c + [0, 16), of hi
-// the same + G/2.
-template <int NG, int NC>
-void int4_tile512(const float* const* a, const uint8_t* vals, int64_t n, size_t vb, int G, int j0,
-                  float* const* out) {
-  const int half = G / 2, gr = j0 / half, e = gr * G + (j0 - gr * half);
-  __m512 lo[NG][NC], hi[NG][NC];
-  for (int g = 0; g < NG; ++g)
-    for (int c = 0; c < NC; ++c) lo[g][c] = hi[g][c] = _mm512_setzero_ps();
-  const __m512i m15 = _mm512_set1_epi32(15);
-  for (int64_t t = 0; t < n; ++t) {
-    const uint8_t* v = vals + t * vb + j0;
-    for (int c = 0; c < NC; ++c) {
-      const __m512i x = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + 16 * c)));
-      const __m512 cl = _mm512_cvtepi32_ps(_mm512_and_si512(x, m15));
-      const __m512 ch = _mm512_cvtepi32_ps(_mm512_srli_epi32(x, 4));
-      for (int g = 0; g < NG; ++g) {
-        const __m512 av = _mm512_set1_ps(a[g][t]);
-        lo[g][c] = _mm512_fmadd_ps(av, cl, lo[g][c]);
-        hi[g][c] = _mm512_fmadd_ps(av, ch, hi[g][c]);
-      }
-    }
-  }
-  for (int g = 0; g < NG; ++g)
-    for (int c = 0; c < NC; ++c) {
-      float* o = out[g] + e + 16 * c;
-      _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), lo[g][c]));
-      _mm512_storeu_ps(o + half, _mm512_add_ps(_mm512_loadu_ps(o + half), hi[g][c]));
-    }
-}
-
-#if H1BKV_HAVE_VNNI
-// As int4_tile with integer products: NC chunks of 16 code bytes from byte j0 over token pairs
-// (t, t+1), for NG heads with 16-bit factors q[g][t] (a token past n has factor 0 and reads token
-// t's codes again). vpermb spreads each pair's bytes into dword lanes [code_t, code_t+1] of 16-bit
-// words, vpdpwssd adds q_t code_t + q_t+1 code_t+1 into lane k = element e + 16c + k (hi: + G/2).
-// Sums are exact in int32 (|q| <= 32767, codes <= 15, kPiece512 tokens); out += sum * unit[g].
+#if HWY_TARGET == HWY_AVX3_DL && H1BKV_HAVE_VNNI
+// As int4_tile with 16 code bytes per chunk: vpermb spreads the pair's bytes into dword lanes
+// [code_t, code_t+1] of 16-bit words and vpdpwssd adds the products, lane k = element e + 16c + k.
 template <int NG, int NC>
 void int4_tile_vnni(const int16_t* const* q, const float* unit, const uint8_t* vals, int64_t n,
                     size_t vb, int G, int j0, float* const* out) {
@@ -235,28 +231,24 @@ void int4_tile_vnni(const int16_t* const* q, const float* unit, const uint8_t* v
     }
   }
 }
-#endif
 
-// NG heads, value groups of G elements (G % 32 == 0, d / G <= kMaxGroups). Per piece of up to 64
-// tokens: a[g][gr][t] = w[g][t] * scale_t, the weighted
-// minima in 16-lane sums (added up once at the end), then the tiles.
+// As int4_group with 16-lane setup (a piece's {scale, min} pairs converted 16 at a time) and
+// VNNI tiles (G % 32 == 0).
 template <int NG>
 void int4_group512(const float* const* w, const uint8_t* vals, int64_t n, int d, int G,
                    float* const* out) {
   constexpr int NC = NG == 3 ? 2 : 4;  // 2 NG NC <= 16 accumulators
   const int ng = d / G, nb = d / 2, half = G / 2;
   const size_t vb = int4_bytes(d, G);
-  alignas(64) float a[NG][kMaxGroups][kPiece512];
-#if H1BKV_HAVE_VNNI
-  alignas(64) int16_t q[NG][kMaxGroups][kPiece512];  // a in units of unit[g][gr] (0 past m)
+  alignas(64) float a[NG][kMaxGroups][kPiece];
+  alignas(64) int16_t q[NG][kMaxGroups][kPiece];
   float unit[NG][kMaxGroups];
-#endif
   __m512 cm[NG][kMaxGroups];
   for (int g = 0; g < NG; ++g)
     for (int gr = 0; gr < ng; ++gr) cm[g][gr] = _mm512_setzero_ps();
-  alignas(64) uint32_t sm[kMaxGroups][kPiece512];  // {scale, min} fp16 pairs of the piece
-  for (int64_t p0 = 0; p0 < n; p0 += kPiece512) {
-    const int m = (int)std::min<int64_t>(kPiece512, n - p0);
+  alignas(64) uint32_t sm[kMaxGroups][kPiece];  // {scale, min} fp16 pairs of the piece
+  for (int64_t p0 = 0; p0 < n; p0 += kPiece) {
+    const int m = (int)std::min<int64_t>(kPiece, n - p0);
     const uint8_t* vp = vals + p0 * vb;
     for (int t = 0; t < m; ++t)  // (a gather is slower: microcoded on CPUs with the GDS fix)
       for (int gr = 0; gr < ng; ++gr) std::memcpy(&sm[gr][t], vp + t * vb + nb + 4 * gr, 4);
@@ -274,20 +266,9 @@ void int4_group512(const float* const* w, const uint8_t* vals, int64_t n, int d,
         }
       }
     }
-#if H1BKV_HAVE_VNNI
-    // 16-bit factors: a / unit rounded, unit = max |a| / 32767 over the piece (as llama.cpp
-    // quantizes activations for its integer dots, with 15 bits instead of 7)
+    const int m8 = (m + 7) / 8 * 8;  // a is 0 from m to m rounded up to 16
     for (int g = 0; g < NG; ++g)
-      for (int gr = 0; gr < ng; ++gr) {
-        __m512 mx = _mm512_setzero_ps();
-        for (int t0 = 0; t0 < m; t0 += 16) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_load_ps(&a[g][gr][t0])));
-        const float amax = _mm512_reduce_max_ps(mx);
-        unit[g][gr] = amax / 32767.0f;
-        const __m512 inv = _mm512_set1_ps(amax > 0 ? 32767.0f / amax : 0.0f);
-        for (int t0 = 0; t0 < m; t0 += 16)  // lanes past m are 0 (the weights' masked loads)
-          _mm256_store_si256(reinterpret_cast<__m256i*>(&q[g][gr][t0]),
-                             _mm512_cvtsepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_load_ps(&a[g][gr][t0]), inv))));
-      }
+      for (int gr = 0; gr < ng; ++gr) unit[g][gr] = quantize_piece(a[g][gr], m8, q[g][gr]);
     // a tile stays within one value group: half % 16 == 0 and NC * 16 divides half or NC < 4
     for_code_tiles<NC>(nb, half, 16, [&](auto nc, int j0, int gr) {
       const int16_t* qp[NG];
@@ -295,13 +276,6 @@ void int4_group512(const float* const* w, const uint8_t* vals, int64_t n, int d,
       for (int g = 0; g < NG; ++g) qp[g] = q[g][gr], up[g] = unit[g][gr];
       int4_tile_vnni<NG, decltype(nc)::value>(qp, up, vp, m, vb, G, j0, out);
     });
-#else
-    for_code_tiles<NC>(nb, half, 16, [&](auto nc, int j0, int gr) {
-      const float* ap[NG];
-      for (int g = 0; g < NG; ++g) ap[g] = a[g][gr];
-      int4_tile512<NG, decltype(nc)::value>(ap, vp, m, vb, G, j0, out);
-    });
-#endif
   }
   for (int g = 0; g < NG; ++g)
     for (int gr = 0; gr < ng; ++gr) {
@@ -309,7 +283,8 @@ void int4_group512(const float* const* w, const uint8_t* vals, int64_t n, int d,
       for (int i = 0; i < G; ++i) out[g][gr * G + i] += c;
     }
 }
-#endif
+#endif  // VNNI
+#endif  // AVX2, AVX3_DL
 
 #if HWY_TARGET == HWY_NEON
 constexpr int kPieceNeon = 32;
@@ -349,7 +324,7 @@ void int4_tile_neon(const float* const* a, const uint8_t* vals, int64_t n, size_
       }
 }
 
-// As int4_group256 with 4-lane vectors (G % 16 == 0, d / G <= kMaxGroups).
+// As int4_group with float factors in 4-lane FMAs (G % 16 == 0, d / G <= kMaxGroups).
 template <int NG>
 void int4_group_neon(const float* const* w, const uint8_t* vals, int64_t n, int d, int G, float* const* out) {
   constexpr int NC = NG == 1 ? 4 : NG == 2 ? 3 : 2;  // 4 NG NC <= 24 accumulators
@@ -404,8 +379,8 @@ void int4_group_neon(const float* const* w, const uint8_t* vals, int64_t n, int 
 bool IntegerSums(int d, int group) {
   const int G = group ? group : d;
   (void)G;
-#if HWY_TARGET == HWY_AVX3_DL && H1BKV_HAVE_VNNI
-  return G % 32 == 0 && d / G <= kMaxGroups;
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3_DL
+  return G % 16 == 0 && d / G <= kMaxGroups;
 #else
   return false;
 #endif
@@ -420,7 +395,7 @@ void GroupSums(const float* const* w, int ngt, const uint8_t* vals, int64_t n, i
     return;
   }
 #endif
-#if HWY_TARGET == HWY_AVX3_DL
+#if HWY_TARGET == HWY_AVX3_DL && H1BKV_HAVE_VNNI
   if (G % 32 == 0 && ng <= kMaxGroups) {
     by_three_heads(ngt, [&](auto ng, int g0) { int4_group512<decltype(ng)::value>(w + g0, vals, n, d, G, out + g0); });
     return;
@@ -428,7 +403,7 @@ void GroupSums(const float* const* w, int ngt, const uint8_t* vals, int64_t n, i
 #endif
 #if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3_DL
   if (G % 16 == 0 && ng <= kMaxGroups) {
-    by_three_heads(ngt, [&](auto ng, int g0) { int4_group256<decltype(ng)::value>(w + g0, vals, n, d, G, out + g0); });
+    by_three_heads(ngt, [&](auto ng, int g0) { int4_group<decltype(ng)::value>(w + g0, vals, n, d, G, out + g0); });
     return;
   }
 #endif
