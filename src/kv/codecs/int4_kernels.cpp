@@ -68,8 +68,8 @@ template <class F>
 #if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3_DL
 constexpr int kPiece = 64;  // tokens per piece; int4.cpp's int4_accumulate_q16_ref mirrors it
 
-// q[t] = a[t] / unit rounded to nearest even, unit = max |a| / 32767 over t < m (0: all zero);
-// a and q hold 0 from m to m rounded up to 8. Returns unit.
+// q[t] = a[t] / unit rounded to nearest even for t < m (a multiple of 8; a is 0 past the piece's
+// tokens, and so is q), unit = max |a| / 32767 (0 when a is all zero). Returns unit.
 inline float quantize_piece(const float* a, int m, int16_t* q) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
   __m256 mx = _mm256_setzero_ps();
