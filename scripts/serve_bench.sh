@@ -3,7 +3,8 @@
 # llama-server when LLAMA_SERVER names its binary), scripts/serve_load.py against it, on loopback.
 # Usage: scripts/serve_bench.sh batching|memory [ROW...]   (rows: see below; default all)
 # Env: MODEL (SmolLM2 Q4_1 GGUF), PY (python with openai), LLAMA_SERVER (llama-server binary; its
-# rows are skipped without it), T (threads, 2), PORT (18431), REQUESTS (memory rows: 8).
+# rows are skipped without it), T (threads, 2), PORT (18431), REQUESTS (memory rows: 8),
+# LOAD_ARGS (more serve_load.py options, e.g. --no-stream).
 # Prints each row's Markdown line (serve_load.py's columns) as it ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,7 +42,7 @@ row() {
     sleep 0.2
   done
   # shellcheck disable=SC2086
-  "$PY" scripts/serve_load.py "http://127.0.0.1:$PORT" $load --label "$label" | tail -1
+  "$PY" scripts/serve_load.py "http://127.0.0.1:$PORT" $load ${LOAD_ARGS:-} --label "$label" | tail -1
   cleanup
 }
 

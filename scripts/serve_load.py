@@ -10,8 +10,12 @@ tokens after each request's first, over the time when at least one request was b
 and last token), the server's decode-only tokens/s (h1bkv: h1bkv_decode_tokens_total /
 h1bkv_decode_seconds_total), time to first token p50/p99, inter-token latency p50/p99, failed
 requests (errors, and those the time limit cut), wall time, mean 1-minute load average.
+--no-stream sends whole (non-streaming) requests: the client then does no work per token (on a
+2-core machine it shares the cores with the server), and has no time to first token, inter-token
+latency or client-side decode rate ("-"); the server's decode-only rate remains.
 Usage: .venv/bin/python scripts/serve_load.py URL [--requests 8] [--concurrency 8]
-       [--prompt-tokens 1900] [--context 2048] [--time-limit 900] [--label NAME] [--words N]"""
+       [--prompt-tokens 1900] [--context 2048] [--time-limit 900] [--label NAME] [--words N]
+       [--no-stream]"""
 import argparse
 import asyncio
 import os
@@ -29,7 +33,12 @@ def percentile(xs, p):
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
-async def one(client, model, prompt, max_tokens, ttft, itl, counts):
+async def one(client, model, prompt, max_tokens, ttft, itl, counts, stream_it=True):
+    if not stream_it:
+        r = await client.completions.create(model=model, prompt=prompt, max_tokens=max_tokens, temperature=0)
+        counts["generated"] += r.usage.completion_tokens
+        counts["prompt"].append(r.usage.prompt_tokens)
+        return
     t0 = time.monotonic()
     first = last = None
     chunks, usage = 0, None
@@ -55,6 +64,13 @@ async def one(client, model, prompt, max_tokens, ttft, itl, counts):
         counts["prompt"].append(usage.prompt_tokens)
     if first is not None:
         counts["decode"].append((first, last, generated - 1))
+
+
+def lat(xs, scale, fmt):
+    """p50 / p99 of xs times scale, or - when there are none (whole responses)."""
+    if not xs:
+        return "-"
+    return f"{scale * percentile(xs, 50):{fmt}} / {scale * percentile(xs, 99):{fmt}}"
 
 
 def union_seconds(spans):
@@ -100,6 +116,7 @@ async def main():
     ap.add_argument("--time-limit", type=float, default=900)
     ap.add_argument("--label", default="")
     ap.add_argument("--words", type=int, default=0, help="words per prompt (default: from --prompt-tokens)")
+    ap.add_argument("--no-stream", action="store_true", help="whole responses: no per-token client work")
     a = ap.parse_args()
     client = openai.AsyncOpenAI(base_url=a.url + "/v1", api_key="-", max_retries=0, timeout=a.time_limit)
     model = (await client.models.list()).data[0].id
@@ -119,7 +136,7 @@ async def main():
         nonlocal failed, completed
         async with sem:
             try:
-                await one(client, model, p, max_tokens, ttft, itl, counts)
+                await one(client, model, p, max_tokens, ttft, itl, counts, not a.no_stream)
                 completed += 1
             except Exception as e:  # counted, and the first few printed
                 failed += 1
@@ -145,15 +162,14 @@ async def main():
         server_decode = f"{float(dt.group(1)) / float(ds.group(1)):.1f}"
     decode_tokens = sum(n for _, _, n in counts["decode"])
     decode_span = union_seconds(counts["decode"])
-    client_decode = decode_tokens / decode_span if decode_span > 0 else float("nan")
+    client_decode = f"{decode_tokens / decode_span:.1f}" if decode_span > 0 else "-"
     prompt_tok = max(counts["prompt"]) if counts["prompt"] else 0
     load = sum(seen["load"]) / len(seen["load"]) if seen["load"] else float("nan")
     print(f"{n_words} words per prompt, {counts['generated']} tokens generated")
     held = f"{seen['held'] / 1e6:.1f}" if seen["held"] >= 0 else "-"
     print(f"| {a.label} | {most} | {held} | {a.requests} x ({prompt_tok} prompt + {max_tokens} max) | "
-          f"{counts['generated'] / wall:.1f} | {client_decode:.1f} | {server_decode} | "
-          f"{percentile(ttft, 50):.2f} / {percentile(ttft, 99):.2f} | "
-          f"{1000 * percentile(itl, 50):.0f} / {1000 * percentile(itl, 99):.0f} | {failed} | {wall:.0f} | "
+          f"{counts['generated'] / wall:.1f} | {client_decode} | {server_decode} | "
+          f"{lat(ttft, 1, '.2f')} | {lat(itl, 1000, '.0f')} | {failed} | {wall:.0f} | "
           f"{load:.1f} |")
 
 
