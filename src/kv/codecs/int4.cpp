@@ -86,7 +86,7 @@ void int4_accumulate_ref(const float* w, const uint8_t* vals, int64_t n, int d, 
 
 void int4_accumulate_q16_ref(const float* w, const uint8_t* vals, int64_t n, int d, int group,
                              float* out) {
-  constexpr int kPiece = 64;  // int4_kernels.cpp's kPiece
+  constexpr int kPiece = detail::kInt4Piece;
   const int G = group ? group : d, ng = d / G;
   const size_t vb = int4_bytes(d, group);
   std::vector<double> mins(ng, 0.0);

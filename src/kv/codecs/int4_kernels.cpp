@@ -66,7 +66,7 @@ template <class F>
 }
 
 #if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3_DL
-constexpr int kPiece = 64;  // tokens per piece; int4.cpp's int4_accumulate_q16_ref mirrors it
+constexpr int kPiece = kInt4Piece;
 
 // q[t] = a[t] / unit rounded to nearest even for t < m (a multiple of 8; a is 0 past the piece's
 // tokens, and so is q), unit = max |a| / 32767 (0 when a is all zero). Returns unit.

@@ -13,6 +13,10 @@ namespace h1bkv::detail {
 void int4_group_sums(Isa isa, const float* const* w, int ng, const uint8_t* vals, int64_t n, int d,
                      int group, float* const* acc);
 
+// Tokens per piece of the integer arithmetic: one 16-bit factor unit per piece and value group
+// (int4_kernels.cpp's x86 paths and int4.cpp's int4_accumulate_q16_ref).
+constexpr int kInt4Piece = 64;
+
 // Whether int4_group_sums on `isa` takes int4.h's integer arithmetic (int4_accumulate_q16_ref).
 bool int4_integer_sums(Isa isa, int d, int group);
 
